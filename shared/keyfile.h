@@ -1,0 +1,41 @@
+/* kd3 key files: one principal's long-term keys, one line per kvno.
+ *
+ *   # kd3 key file: keep secret (mode 0600)
+ *   principal = alice
+ *   key = 1:<64 hex digits>
+ *   key = 2:<64 hex digits>
+ *
+ * Loading refuses a file that group or others can read, or that is not a regular
+ * file, with a clear error; writing creates it with mode 0600 atomically (temp file,
+ * fsync, rename), so a crash never leaves half a key file. */
+#ifndef KD3_KEYFILE_H
+#define KD3_KEYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define KD3_KEYFILE_KEYS_MAX 8
+
+typedef struct kd3_keyfile_entry {
+	uint32_t kvno;
+	uint8_t key[KD3_KEY_LEN];
+} kd3_keyfile_entry;
+
+typedef struct kd3_keyfile {
+	char principal[KD3_NAME_MAX + 1];
+	size_t nkeys;
+	kd3_keyfile_entry keys[KD3_KEYFILE_KEYS_MAX];
+} kd3_keyfile;
+
+/* err gets "path:line: reason" or "path: reason". Wipes kf on failure. */
+int kd3_keyfile_load(const char *path, kd3_keyfile *kf, char *err, size_t err_len);
+/* Refuses to overwrite an existing file unless overwrite is set. */
+int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
+		      size_t err_len);
+/* The entry with the highest kvno, or NULL when empty. */
+const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf);
+void kd3_keyfile_wipe(kd3_keyfile *kf);
+
+#endif
