@@ -208,8 +208,9 @@ static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *
  * a reflector. */
 static int looks_like_kd3(const uint8_t *in, size_t in_len)
 {
-	long size = kd3_frame_size(in, in_len);
-	return in_len >= KD3_HDR_LEN && (size == (long)in_len || size == -KD3_E_UNSUPPORTED);
+	if (in_len < KD3_HDR_LEN || strcmp(kd3_type_name(in[1]), "UNKNOWN") == 0)
+		return 0;
+	return kd3_get_u16(in + 2) == in_len - KD3_HDR_LEN; /* any version: we say UNSUPPORTED */
 }
 
 int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms, uint8_t *out,
