@@ -435,7 +435,8 @@ static const struct transition *find_transition(const kd3_peer *p, kd3_source sr
 }
 
 /* The first failure is kept. Before the channel exists the other side gets an
- * ERROR; after, an authenticated CLOSE naming the reason. */
+ * ERROR (wire codes only); after, an authenticated CLOSE whose reason is the
+ * kd3_err code itself, so the peer can name the precise cause. */
 static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *out)
 {
 	p->state = KD3_PS_FAILED;
@@ -448,7 +449,7 @@ static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *ou
 		uint8_t buf[2 + 1 + 255];
 		kd3_writer w;
 		kd3_wr_init(&w, buf, sizeof(buf));
-		kd3_wr_u16(&w, wire_code(err));
+		kd3_wr_u16(&w, (uint16_t)err);
 		kd3_wr_str(&w, text, strlen(text));
 		kd3_channel_seal(&p->ch, KD3_R_CLOSE, buf, w.len, out->to_peer);
 	} else if (was != KD3_PS_ESTABLISHED) {

@@ -28,7 +28,8 @@
 #define KD3_R_KEY_UPDATE 0x03
 #define KD3_R_CLOSE      0x04
 
-/* CLOSE reasons (u16). 0 is the normal end; others are kd3_err codes. */
+/* CLOSE reasons (u16). 0 is the normal end; any other value is the kd3_err code
+ * (err.h) of the failure that ended the session. */
 #define KD3_CLOSE_NORMAL 0
 
 /* Field sizes. */
