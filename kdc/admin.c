@@ -1,0 +1,334 @@
+/* kdc admin subcommands: each database change is one transaction, and a key file that
+ * cannot be written rolls the change back, so the database and the key files agree. */
+#include "admin.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "db.h"
+#include "err.h"
+#include "keyfile.h"
+#include "log.h"
+#include "msg.h"
+
+#define ADMIN_ERR_MAX 640
+
+static int check_name(const char *name)
+{
+	if (kd3_name_valid_cstr(name))
+		return KD3_OK;
+	kd3_log_error("invalid principal name '%.64s' (1..255 characters of A-Z a-z 0-9 . _ @ / -)",
+		      name);
+	return KD3_E_USAGE;
+}
+
+/* --keyfile, or ./NAME.key with any '/' in NAME written as '_'. */
+static void keyfile_path(const kdc_opts *o, const char *name, char path[PATH_MAX])
+{
+	if (o->keyfile[0]) {
+		snprintf(path, PATH_MAX, "%s", o->keyfile);
+		return;
+	}
+	int n = snprintf(path, PATH_MAX, "./%s.key", name);
+	for (int i = 2; i < n && i < PATH_MAX; i++)
+		if (path[i] == '/')
+			path[i] = '_';
+}
+
+static int admin_open(const kdc_opts *o, int writable, kdc_db *db)
+{
+	char err[ADMIN_ERR_MAX];
+	int ret = kdc_db_open(o->db, writable, db, err, sizeof(err));
+	if (ret != KD3_OK)
+		kd3_log_error("%s", err);
+	return ret;
+}
+
+/* Ends a transaction: commit on success, else roll back and report err. */
+static int admin_finish(kdc_db *db, int ret, const char *err)
+{
+	char cerr[ADMIN_ERR_MAX];
+	if (ret == KD3_OK) {
+		ret = kdc_db_commit(db, cerr, sizeof(cerr));
+		if (ret != KD3_OK)
+			kd3_log_error("%s", cerr);
+	} else {
+		kdc_db_rollback(db);
+		kd3_log_error("%s", err);
+	}
+	return ret;
+}
+
+int kdc_cmd_init(kdc_opts *o)
+{
+	char err[ADMIN_ERR_MAX];
+	kdc_db db;
+	int ret = kdc_db_create(o->db, &db, err, sizeof(err));
+	if (ret != KD3_OK) {
+		kd3_log_error("%s", err);
+		return ret;
+	}
+	kdc_db_close(&db);
+	printf("created database %s\n", o->db);
+	return KD3_OK;
+}
+
+/* A new random key from the DRBG. */
+static int new_key(const char *pers, uint8_t key[KD3_KEY_LEN])
+{
+	kd3_crypto c;
+	int ret = kd3_crypto_init(&c, pers, 1);
+	if (ret == KD3_OK)
+		ret = kd3_crypto_rng(&c, key, KD3_KEY_LEN);
+	kd3_crypto_free(&c);
+	if (ret != KD3_OK)
+		kd3_log_error("cannot draw a new key: %s", kd3_strerror(ret));
+	return ret;
+}
+
+/* Inside a transaction: the new principal, its key, then the key file. */
+static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf, char *err,
+		     size_t len)
+{
+	int64_t now = (int64_t)time(NULL);
+	int ret = kdc_db_principal_insert(db, name, now, err, len);
+	if (ret == KD3_OK)
+		ret = kdc_db_key_insert(db, name, kf->keys[0].kvno, kf->keys[0].key, now, err, len);
+	if (ret == KD3_OK)
+		ret = kd3_keyfile_write(path, kf, 0, err, len);
+	return ret;
+}
+
+int kdc_cmd_add(kdc_opts *o)
+{
+	const char *name = o->args[0];
+	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
+	kd3_keyfile kf;
+	kdc_db db = {0};
+	int ret = check_name(name);
+
+	memset(&kf, 0, sizeof(kf));
+	if (ret != KD3_OK)
+		goto out;
+	keyfile_path(o, name, path);
+	if ((ret = admin_open(o, 1, &db)) != KD3_OK)
+		goto out;
+	snprintf(kf.principal, sizeof(kf.principal), "%s", name);
+	kf.nkeys = 1;
+	kf.keys[0].kvno = 1;
+	if ((ret = new_key("kd3 kdc add", kf.keys[0].key)) != KD3_OK)
+		goto out;
+	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK) {
+		kd3_log_error("%s", err);
+		goto out;
+	}
+	ret = add_in_tx(&db, name, path, &kf, err, sizeof(err));
+	int wrote_file = ret == KD3_OK;
+	ret = admin_finish(&db, ret, err);
+	if (ret != KD3_OK && wrote_file)
+		unlink(path); /* the commit failed: the key file holds a key nobody has */
+	if (ret == KD3_OK)
+		printf("added principal %s, kvno 1, key file %s\n", name, path);
+out:
+	kd3_keyfile_wipe(&kf);
+	kdc_db_close(&db);
+	return ret;
+}
+
+/* Inside a transaction: kvno max+1, then the key file with every kvno. */
+static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t *kvno, char *err,
+			size_t len)
+{
+	kdc_db_principal p;
+	kd3_keyfile kf;
+	uint8_t key[KD3_KEY_LEN];
+	int ret = kdc_db_principal_get(db, name, &p, err, len);
+
+	memset(&kf, 0, sizeof(kf));
+	if (ret != KD3_OK)
+		goto out;
+	ret = KD3_E_EXISTS;
+	if (p.total_kvnos >= KD3_KEYFILE_KEYS_MAX || p.kvno_max == UINT32_MAX) {
+		snprintf(err, len, "principal '%s' has %zu key versions; retire one first", name,
+			 p.total_kvnos);
+		goto out;
+	}
+	*kvno = p.kvno_max + 1;
+	if ((ret = new_key("kd3 kdc rotate", key)) != KD3_OK) {
+		snprintf(err, len, "cannot draw a new key");
+		goto out;
+	}
+	ret = kdc_db_key_insert(db, name, *kvno, key, (int64_t)time(NULL), err, len);
+	if (ret == KD3_OK)
+		ret = kdc_db_keys_get(db, name, &kf, err, len);
+	/* The new file holds every kvno, the old ones too: it replaces the old file. */
+	if (ret == KD3_OK)
+		ret = kd3_keyfile_write(path, &kf, 1, err, len);
+out:
+	kd3_wipe(key, sizeof(key));
+	kd3_keyfile_wipe(&kf);
+	return ret;
+}
+
+int kdc_cmd_rotate(kdc_opts *o)
+{
+	const char *name = o->args[0];
+	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
+	kdc_db db = {0};
+	uint32_t kvno = 0;
+	int ret = check_name(name);
+
+	if (ret != KD3_OK)
+		return ret;
+	keyfile_path(o, name, path);
+	if ((ret = admin_open(o, 1, &db)) != KD3_OK)
+		return ret;
+	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK)
+		kd3_log_error("%s", err);
+	else
+		ret =
+		    admin_finish(&db, rotate_in_tx(&db, name, path, &kvno, err, sizeof(err)), err);
+	if (ret == KD3_OK)
+		printf("rotated principal %s to kvno %u, key file %s (holds every kvno)\n", name,
+		       (unsigned)kvno, path);
+	kdc_db_close(&db);
+	return ret;
+}
+
+static int parse_kvno(const char *s, uint32_t *kvno)
+{
+	uint64_t v = 0;
+	if (!*s)
+		return KD3_E_USAGE;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return KD3_E_USAGE;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return KD3_E_USAGE;
+	}
+	*kvno = (uint32_t)v;
+	return v ? KD3_OK : KD3_E_USAGE;
+}
+
+static int retire_in_tx(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t len)
+{
+	kdc_db_principal p;
+	int ret = kdc_db_principal_get(db, name, &p, err, len);
+	if (ret == KD3_OK)
+		ret = kdc_db_key_delete(db, name, kvno, err, len);
+	if (ret == KD3_OK && p.total_kvnos <= 1) { /* rolled back by the caller */
+		snprintf(err, len, "kvno %u is the last key of '%s'; remove the principal instead",
+			 (unsigned)kvno, name);
+		ret = KD3_E_USAGE;
+	}
+	return ret;
+}
+
+int kdc_cmd_retire(kdc_opts *o)
+{
+	const char *name = o->args[0];
+	char err[ADMIN_ERR_MAX] = "";
+	kdc_db db = {0};
+	uint32_t kvno = 0;
+	int ret = check_name(name);
+
+	if (ret != KD3_OK)
+		return ret;
+	if (parse_kvno(o->args[1], &kvno) != KD3_OK) {
+		kd3_log_error("kvno '%.32s' is not a number in 1..4294967295", o->args[1]);
+		return KD3_E_USAGE;
+	}
+	if ((ret = admin_open(o, 1, &db)) != KD3_OK)
+		return ret;
+	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK)
+		kd3_log_error("%s", err);
+	else
+		ret = admin_finish(&db, retire_in_tx(&db, name, kvno, err, sizeof(err)), err);
+	if (ret == KD3_OK)
+		printf("retired kvno %u of %s (re-export its key file: kdc export %s --force)\n",
+		       (unsigned)kvno, name, name);
+	kdc_db_close(&db);
+	return ret;
+}
+
+/* remove, enable, disable: one statement in one transaction. */
+enum named_change { CHANGE_REMOVE, CHANGE_ENABLE, CHANGE_DISABLE };
+
+static int named_change(kdc_opts *o, enum named_change what)
+{
+	static const char *const done[] = {"removed", "enabled", "disabled"};
+	const char *name = o->args[0];
+	char err[ADMIN_ERR_MAX] = "";
+	kdc_db db = {0};
+	int ret = check_name(name);
+
+	if (ret != KD3_OK)
+		return ret;
+	if ((ret = admin_open(o, 1, &db)) != KD3_OK)
+		return ret;
+	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK) {
+		kd3_log_error("%s", err);
+		goto out;
+	}
+	if (what == CHANGE_REMOVE)
+		ret = kdc_db_principal_delete(&db, name, err, sizeof(err));
+	else
+		ret = kdc_db_principal_set_enabled(&db, name, what == CHANGE_ENABLE, err,
+						   sizeof(err));
+	ret = admin_finish(&db, ret, err);
+	if (ret == KD3_OK)
+		printf("%s principal %s\n", done[what], name);
+out:
+	kdc_db_close(&db);
+	return ret;
+}
+
+int kdc_cmd_remove(kdc_opts *o)
+{
+	return named_change(o, CHANGE_REMOVE);
+}
+
+int kdc_cmd_enable(kdc_opts *o)
+{
+	return named_change(o, CHANGE_ENABLE);
+}
+
+int kdc_cmd_disable(kdc_opts *o)
+{
+	return named_change(o, CHANGE_DISABLE);
+}
+
+int kdc_cmd_export(kdc_opts *o)
+{
+	const char *name = o->args[0];
+	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
+	kdc_db_principal p;
+	kd3_keyfile kf;
+	kdc_db db = {0};
+	int ret = check_name(name);
+
+	memset(&kf, 0, sizeof(kf));
+	if (ret != KD3_OK)
+		return ret;
+	keyfile_path(o, name, path);
+	if ((ret = admin_open(o, 0, &db)) != KD3_OK)
+		return ret;
+	ret = kdc_db_principal_get(&db, name, &p, err, sizeof(err));
+	if (ret == KD3_OK)
+		ret = kdc_db_keys_get(&db, name, &kf, err, sizeof(err));
+	if (ret == KD3_OK)
+		ret = kd3_keyfile_write(path, &kf, o->force, err, sizeof(err));
+	if (ret == KD3_OK)
+		printf("exported %s (%zu key version%s) to %s\n", name, kf.nkeys,
+		       kf.nkeys == 1 ? "" : "s", path);
+	else
+		kd3_log_error("%s", err);
+	kd3_keyfile_wipe(&kf);
+	kdc_db_close(&db);
+	return ret;
+}

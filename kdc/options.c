@@ -1,0 +1,218 @@
+/* kdc options: defaults, then kdc.conf, then the command line (which wins). */
+#include "options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "wire.h"
+
+#define KDC_TABLE_MAX 16
+#define KDC_CLI_MAX   64 /* table options given on one command line */
+
+enum { OPT_HELP = 'h', OPT_CONFIG = 256, OPT_KEYFILE, OPT_FORCE, OPT_TABLE = 512 };
+
+size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
+{
+	const kd3_option table[] = {
+	    {"db", KD3_OPT_STR, o->db, 0, 0, "SQLite database of principals and keys (./kd3.db)"},
+	    {"listen", KD3_OPT_STR, o->listen, 0, 0,
+	     "IP literal and port to serve on, UDP and TCP (127.0.0.1:7088)"},
+	    {"workers", KD3_OPT_UINT, &o->workers, 1, KDC_WORKERS_MAX,
+	     "worker threads, each with its own sockets (online cores)"},
+	    {"lifetime", KD3_OPT_UINT, &o->lifetime, 1, 604800,
+	     "session key lifetime in seconds (3600)"},
+	    {"deny", KD3_OPT_LIST, &o->deny, 0, 0,
+	     "refuse INITIATOR->RESPONDER, '*' for any; repeatable (none)"},
+	    {"suites", KD3_OPT_SUITES, &o->suites, 0, 0,
+	     "suites the KDC issues keys for (chacha20-poly1305,aes-256-gcm)"},
+	    {"require-fs", KD3_OPT_BOOL, &o->require_fs, 0, 0,
+	     "refuse requests without forward-secret mode (no)"},
+	    {"cache-window-ms", KD3_OPT_UINT, &o->cache_window_ms, 0, 60000,
+	     "an identical M2 within this window gets the same M3 (5000)"},
+	    {"max-conns", KD3_OPT_UINT, &o->max_conns, 1, 65536,
+	     "open TCP connections per worker; more are closed at once (1024)"},
+	    {"idle-timeout-ms", KD3_OPT_UINT, &o->idle_timeout_ms, 100, 600000,
+	     "close a TCP connection that sends no whole frame for this long (5000)"},
+	    {"log-requests", KD3_OPT_BOOL, &o->log_requests, 0, 0,
+	     "one log line per request (yes)"},
+	    {"trace", KD3_OPT_BOOL, &o->trace, 0, 0,
+	     "print every frame in and out (no; also KD3_TRACE=1)"},
+	};
+	size_t n = sizeof(table) / sizeof(table[0]);
+	if (n > cap)
+		n = cap;
+	memcpy(out, table, n * sizeof(table[0]));
+	return n;
+}
+
+static void options_defaults(kdc_opts *o)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->db, sizeof(o->db), "%s", KDC_DB_DEFAULT);
+	snprintf(o->listen, sizeof(o->listen), "127.0.0.1:%d", KD3_KDC_PORT_DEFAULT);
+	o->workers = cores < 1 ? 1 : cores > KDC_WORKERS_MAX ? KDC_WORKERS_MAX : (uint64_t)cores;
+	o->lifetime = KDC_LIFETIME_DEFAULT;
+	o->suites = (uint8_t)(1u << KD3_SUITE_CHACHAPOLY | 1u << KD3_SUITE_AES256GCM);
+	o->cache_window_ms = KDC_CACHE_WINDOW_MS;
+	o->max_conns = KDC_MAX_CONNS_DEFAULT;
+	o->idle_timeout_ms = KDC_IDLE_MS_DEFAULT;
+	o->log_requests = 1;
+}
+
+/* The table options a subcommand takes on its command line: all for serve, else --db. */
+static int cmd_takes_option(const kdc_cmd *cmd, const kd3_option *opt)
+{
+	return (cmd->takes & KDC_TAKES_SERVE) || strcmp(opt->name, "db") == 0;
+}
+
+static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
+{
+	kd3_option shown[KDC_TABLE_MAX + 3];
+	size_t n = 0;
+
+	printf("usage: kdc %s%s%s [options]\n  %s\n\noptions:\n", cmd->name, cmd->nargs ? " " : "",
+	       cmd->args, cmd->summary);
+	for (size_t i = 0; i < nt; i++)
+		if (cmd_takes_option(cmd, &table[i]))
+			shown[n++] = table[i];
+	shown[n++] = (kd3_option){
+	    "config", KD3_OPT_STR, NULL,
+	    0,	      0,	   "read these settings from a kdc.conf first ([kdc] section)"};
+	if (cmd->takes & KDC_TAKES_KEYFILE)
+		shown[n++] = (kd3_option){
+		    "keyfile", KD3_OPT_STR, NULL,
+		    0,	       0,	    "key file to write (./NAME.key, '/' in NAME as '_')"};
+	kd3_conf_print_help(shown, n);
+	printf("\n");
+	if (cmd->takes & KDC_TAKES_FORCE)
+		printf("  --force     overwrite an existing key file\n");
+	printf("  -h, --help  show this help\n");
+}
+
+static int copy_arg(char *dst, const char *src, const char *name, char *err, size_t len)
+{
+	size_t n = strlen(src);
+	if (n >= KD3_CONF_STR_MAX) {
+		snprintf(err, len, "--%s: value is too long (max %d bytes)", name,
+			 KD3_CONF_STR_MAX - 1);
+		return KD3_E_USAGE;
+	}
+	memcpy(dst, src, n + 1);
+	return KD3_OK;
+}
+
+static size_t build_longopts(const kdc_cmd *cmd, const kd3_option *table, size_t nt,
+			     struct option *lo)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nt; i++) {
+		if (!cmd_takes_option(cmd, &table[i]))
+			continue;
+		int has = table[i].type == KD3_OPT_BOOL ? optional_argument : required_argument;
+		lo[n++] = (struct option){table[i].name, has, NULL, OPT_TABLE + (int)i};
+	}
+	lo[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+	lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+	if (cmd->takes & KDC_TAKES_KEYFILE)
+		lo[n++] = (struct option){"keyfile", required_argument, NULL, OPT_KEYFILE};
+	if (cmd->takes & KDC_TAKES_FORCE)
+		lo[n++] = (struct option){"force", no_argument, NULL, OPT_FORCE};
+	lo[n] = (struct option){NULL, 0, NULL, 0};
+	return n;
+}
+
+struct cli_setting {
+	size_t index;	   /* into the table */
+	const char *value; /* points into argv */
+};
+
+/* Reads the command line; table settings are kept to apply after kdc.conf. */
+static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
+		      const kd3_option *table, size_t nt, struct cli_setting *cli, size_t *ncli,
+		      char *err, size_t len)
+{
+	struct option lo[KDC_TABLE_MAX + 6];
+	int c;
+
+	build_longopts(cmd, table, nt, lo);
+	opterr = 0;
+	optind = 0; /* GNU: start over (tests parse more than once) */
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+		int ret = KD3_OK;
+		if (c == OPT_HELP) {
+			o->help_shown = 1;
+		} else if (c == OPT_CONFIG) {
+			ret = copy_arg(o->config, optarg, "config", err, len);
+		} else if (c == OPT_KEYFILE) {
+			ret = copy_arg(o->keyfile, optarg, "keyfile", err, len);
+		} else if (c == OPT_FORCE) {
+			o->force = 1;
+		} else if (c >= OPT_TABLE && (size_t)(c - OPT_TABLE) < nt) {
+			if (*ncli >= KDC_CLI_MAX) {
+				snprintf(err, len, "kdc %s: too many options", cmd->name);
+				return KD3_E_USAGE;
+			}
+			cli[*ncli].index = (size_t)(c - OPT_TABLE);
+			cli[(*ncli)++].value = optarg ? optarg : "yes";
+		} else if (c == ':') {
+			snprintf(err, len, "kdc %s: option '%s' needs a value", cmd->name,
+				 argv[optind - 1]);
+			ret = KD3_E_USAGE;
+		} else {
+			snprintf(err, len, "kdc %s: unknown option '%s'; see 'kdc %s --help'",
+				 cmd->name, argv[optind - 1], cmd->name);
+			ret = KD3_E_USAGE;
+		}
+		if (ret != KD3_OK)
+			return ret;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (o->nargs >= cmd->nargs || o->nargs >= KDC_ARGS_MAX) {
+			snprintf(err, len,
+				 "kdc %s: unexpected argument '%.64s'; see 'kdc %s --help'",
+				 cmd->name, argv[i], cmd->name);
+			return KD3_E_USAGE;
+		}
+		o->args[o->nargs++] = argv[i];
+	}
+	return KD3_OK;
+}
+
+int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, char *err,
+		      size_t err_len)
+{
+	kd3_option table[KDC_TABLE_MAX];
+	struct cli_setting cli[KDC_CLI_MAX];
+	size_t ncli = 0;
+
+	options_defaults(o);
+	size_t nt = kdc_options_table(o, table, KDC_TABLE_MAX);
+	int ret = parse_argv(cmd, argc, argv, o, table, nt, cli, &ncli, err, err_len);
+	if (ret != KD3_OK)
+		return ret;
+	if (o->help_shown) {
+		print_help(cmd, table, nt);
+		return KD3_OK;
+	}
+	if (o->nargs != cmd->nargs) {
+		snprintf(err, err_len, "kdc %s: expected %s; see 'kdc %s --help'", cmd->name,
+			 cmd->args, cmd->name);
+		return KD3_E_USAGE;
+	}
+	if (o->config[0]) {
+		ret = kd3_conf_load(o->config, "kdc", table, nt, err, err_len);
+		if (ret != KD3_OK)
+			return ret;
+	}
+	for (size_t i = 0; i < ncli; i++) {
+		ret = kd3_conf_set(table, nt, table[cli[i].index].name, cli[i].value, err, err_len);
+		if (ret != KD3_OK)
+			return ret;
+	}
+	return KD3_OK;
+}

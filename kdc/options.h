@@ -1,0 +1,66 @@
+/* kdc options: one table for kdc.conf keys and long options (shared/conf.h), plus the
+ * few options that exist only on the command line (--config, --keyfile, --force). */
+#ifndef KDC_OPTIONS_H
+#define KDC_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+#define KDC_DB_DEFAULT	      "./kd3.db"
+#define KDC_LIFETIME_DEFAULT  3600
+#define KDC_CACHE_WINDOW_MS   5000
+#define KDC_MAX_CONNS_DEFAULT 1024
+#define KDC_IDLE_MS_DEFAULT   5000
+#define KDC_WORKERS_MAX	      256
+#define KDC_ARGS_MAX	      2
+
+typedef struct kdc_opts {
+	/* kdc.conf keys and their long options. */
+	char db[KD3_CONF_STR_MAX];
+	char listen[KD3_CONF_STR_MAX];
+	uint64_t workers;
+	uint64_t lifetime;
+	kd3_conf_list deny;
+	uint8_t suites;
+	int require_fs;
+	uint64_t cache_window_ms;
+	uint64_t max_conns;
+	uint64_t idle_timeout_ms;
+	int log_requests;
+	int trace;
+
+	/* Command line only. */
+	char config[KD3_CONF_STR_MAX];
+	char keyfile[KD3_CONF_STR_MAX];
+	int force;
+	const char *args[KDC_ARGS_MAX]; /* positional arguments (NAME, KVNO) */
+	size_t nargs;
+	int help_shown;
+} kdc_opts;
+
+/* A subcommand: what it takes on the command line and what it runs. */
+#define KDC_TAKES_KEYFILE 0x01
+#define KDC_TAKES_FORCE	  0x02
+#define KDC_TAKES_SERVE	  0x04 /* every kdc.conf key as a long option */
+
+typedef struct kdc_cmd {
+	const char *name;
+	int (*run)(kdc_opts *o);
+	const char *args; /* e.g. "NAME" */
+	size_t nargs;
+	unsigned takes;
+	const char *summary;
+} kdc_cmd;
+
+/* Defaults, then kdc.conf (--config), then the command line, which wins. argv[0] is
+ * the subcommand. KD3_E_USAGE or KD3_E_CONFIG with err set on a bad command line or
+ * config; o->help_shown after --help. */
+int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, char *err,
+		      size_t err_len);
+
+/* The kdc.conf table over o. */
+size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap);
+
+#endif

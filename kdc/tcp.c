@@ -1,0 +1,219 @@
+/* kdc TCP: connections from a preallocated pool, each with a fixed input buffer
+ * (kd3_stream) and a deadline. The active list is kept in deadline order (a connection
+ * moves to the tail when its deadline is renewed), so expiry only looks at the head.
+ * A peer must send a whole frame within the idle timeout: a slow or silent peer costs
+ * a slot and a timer, never a thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "msg.h"
+#include "worker.h"
+
+static void active_unlink(kdc_worker *w, kdc_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->active_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		w->active_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void active_append(kdc_worker *w, kdc_conn *c)
+{
+	c->next = NULL;
+	c->prev = w->active_tail;
+	if (w->active_tail)
+		w->active_tail->next = c;
+	else
+		w->active_head = c;
+	w->active_tail = c;
+}
+
+/* A new deadline; the idle timeout is the same for all, so the tail stays latest. */
+static void conn_touch(kdc_worker *w, kdc_conn *c)
+{
+	c->deadline_ms = kd3_now_ms() + w->cfg->idle_ms;
+	active_unlink(w, c);
+	active_append(w, c);
+}
+
+static void conn_close(kdc_worker *w, kdc_conn *c)
+{
+	if (c->fd < 0)
+		return;
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	kd3_stream_wipe(&c->in);
+	active_unlink(w, c);
+	w->active--;
+	c->next = w->free_list;
+	w->free_list = c;
+}
+
+/* Out of descriptors: free the spare one to accept and close the connection at once,
+ * so the listening socket does not stay readable and spin the loop. */
+static void accept_shed(kdc_worker *w)
+{
+	if (w->spare_fd < 0)
+		return;
+	close(w->spare_fd);
+	int fd = accept(w->tcp_fd, NULL, NULL);
+	if (fd >= 0)
+		close(fd);
+	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
+{
+	int one = 1;
+	kdc_conn *c = w->free_list;
+	if (!c) { /* the cap: accepted and closed at once */
+		close(fd);
+		kd3_log_debug("tcp: %zu connections open, one more refused", w->active);
+		return;
+	}
+	w->free_list = c->next;
+	c->fd = fd;
+	c->peer = *peer;
+	kd3_stream_init(&c->in);
+	c->prev = c->next = NULL;
+	c->deadline_ms = kd3_now_ms() + w->cfg->idle_ms;
+	active_append(w, c);
+	w->active++;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	ev.data.u64 = KDC_TAG_CONN + (uint64_t)(c - w->conns);
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		kd3_log_error("tcp: cannot watch a connection: %s", strerror(errno));
+		conn_close(w, c);
+	}
+}
+
+void kdc_tcp_accept(kdc_worker *w)
+{
+	for (;;) {
+		kd3_addr peer;
+		memset(&peer, 0, sizeof(peer));
+		peer.len = sizeof(peer.ss);
+		int fd = accept4(w->tcp_fd, (struct sockaddr *)&peer.ss, &peer.len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			conn_open(w, fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE) {
+			kd3_log_error("tcp: out of file descriptors; a connection was refused");
+			accept_shed(w);
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			kd3_log_error("tcp: accept failed: %s", strerror(errno));
+		}
+		return;
+	}
+}
+
+/* The whole reply or nothing: a peer that does not read its replies is dropped. */
+static int conn_send(kdc_conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t r;
+	do
+		r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	return r == (ssize_t)n ? KD3_OK : KD3_E_IO;
+}
+
+/* A header that is not kd3's: ERROR MALFORMED, then close. */
+static void conn_bad_header(kdc_worker *w, kdc_conn *c)
+{
+	kd3_writer out;
+	kd3_wr_init(&out, w->tcp_out, sizeof(w->tcp_out));
+	int ok = kd3_error_encode(&out, KD3_E_MALFORMED, "bad frame header") == KD3_OK &&
+		 conn_send(c, w->tcp_out, out.len) == KD3_OK;
+	kdc_request_refused(w, "tcp", &c->peer, "bad frame header; connection closed", ok);
+	conn_close(w, c);
+}
+
+/* Answers every whole frame in the buffer. KD3_OK while the connection stays open. */
+static int conn_frames(kdc_worker *w, kdc_conn *c)
+{
+	for (;;) {
+		uint8_t *frame = NULL;
+		size_t len = 0, out_len = 0;
+		int got = kd3_stream_next(&c->in, &frame, &len);
+		if (got == 0)
+			return KD3_OK;
+		if (got < 0) {
+			conn_bad_header(w, c);
+			return KD3_E_MALFORMED;
+		}
+		int send = kdc_request(w, "tcp", &c->peer, frame, len, w->tcp_out,
+				       sizeof(w->tcp_out), &out_len);
+		kd3_stream_consume(&c->in, len);
+		if (send && conn_send(c, w->tcp_out, out_len) != KD3_OK) {
+			conn_close(w, c);
+			return KD3_E_IO;
+		}
+		conn_touch(w, c);
+	}
+}
+
+void kdc_tcp_readable(kdc_worker *w, kdc_conn *c)
+{
+	size_t room = 0;
+	uint8_t *space;
+	ssize_t r;
+
+	if (c->fd < 0)
+		return;
+	space = kd3_stream_space(&c->in, &room);
+	if (room == 0) { /* cannot happen: a whole frame always fits */
+		conn_close(w, c);
+		return;
+	}
+	do
+		r = recv(c->fd, space, room, 0);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (r <= 0) { /* the peer closed, or the connection failed */
+		conn_close(w, c);
+		return;
+	}
+	kd3_stream_added(&c->in, (size_t)r);
+	conn_frames(w, c);
+}
+
+int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
+{
+	while (w->active_head && w->active_head->deadline_ms <= now_ms) {
+		kdc_conn *c = w->active_head;
+		char addr[64];
+		kd3_addr_format(&c->peer, addr, sizeof(addr));
+		kd3_log_debug("tcp %s: idle timeout, connection closed", addr);
+		conn_close(w, c);
+	}
+	if (!w->active_head)
+		return -1; /* nothing to time: wait for an event */
+	uint64_t wait = w->active_head->deadline_ms - now_ms;
+	return wait > 1000 ? 1000 : (int)wait;
+}
+
+void kdc_tcp_close_all(kdc_worker *w)
+{
+	while (w->active_head)
+		conn_close(w, w->active_head);
+}

@@ -1,0 +1,106 @@
+/* kdc worker: one thread with its own sockets (UDP and TCP, SO_REUSEPORT on the same
+ * address), its own kd3_crypto (DRBG) and kd3_kdc (lookaside cache), and an epoll loop.
+ * Everything a request needs is allocated here, once, before the thread starts: the
+ * request path allocates nothing and touches no disk. */
+#ifndef KDC_WORKER_H
+#define KDC_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "crypto.h"
+#include "kdc_core.h"
+#include "net.h"
+#include "policy.h"
+#include "stream.h"
+#include "table.h"
+#include "wire.h"
+
+#define KDC_UDP_BATCH 32
+#define KDC_UDP_BUF   2048 /* > the largest M2 frame; a longer datagram is refused */
+#define KDC_REPLY_MAX 512  /* >= an M3 or an ERROR frame */
+
+/* epoll tags; connection i is KDC_TAG_CONN + i. */
+#define KDC_TAG_STOP   0
+#define KDC_TAG_UDP    1
+#define KDC_TAG_LISTEN 2
+#define KDC_TAG_CONN   16
+
+typedef struct kdc_serve_cfg {
+	int log_requests;
+	uint64_t idle_ms; /* a TCP connection must send a whole frame within this */
+	size_t max_conns; /* per worker */
+} kdc_serve_cfg;
+
+typedef struct kdc_conn {
+	int fd; /* -1 when free */
+	uint64_t deadline_ms;
+	struct kdc_conn *prev, *next; /* the active list (by deadline), or the free list */
+	kd3_addr peer;
+	kd3_stream in;
+} kdc_conn;
+
+typedef struct kdc_udp_batch {
+	struct mmsghdr rx[KDC_UDP_BATCH];
+	struct iovec rx_iov[KDC_UDP_BATCH];
+	struct sockaddr_storage rx_addr[KDC_UDP_BATCH];
+	uint8_t rx_buf[KDC_UDP_BATCH][KDC_UDP_BUF];
+	struct mmsghdr tx[KDC_UDP_BATCH];
+	struct iovec tx_iov[KDC_UDP_BATCH];
+	uint8_t tx_buf[KDC_UDP_BATCH][KDC_REPLY_MAX];
+} kdc_udp_batch;
+
+typedef struct kdc_worker {
+	unsigned id;
+	const kdc_serve_cfg *cfg;
+	int epfd, udp_fd, tcp_fd, stop_fd;
+	int spare_fd; /* given up to accept-and-close when out of descriptors */
+	kd3_crypto crypto;
+	int crypto_ready;
+	kd3_kdc *kdc;
+	kdc_udp_batch *udp;
+	kdc_conn *conns;
+	kdc_conn *free_list;
+	kdc_conn *active_head, *active_tail; /* oldest deadline first */
+	size_t active;
+	uint8_t tcp_out[KDC_REPLY_MAX];
+	pthread_t thread;
+	int started;
+	int stopping;
+	int failed;
+} kdc_worker;
+
+int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const kd3_addr *addr,
+		    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
+		    size_t err_len);
+int kdc_worker_start(kdc_worker *w);
+/* Asks the thread to stop (safe from another thread). */
+void kdc_worker_stop(kdc_worker *w);
+/* Joins the thread if it runs, closes everything and wipes the worker's secrets. */
+void kdc_worker_free(kdc_worker *w);
+
+/* udp.c: one recvmmsg batch, answered with one sendmmsg. */
+void kdc_udp_ready(kdc_worker *w);
+
+/* tcp.c */
+void kdc_tcp_accept(kdc_worker *w);
+void kdc_tcp_readable(kdc_worker *w, kdc_conn *c);
+/* Closes connections past their deadline; returns the epoll timeout to the next one. */
+int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms);
+void kdc_tcp_close_all(kdc_worker *w);
+
+/* request.c: one frame through kd3_kdc_handle, traced and logged. 1: send out. */
+int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, const uint8_t *in,
+		size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
+/* A log line for input that never reached the handler (oversized datagram, bad header). */
+void kdc_request_refused(kdc_worker *w, const char *transport, const kd3_addr *peer,
+			 const char *why, int replied);
+
+/* sockets.c */
+int kdc_socket_probe(const kd3_addr *addr, char *err, size_t err_len);
+int kdc_socket_udp(const kd3_addr *addr, int *fd, char *err, size_t err_len);
+int kdc_socket_tcp(const kd3_addr *addr, int *fd, char *err, size_t err_len);
+
+#endif

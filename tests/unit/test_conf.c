@@ -1,0 +1,323 @@
+/* shared/conf.c: every option type, bounds, and errors that name file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "err.h"
+#include "wire.h"
+
+struct settings {
+	char name[KD3_CONF_STR_MAX];
+	uint64_t workers;
+	uint64_t big;
+	int flag;
+	uint8_t suite;
+	uint8_t suites;
+	kd3_conf_list deny;
+};
+
+static struct settings S;
+static char dir[64];
+static char path[128];
+static char err[512];
+
+static const kd3_option opts[] = {
+    {"name", KD3_OPT_STR, S.name, 0, 0, "a string"},
+    {"workers", KD3_OPT_UINT, &S.workers, 1, 256, "worker threads"},
+    {"big", KD3_OPT_UINT, &S.big, 0, UINT64_MAX, "any u64"},
+    {"flag", KD3_OPT_BOOL, &S.flag, 0, 0, "a switch"},
+    {"suite", KD3_OPT_SUITE, &S.suite, 0, 0, "one suite"},
+    {"suites", KD3_OPT_SUITES, &S.suites, 0, 0, "allowed suites"},
+    {"deny", KD3_OPT_LIST, &S.deny, 0, 0, "pairs"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&S, 0, sizeof(S));
+	snprintf(dir, sizeof(dir), "/tmp/kd3-test-conf-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/kdc.conf", dir);
+	err[0] = '\0';
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return rmdir(dir);
+}
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int load(const char *text)
+{
+	write_conf(text);
+	err[0] = '\0';
+	return kd3_conf_load(path, "kdc", opts, NOPTS, err, sizeof(err));
+}
+
+/* err must be exactly "<path>:<line>: <reason>". */
+static void assert_err_at(int line, const char *reason)
+{
+	char want[600];
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, reason);
+	assert_string_equal(err, want);
+}
+
+static void test_every_type(void **state)
+{
+	(void)state;
+	assert_int_equal(load("# comment\n"
+			      "name = hello world\n"
+			      "[kdc]\n"
+			      "workers = 256\n"
+			      "big = 18446744073709551615\n"
+			      "flag = yes\n"
+			      "suite = aes-256-gcm\n"
+			      "suites = chacha20-poly1305 , aes-256-gcm\n"
+			      "deny = a->b, c->d\n"
+			      "deny = e->f\n"),
+			 KD3_OK);
+	assert_string_equal(S.name, "hello world");
+	assert_int_equal(S.workers, 256);
+	assert_true(S.big == UINT64_MAX);
+	assert_int_equal(S.flag, 1);
+	assert_int_equal(S.suite, KD3_SUITE_AES256GCM);
+	assert_int_equal(S.suites, (1 << KD3_SUITE_CHACHAPOLY) | (1 << KD3_SUITE_AES256GCM));
+	assert_int_equal(S.deny.n, 3);
+	assert_string_equal(S.deny.item[0], "a->b");
+	assert_string_equal(S.deny.item[1], "c->d");
+	assert_string_equal(S.deny.item[2], "e->f");
+}
+
+static void test_bool_words(void **state)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1", "YES"};
+	static const char *const no[] = {"no", "false", "off", "0", "Off"};
+	char err2[256];
+	(void)state;
+	for (size_t i = 0; i < 5; i++) {
+		S.flag = 0;
+		assert_int_equal(kd3_conf_set(opts, NOPTS, "flag", yes[i], err2, sizeof(err2)),
+				 KD3_OK);
+		assert_int_equal(S.flag, 1);
+		assert_int_equal(kd3_conf_set(opts, NOPTS, "flag", no[i], err2, sizeof(err2)),
+				 KD3_OK);
+		assert_int_equal(S.flag, 0);
+	}
+	assert_int_equal(load("flag = maybe\n"), KD3_E_CONFIG);
+	assert_err_at(1, "flag: 'maybe' is not yes/no, true/false, on/off or 1/0");
+}
+
+static void test_uint_bounds(void **state)
+{
+	(void)state;
+	assert_int_equal(load("workers = 1\n"), KD3_OK);
+	assert_int_equal(S.workers, 1);
+	assert_int_equal(load("\n\nworkers = 0\n"), KD3_E_CONFIG);
+	assert_err_at(3, "workers: '0' is out of range 1..256");
+	assert_int_equal(load("workers = 257\n"), KD3_E_CONFIG);
+	assert_err_at(1, "workers: '257' is out of range 1..256");
+	assert_int_equal(S.workers, 1); /* a refused value changes nothing */
+}
+
+static void test_uint_not_decimal(void **state)
+{
+	static const char *const bad[] = {"-1", "+1", "0x10", "1k", "1.5", "", "1 2"};
+	char text[64];
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "workers = %s\n", bad[i]);
+		assert_int_equal(load(text), KD3_E_CONFIG);
+		assert_non_null(strstr(err, ":1: workers: '"));
+		assert_non_null(strstr(err, "is not a decimal number"));
+	}
+}
+
+static void test_uint_overflow(void **state)
+{
+	(void)state;
+	assert_int_equal(load("big = 18446744073709551616\n"), KD3_E_CONFIG);
+	assert_non_null(strstr(err, ":1: big: '18446744073709551616' is not a decimal number"));
+	assert_int_equal(load("big = 99999999999999999999999\n"), KD3_E_CONFIG);
+	assert_int_equal(load("big = 0000000000000000000000001\n"), KD3_OK);
+	assert_true(S.big == 1);
+}
+
+static void test_unknown_key_names_line(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[kdc]\n# x\nworkers = 2\nlisen = 127.0.0.1\nworkers = 3\n"),
+			 KD3_E_CONFIG);
+	assert_err_at(4, "unknown key 'lisen'");
+	assert_int_equal(S.workers, 2); /* parsing stopped at the first error */
+}
+
+static void test_bad_section(void **state)
+{
+	(void)state;
+	assert_int_equal(load("workers = 2\n[responder]\nworkers = 3\n"), KD3_E_CONFIG);
+	assert_err_at(3, "unknown section [responder]");
+	/* No section asked for: only keys outside any section. */
+	write_conf("[kdc]\nworkers = 3\n");
+	assert_int_equal(kd3_conf_load(path, NULL, opts, NOPTS, err, sizeof(err)), KD3_E_CONFIG);
+	assert_err_at(2, "unknown section [kdc]");
+}
+
+static void test_syntax_error(void **state)
+{
+	(void)state;
+	assert_int_equal(load("workers = 2\njust words\n"), KD3_E_CONFIG);
+	assert_err_at(2, "syntax error (expected 'key = value' or [section])");
+}
+
+static void test_long_line(void **state)
+{
+	char text[600];
+	(void)state;
+	snprintf(text, sizeof(text), "workers = 2\nname = %0300d\n", 7);
+	assert_int_equal(load(text), KD3_E_CONFIG);
+	assert_non_null(strstr(err, ":2: line is too long"));
+}
+
+static void test_str_too_long(void **state)
+{
+	char value[KD3_CONF_STR_MAX + 8];
+	char err2[256];
+	(void)state;
+	memset(value, 'x', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "name", value, err2, sizeof(err2)),
+			 KD3_E_CONFIG);
+	assert_non_null(strstr(err2, "--name: value is too long"));
+	value[KD3_CONF_STR_MAX - 1] = '\0'; /* 255 bytes fit */
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "name", value, err2, sizeof(err2)), KD3_OK);
+	assert_int_equal(strlen(S.name), KD3_CONF_STR_MAX - 1);
+}
+
+static void test_suites(void **state)
+{
+	uint8_t s = 0;
+	(void)state;
+	assert_int_equal(kd3_suite_parse("chacha20-poly1305", &s), KD3_OK);
+	assert_int_equal(s, KD3_SUITE_CHACHAPOLY);
+	assert_int_equal(kd3_suite_parse("aes-256-gcm", &s), KD3_OK);
+	assert_int_equal(s, KD3_SUITE_AES256GCM);
+	assert_int_equal(kd3_suite_parse("aes-128-gcm", &s), KD3_E_CONFIG);
+	assert_int_equal(load("suites = chacha20-poly1305\n"), KD3_OK);
+	assert_int_equal(S.suites, 1 << KD3_SUITE_CHACHAPOLY);
+	assert_int_equal(load("suites = chacha20-poly1305, rot13\n"), KD3_E_CONFIG);
+	assert_err_at(1, "suites: unknown suite 'rot13' (chacha20-poly1305 or aes-256-gcm)");
+	assert_int_equal(load("suites = chacha20-poly1305,,aes-256-gcm\n"), KD3_E_CONFIG);
+	assert_int_equal(load("suite = des\n"), KD3_E_CONFIG);
+	assert_err_at(1, "suite: unknown suite 'des' (chacha20-poly1305 or aes-256-gcm)");
+}
+
+static void test_list_limits(void **state)
+{
+	(void)state;
+	assert_int_equal(load("deny = 1,2,3,4\ndeny = 5,6,7,8\n"), KD3_OK);
+	assert_int_equal(S.deny.n, KD3_CONF_LIST_MAX);
+	memset(&S.deny, 0, sizeof(S.deny));
+	assert_int_equal(load("deny = 1,2,3,4\ndeny = 5,6,7,8\ndeny = 9\n"), KD3_E_CONFIG);
+	assert_err_at(3, "deny: too many items (max 8)");
+	memset(&S.deny, 0, sizeof(S.deny));
+	assert_int_equal(load("deny = a, ,b\n"), KD3_E_CONFIG);
+	assert_non_null(strstr(err, ":1: deny: empty item"));
+	assert_int_equal(S.deny.n, 0); /* all or nothing */
+}
+
+static void test_command_line(void **state)
+{
+	char err2[256];
+	(void)state;
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "workers", "0", err2, sizeof(err2)),
+			 KD3_E_CONFIG);
+	assert_string_equal(err2, "--workers: '0' is out of range 1..256");
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "lisen", "x", err2, sizeof(err2)), KD3_E_CONFIG);
+	assert_string_equal(err2, "--lisen: unknown option");
+	/* A repeated list option appends, as a repeated key does. */
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "deny", "a->b", err2, sizeof(err2)), KD3_OK);
+	assert_int_equal(kd3_conf_set(opts, NOPTS, "deny", "c->d", err2, sizeof(err2)), KD3_OK);
+	assert_int_equal(S.deny.n, 2);
+}
+
+static void test_missing_file(void **state)
+{
+	(void)state;
+	assert_int_equal(
+	    kd3_conf_load("/nonexistent/kdc.conf", "kdc", opts, NOPTS, err, sizeof(err)),
+	    KD3_E_CONFIG);
+	assert_string_equal(err, "/nonexistent/kdc.conf: No such file or directory");
+}
+
+/* Help lines: one per option, the help texts starting in one column. */
+static void test_print_help(void **state)
+{
+	char out_path[160], line[256];
+	int col = -1, lines = 0;
+	(void)state;
+	snprintf(out_path, sizeof(out_path), "%s/help.txt", dir);
+	fflush(stdout);
+	int saved = dup(1);
+	FILE *f = fopen(out_path, "w+");
+	assert_non_null(f);
+	dup2(fileno(f), 1);
+	kd3_conf_print_help(opts, NOPTS);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *help = strstr(line, opts[lines].help);
+		assert_non_null(help);
+		assert_non_null(strstr(line, opts[lines].name));
+		if (col < 0)
+			col = (int)(help - line);
+		assert_int_equal(help - line, col);
+		lines++;
+	}
+	fclose(f);
+	unlink(out_path);
+	assert_int_equal(lines, NOPTS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_every_type, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bool_words, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uint_bounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uint_not_decimal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uint_overflow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_key_names_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_section, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_str_too_long, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_suites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_command_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_print_help, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,550 @@
+/* kdc/db.c and the admin subcommands over it: every path, and every failure leaves
+ * the database as it was. Also the principal table and the policy built from it. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "admin.h"
+#include "crypto.h"
+#include "db.h"
+#include "err.h"
+#include "keyfile.h"
+#include "policy.h"
+#include "schedule.h"
+#include "table.h"
+
+static char dir[64];
+static char db_path[128];
+static char err[1024];
+static kdc_opts O;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/kd3-test-kdcdb-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
+	memset(&O, 0, sizeof(O));
+	snprintf(O.db, sizeof(O.db), "%s", db_path);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char p[512];
+	struct dirent *e;
+	(void)state;
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	return rmdir(dir);
+}
+
+/* Options for one subcommand run: NAME, an optional second argument and key file. */
+static kdc_opts *cmd(const char *name, const char *arg2, const char *keyfile, int force)
+{
+	O.args[0] = name;
+	O.args[1] = arg2;
+	O.nargs = arg2 ? 2 : name ? 1 : 0;
+	O.keyfile[0] = '\0';
+	if (keyfile)
+		snprintf(O.keyfile, sizeof(O.keyfile), "%s/%s", dir, keyfile);
+	O.force = force;
+	return &O;
+}
+
+static void file_path(const char *name, char out[256])
+{
+	snprintf(out, 256, "%s/%s", dir, name);
+}
+
+/* The database's content (names, state, kvnos and key bytes) as one string. */
+static int snapshot_row(void *ctx, const kdc_db_principal *p)
+{
+	char *out = ctx;
+	size_t at = strlen(out);
+	at += (size_t)snprintf(out + at, 4096 - at, "%s:%d:", p->name, p->enabled);
+	for (size_t i = 0; i < p->nkvnos; i++)
+		at += (size_t)snprintf(out + at, 4096 - at, "%u,", (unsigned)p->kvnos[i]);
+	snprintf(out + at, 4096 - at, ";");
+	return KD3_OK;
+}
+
+static int snapshot_key(void *ctx, const char *name, uint32_t kvno, const uint8_t key[32])
+{
+	char *out = ctx;
+	size_t at = strlen(out);
+	snprintf(out + at, 4096 - at, "%s/%u=%02x%02x;", name, (unsigned)kvno, key[0], key[31]);
+	return KD3_OK;
+}
+
+static void snapshot(char out[4096])
+{
+	kdc_db db;
+	out[0] = '\0';
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_each_principal(&db, snapshot_row, out, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_each_key(&db, snapshot_key, out, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+}
+
+static void db_keys(const char *name, kd3_keyfile *kf)
+{
+	kdc_db db;
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_keys_get(&db, name, kf, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+}
+
+static void init_db(void)
+{
+	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL, NULL, 0)), KD3_OK);
+}
+
+static void add(const char *name, const char *keyfile)
+{
+	assert_int_equal(kdc_cmd_add(cmd(name, NULL, keyfile, 0)), KD3_OK);
+}
+
+/* ---- database file ----------------------------------------------------------- */
+
+static void test_init(void **state)
+{
+	struct stat st;
+	kdc_db db;
+	(void)state;
+	init_db();
+	assert_int_equal(stat(db_path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL, NULL, 0)), KD3_E_EXISTS);
+	assert_int_equal(kdc_db_open(db_path, 1, &db, err, sizeof(err)), KD3_OK);
+	size_t n = 99;
+	assert_int_equal(kdc_db_count(&db, 0, &n, err, sizeof(err)), KD3_OK);
+	assert_int_equal(n, 0);
+	kdc_db_close(&db);
+}
+
+static void test_open_refuses(void **state)
+{
+	kdc_db db;
+	char other[256];
+	(void)state;
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_NOT_FOUND);
+	assert_non_null(strstr(err, "kdc init"));
+	/* An empty file is a SQLite database without our schema. */
+	file_path("empty.db", other);
+	FILE *f = fopen(other, "w");
+	assert_non_null(f);
+	fclose(f);
+	chmod(other, 0600);
+	assert_int_equal(kdc_db_open(other, 0, &db, err, sizeof(err)), KD3_E_DB);
+	assert_non_null(strstr(err, "not a kd3 database (schema version 0"));
+	/* Readable by others: refused. */
+	init_db();
+	chmod(db_path, 0644);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_KEYFILE_PERMS);
+	assert_non_null(strstr(err, "(mode 0644); run chmod 600"));
+	chmod(db_path, 0600);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+}
+
+/* ---- add ------------------------------------------------------------------------ */
+
+static void test_add(void **state)
+{
+	char path[256];
+	kd3_keyfile file, row;
+	kdc_db_principal p;
+	kdc_db db;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	file_path("alice.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_string_equal(file.principal, "alice");
+	assert_int_equal(file.nkeys, 1);
+	assert_int_equal(file.keys[0].kvno, 1);
+	db_keys("alice", &row);
+	assert_int_equal(row.nkeys, 1);
+	assert_memory_equal(row.keys[0].key, file.keys[0].key, KD3_KEY_LEN);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
+	assert_int_equal(p.enabled, 1);
+	assert_int_equal(p.kvno_max, 1);
+	assert_true(p.created > 1600000000);
+	kdc_db_close(&db);
+	/* A second principal gets a different key. */
+	add("bob", "bob.key");
+	kd3_keyfile bob;
+	db_keys("bob", &bob);
+	assert_memory_not_equal(bob.keys[0].key, row.keys[0].key, KD3_KEY_LEN);
+	kd3_keyfile_wipe(&file);
+	kd3_keyfile_wipe(&row);
+	kd3_keyfile_wipe(&bob);
+}
+
+static void test_add_existing_principal(void **state)
+{
+	char before[4096], after[4096], path[256];
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	snapshot(before);
+	assert_int_equal(kdc_cmd_add(cmd("alice", NULL, "again.key", 0)), KD3_E_EXISTS);
+	snapshot(after);
+	assert_string_equal(before, after);
+	file_path("again.key", path);
+	assert_int_not_equal(access(path, F_OK), 0); /* no key file for a refused add */
+}
+
+static void test_add_keyfile_exists_rolls_back(void **state)
+{
+	char before[4096], after[4096], path[256], text[64];
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	snapshot(before);
+	file_path("taken.key", path);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("not ours\n", f);
+	fclose(f);
+	assert_int_equal(kdc_cmd_add(cmd("bob", NULL, "taken.key", 0)), KD3_E_EXISTS);
+	snapshot(after);
+	assert_string_equal(before, after);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	assert_string_equal(text, "not ours\n"); /* left alone */
+}
+
+static void test_add_keyfile_unwritable_rolls_back(void **state)
+{
+	char before[4096], after[4096];
+	(void)state;
+	init_db();
+	snapshot(before);
+	assert_int_equal(kdc_cmd_add(cmd("bob", NULL, "missing/dir/bob.key", 0)), KD3_E_IO);
+	snapshot(after);
+	assert_string_equal(before, after);
+}
+
+static void test_add_invalid_name(void **state)
+{
+	char before[4096], after[4096];
+	(void)state;
+	init_db();
+	snapshot(before);
+	assert_int_equal(kdc_cmd_add(cmd("bad name", NULL, "x.key", 0)), KD3_E_USAGE);
+	assert_int_equal(kdc_cmd_add(cmd("", NULL, "x.key", 0)), KD3_E_USAGE);
+	assert_int_equal(kdc_cmd_add(cmd("caf\xc3\xa9", NULL, "x.key", 0)), KD3_E_USAGE);
+	snapshot(after);
+	assert_string_equal(before, after);
+}
+
+static void test_add_without_db(void **state)
+{
+	(void)state;
+	assert_int_equal(kdc_cmd_add(cmd("alice", NULL, "alice.key", 0)), KD3_E_NOT_FOUND);
+}
+
+/* ---- rotate, retire, export ------------------------------------------------------ */
+
+static void test_rotate_and_export(void **state)
+{
+	char path[256];
+	kd3_keyfile file, row;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	file_path("alice.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(file.nkeys, 2);
+	assert_int_equal(kd3_keyfile_latest(&file)->kvno, 2);
+	db_keys("alice", &row);
+	assert_int_equal(row.nkeys, 2);
+	assert_memory_equal(row.keys[1].key, file.keys[1].key, KD3_KEY_LEN);
+
+	assert_int_equal(kdc_cmd_export(cmd("alice", NULL, "export.key", 0)), KD3_OK);
+	kd3_keyfile exported;
+	file_path("export.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &exported, err, sizeof(err)), KD3_OK);
+	assert_int_equal(exported.nkeys, 2);
+	assert_memory_equal(exported.keys, row.keys, sizeof(row.keys[0]) * 2);
+	assert_int_equal(kdc_cmd_export(cmd("alice", NULL, "export.key", 0)), KD3_E_EXISTS);
+	assert_int_equal(kdc_cmd_export(cmd("alice", NULL, "export.key", 1)), KD3_OK);
+	assert_int_equal(kdc_cmd_export(cmd("nobody", NULL, "nobody.key", 0)), KD3_E_NOT_FOUND);
+	file_path("nobody.key", path);
+	assert_int_not_equal(access(path, F_OK), 0);
+	kd3_keyfile_wipe(&file);
+	kd3_keyfile_wipe(&row);
+	kd3_keyfile_wipe(&exported);
+}
+
+static void test_rotate_limit(void **state)
+{
+	char before[4096], after[4096];
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	for (int i = 2; i <= KD3_KEYFILE_KEYS_MAX; i++)
+		assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	snapshot(before);
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_E_EXISTS);
+	assert_int_equal(kdc_cmd_rotate(cmd("bob", NULL, "bob.key", 0)), KD3_E_NOT_FOUND);
+	snapshot(after);
+	assert_string_equal(before, after);
+}
+
+static void test_retire(void **state)
+{
+	char before[4096], after[4096];
+	kd3_keyfile row;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "1", NULL, 0)), KD3_OK);
+	db_keys("alice", &row);
+	assert_int_equal(row.nkeys, 1);
+	assert_int_equal(row.keys[0].kvno, 2);
+	kd3_keyfile_wipe(&row);
+	snapshot(before);
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "1", NULL, 0)), KD3_E_NOT_FOUND);
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "2", NULL, 0)), KD3_E_USAGE); /* the last */
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "0", NULL, 0)), KD3_E_USAGE);
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "4294967296", NULL, 0)), KD3_E_USAGE);
+	assert_int_equal(kdc_cmd_retire(cmd("alice", "x", NULL, 0)), KD3_E_USAGE);
+	snapshot(after);
+	assert_string_equal(before, after);
+}
+
+/* ---- remove, disable, enable ------------------------------------------------------ */
+
+static void test_remove(void **state)
+{
+	char before[4096], after[4096];
+	kd3_keyfile row;
+	kdc_db_principal p;
+	kdc_db db;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	add("bob", "bob.key");
+	assert_int_equal(kdc_cmd_remove(cmd("alice", NULL, NULL, 0)), KD3_OK);
+	db_keys("alice", &row);
+	assert_int_equal(row.nkeys, 0); /* the keys went with it */
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_E_NOT_FOUND);
+	assert_int_equal(kdc_db_principal_get(&db, "bob", &p, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+	snapshot(before);
+	assert_int_equal(kdc_cmd_remove(cmd("alice", NULL, NULL, 0)), KD3_E_NOT_FOUND);
+	snapshot(after);
+	assert_string_equal(before, after);
+	/* The name is free again. */
+	char path[256];
+	file_path("alice.key", path);
+	assert_int_equal(unlink(path), 0);
+	add("alice", "alice.key");
+}
+
+static void test_disable_enable(void **state)
+{
+	kdc_db_principal p;
+	kdc_db db;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	assert_int_equal(kdc_cmd_disable(cmd("alice", NULL, NULL, 0)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
+	assert_int_equal(p.enabled, 0);
+	size_t n = 99;
+	assert_int_equal(kdc_db_count(&db, 1, &n, err, sizeof(err)), KD3_OK);
+	assert_int_equal(n, 0);
+	kdc_db_close(&db);
+	assert_int_equal(kdc_cmd_enable(cmd("alice", NULL, NULL, 0)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
+	assert_int_equal(p.enabled, 1);
+	kdc_db_close(&db);
+	assert_int_equal(kdc_cmd_disable(cmd("nobody", NULL, NULL, 0)), KD3_E_NOT_FOUND);
+}
+
+/* ---- list ------------------------------------------------------------------------- */
+
+static void capture_stdout(int (*fn)(kdc_opts *), kdc_opts *o, char *out, size_t cap)
+{
+	char path[256];
+	file_path("stdout.txt", path);
+	fflush(stdout);
+	int saved = dup(1);
+	FILE *f = fopen(path, "w+");
+	assert_non_null(f);
+	dup2(fileno(f), 1);
+	int ret = fn(o);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	assert_int_equal(ret, KD3_OK);
+	rewind(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	unlink(path);
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static void test_list(void **state)
+{
+	char out[4096], key_hex[2 * KD3_KEY_LEN + 1];
+	kd3_keyfile row;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	add("host/long-name.example", "host.key");
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	assert_int_equal(kdc_cmd_disable(cmd("host/long-name.example", NULL, NULL, 0)), KD3_OK);
+	capture_stdout(kdc_cmd_list, cmd(NULL, NULL, NULL, 0), out, sizeof(out));
+	assert_non_null(strstr(out, "NAME                    KVNOS  STATE     CREATED\n"));
+	assert_non_null(strstr(out, "\nalice                   1,2    enabled   20"));
+	assert_non_null(strstr(out, "\nhost/long-name.example  1      disabled  20"));
+	assert_non_null(strstr(out, "Z\n"));
+	db_keys("alice", &row);
+	for (size_t i = 0; i < row.nkeys; i++) {
+		hex(row.keys[i].key, KD3_KEY_LEN, key_hex);
+		assert_null(strstr(out, key_hex));
+		key_hex[8] = '\0'; /* not even a prefix */
+		assert_null(strstr(out, key_hex));
+	}
+	kd3_keyfile_wipe(&row);
+}
+
+/* ---- the table the server loads ----------------------------------------------------- */
+
+static void test_table(void **state)
+{
+	kd3_crypto c;
+	kdc_table t;
+	kdc_db db;
+	kd3_keyfile row;
+	kd3_subkeys want;
+	(void)state;
+	init_db();
+	add("carol", "carol.key");
+	add("alice", "alice.key");
+	add("bob", "bob.key");
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	assert_int_equal(kdc_cmd_disable(cmd("carol", NULL, NULL, 0)), KD3_OK);
+	assert_int_equal(kd3_crypto_init(&c, "test", 0), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_table_load(&t, &db, &c, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.nkeys, 3); /* alice 2, bob 1, carol none (disabled) */
+
+	const kd3_principal *a = kdc_table_lookup(&t, (const uint8_t *)"alice", 5);
+	assert_non_null(a);
+	assert_int_equal(a->enabled, 1);
+	assert_int_equal(a->nkeys, 2);
+	assert_int_equal(a->keys[0].kvno, 2); /* newest first */
+	db_keys("alice", &row);
+	assert_int_equal(kd3_derive_subkeys(&c, row.keys[1].key, &want), KD3_OK);
+	assert_memory_equal(&a->keys[0].sub, &want, sizeof(want));
+	kd3_keyfile_wipe(&row);
+
+	const kd3_principal *carol = kdc_table_lookup(&t, (const uint8_t *)"carol", 5);
+	assert_non_null(carol);
+	assert_int_equal(carol->enabled, 0);
+	assert_int_equal(carol->nkeys, 0);
+	assert_non_null(kdc_table_lookup(&t, (const uint8_t *)"bob", 3));
+	assert_null(kdc_table_lookup(&t, (const uint8_t *)"alic", 4));
+	assert_null(kdc_table_lookup(&t, (const uint8_t *)"alicex", 6));
+	assert_null(kdc_table_lookup(&t, (const uint8_t *)"bob\0", 4));
+	assert_null(kdc_table_lookup(&t, (const uint8_t *)"", 0));
+	kdc_table_free(&t);
+	assert_null(t.p);
+	kd3_crypto_free(&c);
+}
+
+static void test_policy(void **state)
+{
+	kd3_conf_list deny;
+	kdc_policy p;
+	kd3_principal alice = {.name = "alice", .name_len = 5, .enabled = 1};
+	kd3_principal bob = {.name = "bob", .name_len = 3, .enabled = 1};
+	kd3_principal eve = {.name = "eve", .name_len = 3, .enabled = 1};
+	uint32_t lifetime = 0;
+	(void)state;
+	memset(&deny, 0, sizeof(deny));
+	assert_int_equal(kdc_policy_init(&p, &deny, 600, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_policy_check(&p, &alice, &bob, &lifetime), KD3_OK);
+	assert_int_equal(lifetime, 600);
+
+	deny.n = 2;
+	snprintf(deny.item[0], sizeof(deny.item[0]), "eve->*");
+	snprintf(deny.item[1], sizeof(deny.item[1]), " alice -> bob ");
+	assert_int_equal(kdc_policy_init(&p, &deny, 60, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_policy_check(&p, &alice, &bob, &lifetime), KD3_E_POLICY_DENIED);
+	assert_int_equal(kdc_policy_check(&p, &bob, &alice, &lifetime), KD3_OK);
+	assert_int_equal(kdc_policy_check(&p, &eve, &alice, &lifetime), KD3_E_POLICY_DENIED);
+	assert_int_equal(kdc_policy_check(&p, &alice, &eve, &lifetime), KD3_OK);
+
+	static const char *const bad[] = {"alice", "->bob", "alice->", "a b->c", "*->**"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		deny.n = 1;
+		snprintf(deny.item[0], sizeof(deny.item[0]), "%s", bad[i]);
+		assert_int_equal(kdc_policy_init(&p, &deny, 60, err, sizeof(err)), KD3_E_CONFIG);
+		assert_non_null(strstr(err, "is not INITIATOR->RESPONDER"));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_init, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_refuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_existing_principal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_keyfile_exists_rolls_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_keyfile_unwritable_rolls_back, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_add_invalid_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_without_db, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_and_export, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_disable_enable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
