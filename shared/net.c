@@ -4,19 +4,22 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "err.h"
 
+/* Decimal digits only, 1..65535: strtoul alone would take spaces, signs and wrap. */
 static int parse_port(const char *s, uint16_t *port)
 {
-	char *end = NULL;
-	if (!*s)
-		return KD3_E_CONFIG;
-	unsigned long v = strtoul(s, &end, 10);
-	if (*end || v == 0 || v > 65535)
+	unsigned long v = 0;
+	size_t n = 0;
+	for (; s[n] >= '0' && s[n] <= '9'; n++) {
+		v = v * 10 + (unsigned long)(s[n] - '0');
+		if (v > 65535)
+			return KD3_E_CONFIG;
+	}
+	if (n == 0 || s[n] != '\0' || v == 0)
 		return KD3_E_CONFIG;
 	*port = (uint16_t)v;
 	return KD3_OK;

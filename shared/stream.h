@@ -18,7 +18,8 @@ void kd3_stream_init(kd3_stream *s);
 uint8_t *kd3_stream_space(kd3_stream *s, size_t *room);
 void kd3_stream_added(kd3_stream *s, size_t n);
 /* 1 with frame and len set when a whole frame is at the front; 0 when more bytes are
- * needed; a negative kd3_err (-KD3_E_MALFORMED) when the header is not kd3's. */
+ * needed; a negative kd3_err (-KD3_E_MALFORMED, or -KD3_E_UNSUPPORTED for another
+ * version) when the header is not one kd3 accepts. */
 int kd3_stream_next(kd3_stream *s, uint8_t **frame, size_t *len);
 /* Drop the frame returned by kd3_stream_next (after it was handled). */
 void kd3_stream_consume(kd3_stream *s, size_t len);
