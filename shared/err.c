@@ -15,7 +15,7 @@ static const struct err_entry err_table[] = {
 	{KD3_E_UNKNOWN_PRINCIPAL, "UNKNOWN_PRINCIPAL", "unknown principal"},
 	{KD3_E_BAD_AUTH, "BAD_AUTH", "authenticator did not verify (wrong key?)"},
 	{KD3_E_KVNO_UNKNOWN, "KVNO_UNKNOWN", "unknown key version (kvno)"},
-	{KD3_E_POLICY_DENIED, "POLICY_DENIED", "denied by KDC policy"},
+	{KD3_E_POLICY_DENIED, "POLICY_DENIED", "denied by policy"},
 	{KD3_E_BUSY, "BUSY", "server busy, try again later"},
 	{KD3_E_INTERNAL, "INTERNAL", "internal error at the server"},
 	{KD3_E_TIMEOUT, "TIMEOUT", "timed out"},

@@ -194,15 +194,21 @@ out:
 /* ---- responder ------------------------------------------------------------ */
 
 /* What the responder can check of M1 itself (it cannot check auth_i: the KDC does). */
+static int refuse(kd3_peer *p, int err, const char *detail)
+{
+	p->detail = detail;
+	return err;
+}
+
 static int r_check_m1(kd3_peer *p, const kd3_m1 *m1)
 {
 	if (!(p->cfg.suites_allowed & (1u << m1->suite)))
-		return KD3_E_UNSUPPORTED;
+		return refuse(p, KD3_E_UNSUPPORTED, "suite not allowed by the responder");
 	if (p->cfg.forward_secret && !(m1->flags & KD3_FLAG_FS))
-		return KD3_E_POLICY_DENIED;
+		return refuse(p, KD3_E_POLICY_DENIED, "the responder requires forward-secret mode");
 	if (m1->id_r.len != strlen(p->cfg.self) ||
 	    memcmp(m1->id_r.p, p->cfg.self, m1->id_r.len) != 0)
-		return KD3_E_UNKNOWN_PRINCIPAL; /* M1 is for another responder */
+		return refuse(p, KD3_E_UNKNOWN_PRINCIPAL, "M1 names another responder");
 	if (m1->id_i.len == m1->id_r.len && memcmp(m1->id_i.p, m1->id_r.p, m1->id_i.len) == 0)
 		return KD3_E_SAME_PRINCIPAL;
 	return KD3_OK;
@@ -455,7 +461,7 @@ static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *ou
 		kd3_wr_str(&w, text, strlen(text));
 		kd3_channel_seal(&p->ch, KD3_R_CLOSE, buf, w.len, out->to_peer);
 	} else if (was != KD3_PS_ESTABLISHED) {
-		kd3_error_encode(out->to_peer, wire_code(err), kd3_strerror(err));
+		kd3_error_encode(out->to_peer, wire_code(err), p->detail ? p->detail : kd3_strerror(err));
 	}
 	wipe_handshake(p);
 }

@@ -77,7 +77,8 @@ typedef struct kd3_peer_out {
 typedef struct kd3_peer {
 	kd3_peer_config cfg;
 	kd3_peer_state state;
-	int err; /* sticky */
+	int err;            /* sticky */
+	const char *detail; /* static text naming the failed check, or NULL */
 	kd3_crypto *crypto;
 	kd3_rng_fn rng;
 	void *rng_ctx;

@@ -1,0 +1,120 @@
+/* kd3 session I/O: the thin socket wrapper around a kd3_peer (peer.h) that both the
+ * initiator and the responder use once they hold a connected TCP socket.
+ *
+ * The state machine never touches a socket; this module does, and nothing else:
+ *   - kd3_sio_connect:    non-blocking connect with a timeout (initiator);
+ *   - kd3_sio_wait_frame: the next whole frame from the peer, by a deadline (handshake);
+ *   - kd3_sio_feed:       one frame into kd3_peer_input, traced, and whatever the peer
+ *                         wrote for the other side sent in full;
+ *   - kd3_sio_send_out:   sends (and traces) the frames a kd3_peer_* call wrote to tx_w;
+ *   - kd3_sio_run:        the established loop: each line of in_fd becomes one DATA
+ *                         record, each DATA received is printed as one line; at EOF of
+ *                         in_fd our CLOSE, and on the peer's CLOSE ours too; returns
+ *                         KD3_OK when both closed, KD3_E_PEER_ERROR when the peer's
+ *                         CLOSE carried a reason other than KD3_CLOSE_NORMAL;
+ *   - kd3_sio_report / kd3_sio_exit_code: the one-line error and the exit code.
+ *
+ * Every wait is bounded: writes by io_timeout_ms without progress, the established loop
+ * wakes at least once a second to check the key lifetime (kd3_peer_check_expiry), and
+ * once our direction is closed the peer must send a frame (its CLOSE) within
+ * io_timeout_ms of the last one. When the key expires, a CLOSE with reason
+ * KD3_E_EXPIRED tells the peer why the session ends.
+ * Lines are limited to KD3_PAYLOAD_MAX (16384) bytes, without their '\n'; a longer line
+ * is reported on stderr and not sent. Received DATA is printed only after its record
+ * verified (kd3_peer_input delivers nothing else).
+ *
+ * Typical use (initiator; the responder feeds M1 and the KDC's reply instead):
+ *   kd3_sio_init(&s, &peer, fd, "I->R", "R->I", "responder", timeout_ms);
+ *   kd3_peer_start(&peer, &s.tx_w); kd3_sio_send_out(&s, -1);
+ *   until established: kd3_sio_wait_frame(), kd3_sio_feed(), kd3_stream_consume(&s.rx)
+ *   ret = kd3_sio_run(&s, STDIN_FILENO, stdout);
+ *   if (ret) kd3_sio_report(&s, ret);  exit(kd3_sio_exit_code(&s, ret));
+ *   kd3_sio_wipe(&s);
+ * A kd3_sio is large (~80 KiB of buffers): make it static or allocate it. */
+#ifndef KD3_SESSION_IO_H
+#define KD3_SESSION_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "net.h"
+#include "peer.h"
+#include "stream.h"
+#include "wire.h"
+
+/* Exit codes of the initiator and the responder (their --help lists them). */
+#define KD3_EXIT_OK	   0 /* the session ended with CLOSE both ways */
+#define KD3_EXIT_RUNTIME   1 /* any other failure */
+#define KD3_EXIT_USAGE	   2 /* bad option, config or key file */
+#define KD3_EXIT_HANDSHAKE 3 /* the exchange failed (including an ERROR from the peer or KDC) */
+#define KD3_EXIT_AUTH	   4 /* a record, confirm value or sealed key failed authentication */
+#define KD3_EXIT_GONE	   5 /* peer unreachable or vanished, session truncated, timeout */
+
+/* Room for what one call can write: a KEY_UPDATE plus a full DATA record. */
+#define KD3_SIO_TX_CAP (2 * KD3_FRAME_MAX)
+
+typedef struct kd3_sio {
+	/* Set by kd3_sio_init. */
+	kd3_peer *peer;
+	int sock;	       /* connected TCP socket, non-blocking */
+	const char *tx_dir;    /* trace label of frames we send, e.g. "I->R" */
+	const char *rx_dir;    /* trace label of frames we receive, e.g. "R->I" */
+	const char *peer_role; /* "responder" / "initiator": named in error lines */
+	int io_timeout_ms;     /* longest wait for the socket to take more bytes */
+
+	kd3_stream rx;	 /* bytes from the peer, gathered into frames */
+	kd3_writer tx_w; /* pass &tx_w as to_peer; kd3_sio_send_out sends */
+	uint8_t tx[KD3_SIO_TX_CAP];
+	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */
+	uint8_t line[KD3_PAYLOAD_MAX];	   /* the input line being gathered */
+	size_t line_len;
+	int line_too_long; /* skipping the rest of an over-long line */
+
+	int established;	   /* KD3_EV_ESTABLISHED was seen */
+	uint64_t last_rx_ms;	   /* when the last frame came (after our CLOSE: a deadline) */
+	int sock_errno;		   /* errno of a failed socket call (0: none) */
+	int out_errno;		   /* errno of a failed write to the output (0: none) */
+	uint16_t peer_error;	   /* code of an ERROR received, or a CLOSE's reason if not 0 */
+	char peer_error_text[256]; /* its text, printable */
+	uint16_t close_reason;	   /* reason of the peer's CLOSE */
+} kd3_sio;
+
+/* KD3_E_IO when the socket cannot be made non-blocking. */
+int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const char *rx_dir,
+		 const char *peer_role, int io_timeout_ms);
+/* Wipes every buffer (they held plaintext) and closes the socket. */
+void kd3_sio_wipe(kd3_sio *s);
+
+/* Connects to a (an IP literal address), waiting at most timeout_ms. On KD3_E_IO
+ * *sys_err holds the errno (e.g. ECONNREFUSED); KD3_E_TIMEOUT when no answer came. */
+int kd3_sio_connect(const kd3_addr *a, int timeout_ms, int *fd, int *sys_err);
+
+/* Sends every frame in tx_w (tracing each), then empties tx_w. last_inner is the
+ * inner type of the last record sealed (KD3_R_*), or -1; records before it are taken
+ * to be the KEY_UPDATEs kd3_peer_send puts first. */
+int kd3_sio_send_out(kd3_sio *s, int last_inner);
+
+/* The next whole frame from the peer (it stays in s->rx until kd3_stream_consume).
+ * KD3_E_TIMEOUT at the deadline (kd3_now_ms clock), KD3_E_TRUNCATED when the stream
+ * ended, KD3_E_MALFORMED when the bytes are not kd3 frames, KD3_E_IO. */
+int kd3_sio_wait_frame(kd3_sio *s, uint64_t deadline_ms, uint8_t **frame, size_t *len);
+
+/* One frame into kd3_peer_input (decrypted in place; out->data points into it), traced
+ * (src KD3_SRC_KDC is traced as "KDC->R"). Whatever the peer wrote to tx_w is sent,
+ * even on failure (an ERROR frame). to_kdc may be NULL for the initiator. */
+int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_writer *to_kdc,
+		 kd3_peer_out *out);
+
+/* The established session: lines of in_fd (-1: none) out, DATA in to out_file, until
+ * both directions closed (KD3_OK) or a failure (its kd3_err). Frames already in s->rx
+ * are handled first. */
+int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file);
+
+/* One line on stderr (kd3_log_error) naming the cause of err. */
+void kd3_sio_report(const kd3_sio *s, int err);
+/* The KD3_EXIT_* code for err. */
+int kd3_sio_exit_code(const kd3_sio *s, int err);
+
+#endif
