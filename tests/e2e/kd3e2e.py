@@ -99,6 +99,8 @@ class Proc:
                 self.p.wait(5)
         self._t_err.join(2)
         self._t_out.join(2)
+        for stream in (self.p.stdout, self.p.stderr):
+            stream.close()
         return self.p.returncode
 
 

@@ -1,0 +1,260 @@
+"""End to end: the real kdc, responder and initiator on 127.0.0.1.
+
+Honest sessions in both suites and both modes, key updates on every record, many
+sessions at once, a multi-megabyte stream byte for byte, KDC failover and TCP
+fallback, and each configuration error with its own message and exit code.
+"""
+import os
+import socket
+import subprocess
+import threading
+import unittest
+
+import kd3e2e as k
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_HANDSHAKE, EXIT_AUTH, EXIT_GONE = 0, 1, 2, 3, 4, 5
+
+
+class Honest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.realm = k.Realm(("alice", "bob", "carol"))
+        cls.kdc = cls.realm.start_kdc()
+        cls.echo = cls.realm.start_responder("--exec", "cat")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.realm.close()
+
+    def converse(self, *extra, lines=("hello bob", "second line", "")):
+        r = self.realm.run_initiator(self.echo.port, lines, *extra)
+        self.assertEqual(r.rc, EXIT_OK, r)
+        self.assertEqual(r.stdout, "".join(l + "\n" for l in lines), r)
+        return r
+
+    def test_suites_and_modes(self):
+        for suite in ("chacha20-poly1305", "aes-256-gcm"):
+            for fs in ("no", "yes"):
+                with self.subTest(suite=suite, fs=fs):
+                    r = self.converse("--suite", suite, f"--forward-secret={fs}")
+                    on = "on" if fs == "yes" else "off"
+                    self.assertIn(f"established ({suite}, forward secrecy {on}", r.stderr)
+
+    def test_key_update_every_record(self):
+        lines = [f"message {i}" for i in range(40)]
+        self.converse("--rekey-after-messages", "1", "--forward-secret", lines=lines)
+        # The responder updates its own key on every record too.
+        resp = self.realm.start_responder("--exec", "cat", "--rekey-after-messages", "1")
+        r = self.realm.run_initiator(resp.port, lines, "--rekey-after-messages", "1", "--trace")
+        self.assertEqual(r.rc, EXIT_OK, r)
+        self.assertEqual(r.stdout.splitlines(), lines)
+        # 40 DATA from us, each preceded by a KEY_UPDATE; and the same from bob.
+        self.assertGreaterEqual(r.stderr.count("KEY_UPDATE"), 80, r.stderr[-2000:])
+
+    def test_multi_megabyte_stream(self):
+        # 2 MiB of lines, echoed back byte for byte through --exec cat.
+        payload = b"".join(b"%07d " % i + os.urandom(300).hex().encode() + b"\n"
+                           for i in range(3500))
+        r = self.realm.run_initiator(self.echo.port, (), input_bytes=payload, timeout=120)
+        self.assertEqual(r.rc, EXIT_OK, r.stderr)
+        self.assertEqual(r.stdout.encode(), payload)
+
+    def test_many_sessions_at_once(self):
+        n = 40
+        procs = []
+        for i in range(n):
+            p = subprocess.Popen(self.realm.initiator_argv(self.echo.port),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            procs.append(p)
+        results = [None] * n
+
+        def drive(i):
+            lines = "".join(f"session {i} line {j}\n" for j in range(20)).encode()
+            results[i] = procs[i].communicate(lines, timeout=60)
+
+        threads = [threading.Thread(target=drive, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        for i, p in enumerate(procs):
+            self.assertEqual(p.returncode, EXIT_OK, results[i][1])
+            expect = "".join(f"session {i} line {j}\n" for j in range(20)).encode()
+            self.assertEqual(results[i][0], expect)
+
+    def test_one_initiator_leaving_never_stops_the_responder(self):
+        p = subprocess.Popen(self.realm.initiator_argv(self.echo.port), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(b"half a session\n")
+        p.stdin.flush()
+        self.assertEqual(p.stdout.readline(), b"half a session\n")
+        p.kill()
+        p.communicate(timeout=5)
+        self.converse()
+
+    def test_trace_shows_messages(self):
+        r = self.converse("--trace", lines=("traced",))
+        for m in ("I->R  M1", "R->I  M4", "FINISHED", "kvno_i", "confirm_r", "blob_i"):
+            self.assertIn(m, r.stderr)
+        # KD3_TRACE=1 does the same.
+        env = dict(os.environ, KD3_TRACE="1")
+        r2 = self.realm.run_initiator(self.echo.port, ["x"], env=env)
+        self.assertIn("I->R  M1", r2.stderr)
+
+    def test_line_too_long_is_not_sent(self):
+        big = "x" * 16385
+        r = self.realm.run_initiator(self.echo.port, ["before", big, "after"])
+        self.assertEqual(r.stdout, "before\nafter\n", r)
+        self.assertIn("16384", r.stderr)
+
+
+class Refusals(unittest.TestCase):
+    """Each wrong setting has its own error text at the user's terminal."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.realm = k.Realm(("alice", "bob", "carol"))
+        cls.kdc = cls.realm.start_kdc("--deny", "carol->bob")
+        cls.resp = cls.realm.start_responder("--exec", "cat")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.realm.close()
+
+    def expect(self, rc, text, *extra, **kw):
+        r = self.realm.run_initiator(self.resp.port, ["never delivered"], *extra, **kw)
+        self.assertEqual(r.rc, rc, r)
+        self.assertIn(text, r.stderr, r)
+        self.assertEqual(r.stdout, "", r)
+        return r
+
+    def test_wrong_key(self):
+        # A key file for "alice" from another realm: the KDC's alice key differs.
+        with k.Realm(("alice",)) as other:
+            self.expect(EXIT_HANDSHAKE, "BAD_AUTH", "--keyfile", other.keyfile("alice"))
+
+    def test_unknown_principal(self):
+        with k.Realm(("dave",)) as other:
+            r = self.realm.run_initiator(self.resp.port, ["x"], "--keyfile",
+                                         other.keyfile("dave"))
+            self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+            self.assertIn("UNKNOWN_PRINCIPAL", r.stderr)
+
+    def test_unknown_responder_name(self):
+        self.expect(EXIT_HANDSHAKE, "UNKNOWN_PRINCIPAL", peer="zed")
+
+    def test_policy_denied(self):
+        self.expect(EXIT_HANDSHAKE, "POLICY_DENIED", name="carol")
+
+    def test_same_principal(self):
+        r = self.realm.run_initiator(self.resp.port, ["x"], peer="alice")
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertIn("initiator and responder must differ", r.stderr)
+
+    def test_suite_not_allowed(self):
+        resp = self.realm.start_responder("--suites", "chacha20-poly1305")
+        r = self.realm.run_initiator(resp.port, ["x"], "--suite", "aes-256-gcm")
+        self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+        self.assertIn("UNSUPPORTED", r.stderr)
+
+    def test_forward_secrecy_required(self):
+        resp = self.realm.start_responder("--require-forward-secret")
+        r = self.realm.run_initiator(resp.port, ["x"])
+        self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+        self.assertIn("forward-secret", r.stderr)
+        r = self.realm.run_initiator(resp.port, ["x"], "--forward-secret")
+        self.assertEqual(r.rc, EXIT_OK, r)
+
+    def test_readable_key_file_refused(self):
+        path = os.path.join(self.realm.dir, "loose.key")
+        with open(self.realm.keyfile("alice"), "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o640)
+        r = self.realm.run_initiator(self.resp.port, ["x"], "--keyfile", path)
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertIn("readable by group or others", r.stderr)
+
+    def test_no_kdc_answers(self):
+        dead = k.free_port()
+        resp = self.realm.start_responder("--kdc-timeout-ms", "50", kdc=[f"127.0.0.1:{dead}"])
+        r = self.realm.run_initiator(resp.port, ["x"], timeout=60)
+        self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+        self.assertIn("TIMEOUT", r.stderr)
+
+    def test_responder_unreachable(self):
+        r = self.realm.run_initiator(k.free_port(), ["x"])
+        self.assertEqual(r.rc, EXIT_GONE, r)
+
+
+class KdcPaths(unittest.TestCase):
+    """The responder's KDC client: next KDC in the list, and TCP when UDP is lost."""
+
+    def test_failover_to_second_kdc(self):
+        with k.Realm() as realm:
+            realm.start_kdc()
+            dead = k.free_port()
+            resp = realm.start_responder("--kdc-timeout-ms", "50",
+                                         kdc=[f"127.0.0.1:{dead}", f"127.0.0.1:{realm.kdc_port}"])
+            r = realm.run_initiator(resp.port, ["via the second KDC"])
+            self.assertEqual(r.rc, EXIT_OK, r)
+
+    def test_tcp_when_udp_is_lost(self):
+        with k.Realm() as realm:
+            kdc = realm.start_kdc()
+            # A port where UDP datagrams vanish and TCP is relayed to the KDC.
+            hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            hole.bind(("127.0.0.1", 0))
+            port = hole.getsockname()[1]
+            relay = socket.socket()
+            relay.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            relay.bind(("127.0.0.1", port))
+            relay.listen(4)
+            stop = threading.Event()
+
+            def pipe(a, b):
+                try:
+                    while True:
+                        d = a.recv(65536)
+                        if not d:
+                            break
+                        b.sendall(d)
+                except OSError:
+                    pass
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+            def serve():
+                relay.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        c, _ = relay.accept()
+                    except OSError:
+                        continue
+                    u = socket.create_connection(("127.0.0.1", realm.kdc_port))
+                    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+                    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+
+            t = threading.Thread(target=serve, daemon=True)
+            t.start()
+            try:
+                resp = realm.start_responder("--kdc-timeout-ms", "50",
+                                             kdc=[f"127.0.0.1:{port}"])
+                r = realm.run_initiator(resp.port, ["over tcp"])
+                self.assertEqual(r.rc, EXIT_OK, r)
+                self.assertEqual(r.stdout, "")  # no --exec: bob prints, alice gets nothing
+                kdc.wait_for(r" tcp ")  # the KDC logged a TCP request
+            finally:
+                stop.set()
+                t.join(2)
+                hole.close()
+                relay.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
