@@ -80,7 +80,12 @@ static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 {
 	int one = 1;
 	kdc_conn *c = w->free_list;
-	if (!c) { /* the cap: accepted and closed at once */
+	if (!c) { /* the cap: one ERROR BUSY if the socket takes it now, then close */
+		uint8_t busy[KD3_HDR_LEN + KD3_ERROR_BODY_MAX];
+		kd3_writer bw;
+		kd3_wr_init(&bw, busy, sizeof(busy));
+		if (kd3_error_encode(&bw, KD3_E_BUSY, "KDC busy: too many connections") == KD3_OK)
+			(void)send(fd, busy, bw.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);
 		kd3_log_debug("tcp: %zu connections open, one more refused", w->active);
 		return;

@@ -256,5 +256,41 @@ class KdcPaths(unittest.TestCase):
                 relay.close()
 
 
+class Busy(unittest.TestCase):
+    """BUSY: a KDC at its connection cap, a responder at its session cap."""
+
+    def test_kdc_connection_cap(self):
+        with k.Realm() as realm:
+            realm.start_kdc("--max-conns", "1", workers=1)
+            first = socket.create_connection(("127.0.0.1", realm.kdc_port), timeout=5)
+            second = socket.create_connection(("127.0.0.1", realm.kdc_port), timeout=5)
+            try:
+                reply = second.recv(1024)
+                self.assertGreaterEqual(len(reply), 7, reply)
+                self.assertEqual(reply[1], 0x7F)  # ERROR
+                self.assertEqual(int.from_bytes(reply[4:6], "big"), 7)  # BUSY
+                self.assertIn(b"busy", reply)
+            finally:
+                first.close()
+                second.close()
+
+    def test_responder_session_cap(self):
+        with k.Realm() as realm:
+            realm.start_kdc()
+            resp = realm.start_responder("--max-sessions", "1", "--exec", "cat")
+            hold = subprocess.Popen(realm.initiator_argv(resp.port), stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                hold.stdin.write(b"holding\n")
+                hold.stdin.flush()
+                self.assertEqual(hold.stdout.readline(), b"holding\n")
+                r = realm.run_initiator(resp.port, ["refused"])
+                self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+                self.assertIn("BUSY", r.stderr)
+            finally:
+                hold.communicate(timeout=10)  # closes its stdin: a clean CLOSE
+            self.assertEqual(hold.returncode, EXIT_OK)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
