@@ -6,17 +6,22 @@
 #include "msg.h"
 #include "schedule.h"
 
-/* Key the direction from its current traffic secret: key(ts), iv(ts). */
+/* Key the direction from its current traffic secret: key(ts), iv(ts). Nothing of
+ * the direction changes unless every step succeeded. */
 static int direction_install(kd3_channel *ch, kd3_direction *d)
 {
-	uint8_t key[KD3_KEY_LEN];
-	int ret = kd3_traffic_key_iv(ch->crypto, d->ts, key, d->iv);
+	uint8_t key[KD3_KEY_LEN], iv[KD3_IV_LEN];
+	int ret = kd3_traffic_key_iv(ch->crypto, d->ts, key, iv);
 	if (ret == KD3_OK)
 		ret = kd3_aead_setkey(&d->aead, key);
+	if (ret == KD3_OK) {
+		memcpy(d->iv, iv, sizeof(iv));
+		d->seq = 0;
+		d->key_records = 0;
+		d->key_bytes = 0;
+	}
 	kd3_wipe(key, sizeof(key));
-	d->seq = 0;
-	d->key_records = 0;
-	d->key_bytes = 0;
+	kd3_wipe(iv, sizeof(iv));
 	return ret;
 }
 
@@ -28,6 +33,15 @@ static int direction_update(kd3_channel *ch, kd3_direction *d)
 		return ret;
 	d->generation++;
 	return direction_install(ch, d);
+}
+
+/* Any failure of the record layer is final for its direction: a direction whose
+ * keys or counters may be out of step never seals or opens again. (The other
+ * direction still works, so a party can send a CLOSE naming an input failure.) */
+static int broken(kd3_direction *d, int err)
+{
+	d->broken = 1;
+	return err;
 }
 
 static int direction_init(kd3_channel *ch, kd3_direction *d, const uint8_t ts[KD3_KEY_LEN])
@@ -91,7 +105,7 @@ int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, siz
 	uint8_t nonce[KD3_IV_LEN];
 	int ret;
 
-	if (!ch->ready)
+	if (!ch->ready || tx->broken)
 		return KD3_E_UNEXPECTED;
 	if (tx->closed)
 		return KD3_E_CLOSED;
@@ -116,15 +130,15 @@ int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, siz
 	ret = kd3_aead_seal(&tx->aead, nonce, rec, KD3_HDR_LEN + KD3_SEQ_LEN, pt, 1 + len, pt);
 	if (ret != KD3_OK) {
 		kd3_wipe(rec, KD3_HDR_LEN + body_len);
-		return ret;
+		return broken(tx, ret);
 	}
 	tx->seq++;
 	tx->key_records++;
 	tx->records++;
 	tx->key_bytes += len;
 	tx->bytes += len;
-	if (inner == KD3_R_KEY_UPDATE)
-		return direction_update(ch, tx);
+	if (inner == KD3_R_KEY_UPDATE && (ret = direction_update(ch, tx)) != KD3_OK)
+		return broken(tx, ret);
 	if (inner == KD3_R_CLOSE)
 		tx->closed = 1;
 	return KD3_OK;
@@ -139,24 +153,24 @@ int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner
 	uint8_t nonce[KD3_IV_LEN];
 	int ret;
 
-	if (!ch->ready)
+	if (!ch->ready || rx->broken)
 		return KD3_E_UNEXPECTED;
 	if ((ret = kd3_frame_decode(frame, len, &f)) != KD3_OK)
-		return ret;
+		return broken(rx, ret);
 	if (f.type != KD3_T_RECORD)
-		return KD3_E_UNEXPECTED;
+		return broken(rx, KD3_E_UNEXPECTED);
 	if ((ret = kd3_record_decode(frame, f.body.p, f.body.len, &rec)) != KD3_OK)
-		return ret;
+		return broken(rx, ret);
 	if (rx->closed)
 		return KD3_E_CLOSED; /* nothing may follow the peer's CLOSE */
 	/* Strict order: exactly the next seq, and never past the per-key limit. */
 	if (rec.seq != rx->seq || rec.seq >= KD3_RECORDS_PER_KEY_MAX)
-		return KD3_E_RECORD_SEQ;
+		return broken(rx, KD3_E_RECORD_SEQ);
 	record_nonce(rx, rec.seq, nonce);
 	uint8_t *pt = frame + KD3_HDR_LEN + KD3_SEQ_LEN;
 	ret = kd3_aead_open(&rx->aead, nonce, rec.ad.p, rec.ad.len, rec.sealed.p, rec.sealed.len, pt);
 	if (ret != KD3_OK)
-		return ret;
+		return broken(rx, ret);
 
 	size_t pt_len = rec.sealed.len - KD3_TAG_LEN;
 	*inner = pt[0];
@@ -174,12 +188,13 @@ int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner
 		return KD3_OK;
 	case KD3_R_KEY_UPDATE:
 		if (payload->len != 0)
-			return KD3_E_MALFORMED;
-		return direction_update(ch, rx);
+			return broken(rx, KD3_E_MALFORMED);
+		ret = direction_update(ch, rx);
+		return ret == KD3_OK ? KD3_OK : broken(rx, ret);
 	case KD3_R_CLOSE:
 		rx->closed = 1;
 		return KD3_OK;
 	default:
-		return KD3_E_RECORD_TYPE;
+		return broken(rx, KD3_E_RECORD_TYPE);
 	}
 }

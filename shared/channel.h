@@ -26,6 +26,7 @@ typedef struct kd3_direction {
 	uint64_t bytes;         /* all payload bytes this session */
 	uint32_t generation;    /* key generation: 0, then +1 per KEY_UPDATE */
 	uint8_t closed;         /* CLOSE sent (tx) or received (rx) */
+	uint8_t broken;         /* a failure: this direction never seals or opens again */
 } kd3_direction;
 
 typedef struct kd3_channel {

@@ -92,17 +92,30 @@ int kd3_crypto_rng(void *ctx, uint8_t *out, size_t len)
 	return KD3_OK;
 }
 
+/* Mbed TLS keeps key ^ ipad and key ^ opad (two SHA-256 blocks) and the hash state
+ * in the context after a MAC; wipe them so no key outlives its use. */
+static void hmac_scrub(kd3_crypto *c)
+{
+	if (c->hmac.hmac_ctx)
+		kd3_wipe(c->hmac.hmac_ctx, 2 * 64);
+	(void)mbedtls_md_starts(&c->hmac);
+}
+
 int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts,
 	     size_t nparts, uint8_t out[KD3_MAC_LEN])
 {
+	int ret = KD3_E_CRYPTO;
 	if (mbedtls_md_hmac_starts(&c->hmac, key, key_len) != 0)
-		return KD3_E_CRYPTO;
+		goto out;
 	for (size_t i = 0; i < nparts; i++)
 		if (mbedtls_md_hmac_update(&c->hmac, parts[i].p, parts[i].len) != 0)
-			return KD3_E_CRYPTO;
+			goto out;
 	if (mbedtls_md_hmac_finish(&c->hmac, out) != 0)
-		return KD3_E_CRYPTO;
-	return KD3_OK;
+		goto out;
+	ret = KD3_OK;
+out:
+	hmac_scrub(c);
+	return ret;
 }
 
 /* RFC 5869 section 2.2: PRK = HMAC(salt, IKM). */

@@ -272,6 +272,9 @@ int kd3_error_decode(const uint8_t *body, size_t len, kd3_error_msg *m)
 		return r.err;
 	if (!kd3_err_is_wire(m->code))
 		return KD3_E_MALFORMED;
+	for (size_t i = 0; i < m->text.len; i++)
+		if (m->text.p[i] < 0x20 || m->text.p[i] >= 0x7f)
+			return KD3_E_MALFORMED; /* printable ASCII only (section 7) */
 	return KD3_OK;
 }
 

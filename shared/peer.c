@@ -57,6 +57,18 @@ static void wipe_handshake(kd3_peer *p)
 	kd3_wipe(&p->secrets, sizeof(p->secrets));
 }
 
+/* The one way into FAILED: the first error is kept, and every secret the exchange
+ * or the channel held is wiped, whatever the path. */
+static int enter_failed(kd3_peer *p, int err)
+{
+	p->state = KD3_PS_FAILED;
+	if (p->err == KD3_OK)
+		p->err = err;
+	wipe_handshake(p);
+	kd3_channel_free(&p->ch);
+	return p->err;
+}
+
 static int draw_ephemeral(kd3_peer *p)
 {
 	int ret = p->rng(p->rng_ctx, p->e_priv, sizeof(p->e_priv));
@@ -133,11 +145,8 @@ int kd3_peer_start(kd3_peer *p, kd3_writer *to_peer)
 	copy_name(p->peer_id, name_view(p->cfg.peer_name));
 	p->state = KD3_PS_WAIT_M4;
 out:
-	if (ret != KD3_OK) {
-		p->state = KD3_PS_FAILED;
-		p->err = ret;
-		wipe_handshake(p);
-	}
+	if (ret != KD3_OK)
+		enter_failed(p, ret);
 	return ret;
 }
 
@@ -293,9 +302,9 @@ static int r_on_m3(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 		     .lifetime = m3.lifetime,
 		     .blob_i = m3.blob_i,
 		     .confirm_r = p->secrets.confirm_r};
-	if ((ret = kd3_m4_encode(out->to_peer, &m4)) != KD3_OK)
-		goto out;
 	if ((ret = start_channel(p, m3.lifetime, now_ms)) != KD3_OK)
+		goto out;
+	if ((ret = kd3_m4_encode(out->to_peer, &m4)) != KD3_OK)
 		goto out;
 	p->state = KD3_PS_WAIT_FINISHED;
 out:
@@ -313,6 +322,7 @@ static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint6
 	char text[5 + 256], safe[256];
 	int ret;
 
+	(void)p;
 	(void)frame;
 	(void)now_ms;
 	if ((ret = kd3_error_decode(f->body.p, f->body.len, &e)) != KD3_OK)
@@ -323,7 +333,6 @@ static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint6
 	safe[e.text.len] = '\0';
 	snprintf(text, sizeof(text), "KDC: %s", safe);
 	kd3_error_encode(out->to_peer, e.code, text);
-	p->err = KD3_E_PEER_ERROR; /* the initiator has been told already */
 	return KD3_E_PEER_ERROR;
 }
 
@@ -335,9 +344,12 @@ static int on_peer_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64
 	kd3_error_msg e;
 	int ret;
 
-	(void)p;
 	(void)frame;
 	(void)now_ms;
+	/* Once R's records authenticate, an unauthenticated ERROR cannot end the session:
+	 * R speaks through CLOSE from then on. */
+	if (p->state == KD3_PS_ESTABLISHED && p->ch.rx.records > 0)
+		return KD3_E_UNEXPECTED;
 	if ((ret = kd3_error_decode(f->body.p, f->body.len, &e)) != KD3_OK)
 		return ret;
 	/* ERROR is unauthenticated: it ends the exchange, and is never a reason to accept. */
@@ -442,17 +454,14 @@ static const struct transition *find_transition(const kd3_peer *p, kd3_source sr
 	return NULL;
 }
 
-/* The first failure is kept. Before the channel exists the other side gets an
- * ERROR (wire codes only); after, an authenticated CLOSE whose reason is the
- * kd3_err code itself, so the peer can name the precise cause. */
+/* Before the channel exists the other side gets an ERROR (wire codes only); after,
+ * an authenticated CLOSE whose reason is the kd3_err code itself, so the peer can
+ * name the precise cause. Then the machine is FAILED, with every secret wiped. */
 static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *out)
 {
-	p->state = KD3_PS_FAILED;
-	if (p->err == KD3_OK)
-		p->err = err;
-	if (err == KD3_E_PEER_ERROR)
-		return; /* they know; a KDC error was forwarded by its handler */
-	if (was == KD3_PS_ESTABLISHED && !p->ch.tx.closed && err != KD3_E_CLOSED) {
+	if (err == KD3_E_PEER_ERROR) {
+		/* They know; a KDC error was forwarded by its handler. */
+	} else if (was == KD3_PS_ESTABLISHED && !p->ch.tx.closed && err != KD3_E_CLOSED) {
 		const char *text = kd3_strerror(err);
 		uint8_t buf[2 + 1 + 255];
 		kd3_writer w;
@@ -463,7 +472,7 @@ static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *ou
 	} else if (was != KD3_PS_ESTABLISHED) {
 		kd3_error_encode(out->to_peer, wire_code(err), p->detail ? p->detail : kd3_strerror(err));
 	}
-	wipe_handshake(p);
+	enter_failed(p, err);
 }
 
 int kd3_peer_input(kd3_peer *p, kd3_source src, uint8_t *frame, size_t len, uint64_t now_ms,
@@ -497,7 +506,7 @@ int kd3_peer_check_expiry(kd3_peer *p, uint64_t now_ms)
 	if (p->state != KD3_PS_ESTABLISHED && p->state != KD3_PS_WAIT_FINISHED)
 		return KD3_OK;
 	if (now_ms >= p->expires_ms)
-		return KD3_E_EXPIRED;
+		return enter_failed(p, KD3_E_EXPIRED); /* the key may not be used again */
 	return KD3_OK;
 }
 
@@ -524,6 +533,8 @@ int kd3_peer_send(kd3_peer *p, const uint8_t *payload, size_t len, uint64_t now_
 	int ret = kd3_peer_check_expiry(p, now_ms);
 	if (ret == KD3_OK)
 		ret = send_record(p, KD3_R_DATA, payload, len, to_peer);
+	if (ret != KD3_OK && ret != KD3_E_CLOSED && p->state != KD3_PS_FAILED)
+		enter_failed(p, ret); /* the record layer broke: nothing more may be sealed */
 	return ret;
 }
 
@@ -548,9 +559,7 @@ int kd3_peer_close(kd3_peer *p, uint16_t reason, const char *text, kd3_writer *t
 	if (p->state != KD3_PS_ESTABLISHED) {
 		/* No channel yet: an (unauthenticated) ERROR ends the exchange. */
 		ret = kd3_error_encode(to_peer, wire_code(reason ? reason : KD3_E_TIMEOUT), text);
-		p->state = KD3_PS_FAILED;
-		p->err = KD3_E_CLOSED;
-		wipe_handshake(p);
+		enter_failed(p, KD3_E_CLOSED);
 		return ret;
 	}
 	kd3_wr_init(&w, buf, sizeof(buf));
@@ -568,10 +577,7 @@ int kd3_peer_eof(kd3_peer *p)
 		return KD3_OK;
 	if (p->state == KD3_PS_FAILED)
 		return p->err;
-	p->state = KD3_PS_FAILED;
-	p->err = KD3_E_TRUNCATED;
-	wipe_handshake(p);
-	return KD3_E_TRUNCATED;
+	return enter_failed(p, KD3_E_TRUNCATED);
 }
 
 int kd3_peer_kdc_failed(kd3_peer *p, int err, kd3_writer *to_peer)
@@ -579,9 +585,7 @@ int kd3_peer_kdc_failed(kd3_peer *p, int err, kd3_writer *to_peer)
 	if (p->state != KD3_PS_WAIT_M3)
 		return KD3_E_UNEXPECTED;
 	int ret = kd3_error_encode(to_peer, wire_code(err), kd3_strerror(err));
-	p->state = KD3_PS_FAILED;
-	p->err = err;
-	wipe_handshake(p);
+	enter_failed(p, err);
 	return ret;
 }
 
