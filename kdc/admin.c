@@ -63,20 +63,6 @@ static int admin_finish(kdc_db *db, int ret, const char *err)
 	return ret;
 }
 
-int kdc_cmd_init(kdc_opts *o)
-{
-	char err[ADMIN_ERR_MAX];
-	kdc_db db;
-	int ret = kdc_db_create(o->db, &db, err, sizeof(err));
-	if (ret != KD3_OK) {
-		kd3_log_error("%s", err);
-		return ret;
-	}
-	kdc_db_close(&db);
-	printf("created database %s\n", o->db);
-	return KD3_OK;
-}
-
 /* A new random key from the DRBG. */
 static int new_key(const char *pers, uint8_t key[KD3_KEY_LEN])
 {
@@ -88,6 +74,23 @@ static int new_key(const char *pers, uint8_t key[KD3_KEY_LEN])
 	if (ret != KD3_OK)
 		kd3_log_error("cannot draw a new key: %s", kd3_strerror(ret));
 	return ret;
+}
+
+/* A new database with its realm secret (docs/PROTOCOL.md, "KDC processing"). */
+int kdc_cmd_init(kdc_opts *o)
+{
+	char err[ADMIN_ERR_MAX];
+	uint8_t secret[KD3_KEY_LEN];
+	kdc_db db;
+	int ret = new_key("kd3 kdc realm secret", secret);
+	if (ret == KD3_OK && (ret = kdc_db_create(o->db, secret, &db, err, sizeof(err))) != KD3_OK)
+		kd3_log_error("%s", err);
+	kd3_wipe(secret, sizeof(secret));
+	if (ret != KD3_OK)
+		return ret;
+	kdc_db_close(&db);
+	printf("created database %s\n", o->db);
+	return KD3_OK;
 }
 
 /* Inside a transaction: the new principal, its key, then the key file. */

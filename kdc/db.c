@@ -30,8 +30,11 @@ static const char db_schema[] =
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (name, kvno)"
     ");"
-    "PRAGMA user_version = 1;"
-    "COMMIT;";
+    "CREATE TABLE realm ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  secret BLOB NOT NULL CHECK (length(secret) = 32)"
+    ");"
+    "PRAGMA user_version = 2;";
 
 static int db_fail(kdc_db *db, char *err, size_t len, const char *what)
 {
@@ -108,7 +111,8 @@ void kdc_db_close(kdc_db *db)
 	db->h = NULL;
 }
 
-int kdc_db_create(const char *path, kdc_db *db, char *err, size_t err_len)
+int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db,
+		  char *err, size_t err_len)
 {
 	/* Create the file ourselves: O_EXCL refuses an existing one, and mode 0600 holds
 	 * from the first byte (SQLite gives its journal the database file's mode). */
@@ -125,8 +129,13 @@ int kdc_db_create(const char *path, kdc_db *db, char *err, size_t err_len)
 	}
 	close(fd);
 	int ret = db_connect(db, path, SQLITE_OPEN_READWRITE, err, err_len);
+	/* Schema and realm secret in one transaction: a database is whole or absent. */
 	if (ret == KD3_OK)
 		ret = db_exec(db, db_schema, err, err_len, "cannot create the schema");
+	if (ret == KD3_OK)
+		ret = kdc_db_realm_secret_set(db, realm_secret, err, err_len);
+	if (ret == KD3_OK)
+		ret = db_exec(db, "COMMIT;", err, err_len, "cannot create the database");
 	if (ret != KD3_OK) {
 		kdc_db_close(db);
 		unlink(path);
@@ -492,6 +501,38 @@ int kdc_db_each_key(kdc_db *db, kdc_db_key_fn fn, void *ctx, char *err, size_t e
 	ret = KD3_OK;
 out:
 	kd3_wipe(key, sizeof(key));
+	db_finish(st);
+	return ret;
+}
+
+int kdc_db_realm_secret_set(kdc_db *db, const uint8_t secret[KD3_KEY_LEN], char *err,
+			    size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = db_prepare(db, "INSERT INTO realm (id, secret) VALUES (1, ?1)", &st, err, err_len);
+	if (ret != KD3_OK)
+		return ret;
+	ret = sqlite3_bind_blob(st, 1, secret, KD3_KEY_LEN, SQLITE_STATIC) == SQLITE_OK &&
+			      sqlite3_step(st) == SQLITE_DONE
+		  ? KD3_OK
+		  : db_fail(db, err, err_len, "cannot store the realm secret");
+	db_finish(st);
+	return ret;
+}
+
+int kdc_db_realm_secret_get(kdc_db *db, uint8_t secret[KD3_KEY_LEN], char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = db_prepare(db, "SELECT secret FROM realm WHERE id = 1", &st, err, err_len);
+	if (ret != KD3_OK)
+		return ret;
+	ret = KD3_E_DB;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == KD3_KEY_LEN) {
+		memcpy(secret, sqlite3_column_blob(st, 0), KD3_KEY_LEN);
+		ret = KD3_OK;
+	} else {
+		snprintf(err, err_len, "%s: the realm secret is missing or damaged", db->path);
+	}
 	db_finish(st);
 	return ret;
 }

@@ -16,7 +16,7 @@
 #include "keyfile.h"
 #include "wire.h"
 
-#define KDC_DB_SCHEMA_VERSION 1
+#define KDC_DB_SCHEMA_VERSION 2
 
 struct sqlite3;
 
@@ -26,7 +26,8 @@ typedef struct kdc_db {
 } kdc_db;
 
 /* Creates a new database file (mode 0600); refuses an existing path. */
-int kdc_db_create(const char *path, kdc_db *db, char *err, size_t err_len);
+int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db,
+		  char *err, size_t err_len);
 /* Opens an existing kd3 database; refuses one readable by group or others. */
 int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t err_len);
 void kdc_db_close(kdc_db *db);
@@ -76,6 +77,12 @@ typedef int (*kdc_db_key_fn)(void *ctx, const char *name, uint32_t kvno,
 int kdc_db_each_key(kdc_db *db, kdc_db_key_fn fn, void *ctx, char *err, size_t err_len);
 
 /* Counts principals (all, or only enabled ones). */
+/* The realm secret (32 bytes) from which the KDC derives each SK; created once by
+ * `kdc init`, kept with the principals, the same at every KDC of the realm. */
+int kdc_db_realm_secret_set(kdc_db *db, const uint8_t secret[KD3_KEY_LEN], char *err,
+			    size_t err_len);
+int kdc_db_realm_secret_get(kdc_db *db, uint8_t secret[KD3_KEY_LEN], char *err, size_t err_len);
+
 int kdc_db_count(kdc_db *db, int enabled_only, size_t *n, char *err, size_t err_len);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "db.h"
+#include "crypto.h"
 #include "err.h"
 #include "log.h"
 #include "policy.h"
@@ -65,6 +66,12 @@ static int serve_load(struct serve *s, const kdc_opts *o)
 	kdc_db db;
 	int ret = kdc_db_open(o->db, 0, &db, err, sizeof(err));
 	if (ret != KD3_OK) {
+		kd3_log_error("%s", err);
+		return ret;
+	}
+	ret = kdc_db_realm_secret_get(&db, s->kcfg.realm_secret, err, sizeof(err));
+	if (ret != KD3_OK) {
+		kdc_db_close(&db);
 		kd3_log_error("%s", err);
 		return ret;
 	}
@@ -183,5 +190,6 @@ out:
 		kdc_worker_free(&s.workers[i]);
 	free(s.workers);
 	kdc_table_free(&s.table);
+	kd3_wipe(&s.kcfg, sizeof(s.kcfg)); /* the realm secret */
 	return ret;
 }

@@ -172,7 +172,10 @@ static int conn_frames(kdc_worker *w, kdc_conn *c)
 			conn_close(w, c);
 			return KD3_E_IO;
 		}
-		conn_touch(w, c);
+		/* Only a request that earned a key buys more time: a client sending refused
+		 * frames cannot hold a connection slot forever. */
+		if (send && w->tcp_out[1] == KD3_T_M3)
+			conn_touch(w, c);
 	}
 }
 

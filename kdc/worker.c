@@ -26,10 +26,9 @@ static int watch(kdc_worker *w, int fd, uint64_t tag)
 static int worker_alloc(kdc_worker *w, kdc_table *table, kdc_policy *policy,
 			const kd3_kdc_config *kcfg, char *err, size_t len)
 {
-	char pers[48];
-	snprintf(pers, sizeof(pers), "kd3 kdc worker %u", w->id);
-	if (kd3_crypto_init(&w->crypto, pers, 1) != KD3_OK) {
-		snprintf(err, len, "worker %u: cannot set up crypto and seed the DRBG", w->id);
+	/* No DRBG: a worker draws no randomness (SK is derived from the realm secret). */
+	if (kd3_crypto_init(&w->crypto, "kd3 kdc worker", 0) != KD3_OK) {
+		snprintf(err, len, "worker %u: cannot set up crypto", w->id);
 		return KD3_E_CRYPTO;
 	}
 	w->crypto_ready = 1;
@@ -42,7 +41,7 @@ static int worker_alloc(kdc_worker *w, kdc_table *table, kdc_policy *policy,
 		snprintf(err, len, "worker %u: out of memory", w->id);
 		return KD3_E_NOMEM;
 	}
-	kd3_kdc_init(w->kdc, &w->crypto, kd3_crypto_rng, &w->crypto, kdc_table_lookup, table, kcfg);
+	kd3_kdc_init(w->kdc, &w->crypto, kdc_table_lookup, table, kcfg);
 	w->kdc->policy = kdc_policy_check;
 	w->kdc->policy_ctx = policy;
 	for (size_t i = w->cfg->max_conns; i-- > 0;) {

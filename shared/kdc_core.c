@@ -1,18 +1,17 @@
 #include "kdc_core.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
 #include "err.h"
 #include "msg.h"
 
-void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_rng_fn rng, void *rng_ctx,
-		  kd3_lookup_fn lookup, void *lookup_ctx, const kd3_kdc_config *cfg)
+void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lookup_ctx,
+		  const kd3_kdc_config *cfg)
 {
 	memset(k, 0, sizeof(*k));
 	k->crypto = crypto;
-	k->rng = rng;
-	k->rng_ctx = rng_ctx;
 	k->lookup = lookup;
 	k->lookup_ctx = lookup_ctx;
 	k->cfg = *cfg;
@@ -20,7 +19,7 @@ void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_rng_fn rng, void *rng_ctx,
 
 void kd3_kdc_free(kd3_kdc *k)
 {
-	kd3_wipe(k->cache, sizeof(k->cache));
+	kd3_wipe(k, sizeof(*k));
 }
 
 /* A request, as far as it has been understood, and the checks still to come. */
@@ -102,11 +101,12 @@ static int check_authenticators(kd3_kdc *k, struct request *q, kd3_kdc_result *r
 
 static kd3_kdc_cache_slot *cache_slot(kd3_kdc *k, const uint8_t th[KD3_HASH_LEN])
 {
-	return &k->cache[(th[0] | th[1] << 8) % KD3_KDC_CACHE_SLOTS];
+	return &k->cache[th[0] % KD3_KDC_CACHE_SLOTS];
 }
 
 /* An identical M2 (same TH, same auth_r: the same bytes) seen within the window gets
- * the M3 it got before: UDP retransmits are idempotent and draw no second key. */
+ * the M3 it got before without redoing the work. (Safety does not rest on it: SK is
+ * a function of TH, so a retransmit that misses the cache gets the same M3 too.) */
 static const kd3_kdc_cache_slot *cache_find(kd3_kdc *k, const struct request *q, uint64_t now_ms)
 {
 	const kd3_kdc_cache_slot *s = cache_slot(k, q->th);
@@ -130,14 +130,14 @@ static void cache_store(kd3_kdc *k, const struct request *q, uint64_t now_ms, co
 	s->used = 1;
 }
 
-/* Draw SK, seal it to both principals, write M3. */
+/* Derive SK, seal it to both principals, write M3. */
 static int issue_m3(kd3_kdc *k, struct request *q, kd3_writer *w)
 {
 	const uint8_t suite = q->m2.m1.suite;
 	uint8_t sk[KD3_KEY_LEN], blob_r[KD3_BLOB_LEN], blob_i[KD3_BLOB_LEN];
 	int ret;
 
-	if ((ret = k->rng(k->rng_ctx, sk, sizeof(sk))) != KD3_OK)
+	if ((ret = kd3_derive_sk(k->crypto, k->cfg.realm_secret, q->th, sk)) != KD3_OK)
 		goto out;
 	ret = kd3_blob_seal(k->crypto, suite, q->kr->sub.wrap, KD3_ROLE_RESPONDER, q->th,
 			    q->lifetime, sk, blob_r);
@@ -175,8 +175,6 @@ static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *
 	int ret;
 
 	memset(&q, 0, sizeof(q));
-	if (f->type != KD3_T_M2)
-		return fail(res, KD3_E_MALFORMED, "the KDC accepts only M2");
 	if ((ret = kd3_m2_decode(f->body.p, f->body.len, &q.m2)) != KD3_OK)
 		return fail(res, ret, ret == KD3_E_UNSUPPORTED ? "unsupported suite or flags"
 							       : "M2 does not parse");
@@ -203,14 +201,23 @@ static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *
 	return KD3_OK;
 }
 
-/* Bytes that are not a kd3 frame at all (too short, unknown type, a length that
- * disagrees with the datagram) get no answer: answering garbage would make the KDC
- * a reflector. */
-static int looks_like_kd3(const uint8_t *in, size_t in_len)
+/* Only an M2 is ever answered (any version, so a future client learns UNSUPPORTED),
+ * and only when it is at least as long as the shortest M2 and its length field
+ * matches: answering anything else would make the KDC a reflector, or let two KDCs
+ * answer each other's ERRORs forever. */
+static int worth_an_answer(const uint8_t *in, size_t in_len)
 {
-	if (in_len < KD3_HDR_LEN || strcmp(kd3_type_name(in[1]), "UNKNOWN") == 0)
-		return 0;
-	return kd3_get_u16(in + 2) == in_len - KD3_HDR_LEN; /* any version: we say UNSUPPORTED */
+	return in_len >= KD3_M2_FRAME_MIN && in[1] == KD3_T_M2 &&
+	       kd3_get_u16(in + 2) == in_len - KD3_HDR_LEN;
+}
+
+/* An ERROR never longer than the request it answers. */
+static int write_error(kd3_writer *w, int code, const char *detail, size_t in_len)
+{
+	char text[256];
+	size_t room = in_len - (KD3_HDR_LEN + 2 + 1);
+	snprintf(text, sizeof(text) < room + 1 ? sizeof(text) : room + 1, "%s", detail);
+	return kd3_error_encode(w, (uint16_t)code, text);
 }
 
 int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms, uint8_t *out,
@@ -222,9 +229,9 @@ int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms
 
 	memset(res, 0, sizeof(*res));
 	*out_len = 0;
-	if (!looks_like_kd3(in, in_len)) {
+	if (!worth_an_answer(in, in_len)) {
 		res->err = KD3_E_MALFORMED;
-		res->detail = "not a kd3 frame";
+		res->detail = "not an M2 frame: not answered";
 		return KD3_E_MALFORMED;
 	}
 	res->reply = 1;
@@ -238,7 +245,7 @@ int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms
 	if (ret != KD3_OK) {
 		int code = kd3_err_is_wire(ret) ? ret : KD3_E_INTERNAL;
 		kd3_wr_init(&w, out, out_cap);
-		if (kd3_error_encode(&w, (uint16_t)code, res->detail) != KD3_OK)
+		if (write_error(&w, code, res->detail, in_len) != KD3_OK)
 			return KD3_E_NO_SPACE;
 		res->err = code;
 	}

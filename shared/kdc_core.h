@@ -32,13 +32,17 @@ typedef int (*kd3_policy_fn)(void *ctx, const kd3_principal *i, const kd3_princi
 			     uint32_t *lifetime);
 
 typedef struct kd3_kdc_config {
+	uint8_t realm_secret[KD3_KEY_LEN]; /* SK = HKDF-Expand(realm_secret, "kd3/1 SK" || TH) */
 	uint8_t suites_allowed;  /* bit (1 << suite) */
 	uint8_t require_fs;      /* refuse requests without forward-secret mode */
 	uint32_t lifetime;       /* default session key lifetime, seconds */
-	uint32_t cache_window_ms; /* lookaside cache: identical M2 within this gets the same M3 */
+	uint32_t cache_window_ms; /* lookaside cache: an identical M2 within this is not redone */
 } kd3_kdc_config;
 
 #define KD3_KDC_CACHE_SLOTS 256
+
+/* The shortest M2 frame: one-byte names, no forward secrecy. */
+#define KD3_M2_FRAME_MIN (KD3_HDR_LEN + 2 + 74 + KD3_NONCE_LEN + 4 + KD3_MAC_LEN)
 
 typedef struct kd3_kdc_cache_slot {
 	uint8_t th[KD3_HASH_LEN];
@@ -51,8 +55,6 @@ typedef struct kd3_kdc_cache_slot {
 
 typedef struct kd3_kdc {
 	kd3_crypto *crypto;
-	kd3_rng_fn rng;
-	void *rng_ctx;
 	kd3_lookup_fn lookup;
 	void *lookup_ctx;
 	kd3_policy_fn policy;
@@ -73,13 +75,16 @@ typedef struct kd3_kdc_result {
 	const char *detail; /* static text naming the failed check */
 } kd3_kdc_result;
 
-void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_rng_fn rng, void *rng_ctx,
-		  kd3_lookup_fn lookup, void *lookup_ctx, const kd3_kdc_config *cfg);
-/* Wipes the cache (it holds sealed replies only, but nothing is left behind). */
+void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lookup_ctx,
+		  const kd3_kdc_config *cfg);
+/* Wipes the realm secret and the cache. */
 void kd3_kdc_free(kd3_kdc *k);
 
 /* now_ms: a monotonic clock, for the lookaside cache window. out must hold
- * KD3_HDR_LEN + KD3_ERROR_BODY_MAX bytes at least (an M3 is smaller). */
+ * KD3_HDR_LEN + KD3_ERROR_BODY_MAX bytes at least (an M3 is smaller).
+ * Only a frame of type M2, at least as long as the shortest M2, is ever answered,
+ * and never with more bytes than it had: no reflection, no ping-pong between two
+ * servers, no amplification. Everything else gets res->reply == 0. */
 int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms, uint8_t *out,
 		   size_t out_cap, size_t *out_len, kd3_kdc_result *res);
 

@@ -62,21 +62,41 @@ int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_
 	return kd3_sha256(parts, nparts + 1, th);
 }
 
-/* The per-exchange sealing key and the blob's associated data (docs/PROTOCOL.md,
- * "Sealing"). The key is unique per (principal, role, TH), so a zero nonce is safe. */
+/* The sealing key and the blob's associated data (docs/PROTOCOL.md, "Sealing").
+ * The key is unique per (principal, role, TH, lifetime), and the KDC's SK is a
+ * function of TH, so even an M2 processed twice seals the same SK under the same
+ * key and AD: the zero nonce never covers two different messages. */
 static int blob_key_ad(kd3_crypto *c, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
 		       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, uint8_t key[KD3_KEY_LEN],
 		       kd3_writer *ad)
 {
 	const char *r = role_label(role);
-	kd3_iov info[3] = {IOV_STR(KD3_LABEL_SEAL), {r, strlen(r)}, {th, KD3_HASH_LEN}};
-	int ret = kd3_hkdf_expand(c, wrap, info, 3, key, KD3_KEY_LEN);
+	uint8_t life[4];
+	kd3_put_u32(life, lifetime);
+	kd3_iov info[4] = {IOV_STR(KD3_LABEL_SEAL), {r, strlen(r)}, {th, KD3_HASH_LEN}, {life, 4}};
+	int ret = kd3_hkdf_expand(c, wrap, info, 4, key, KD3_KEY_LEN);
 	if (ret != KD3_OK)
 		return ret;
 	kd3_wr_bytes(ad, KD3_LABEL_M3, sizeof(KD3_LABEL_M3) - 1);
 	kd3_wr_bytes(ad, r, strlen(r));
 	kd3_wr_bytes(ad, th, KD3_HASH_LEN);
 	return kd3_wr_u32(ad, lifetime);
+}
+
+int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
+		  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN])
+{
+	kd3_iov info[2] = {IOV_STR(KD3_LABEL_SK), {th, KD3_HASH_LEN}};
+	return kd3_hkdf_expand(c, realm_secret, info, 2, sk, KD3_KEY_LEN);
+}
+
+/* The thread's AEAD context keeps the key schedule of the last blob key, which
+ * opens that blob: overwrite it with a key that opens nothing. */
+static void aead_scrub(kd3_aead *aead)
+{
+	static const uint8_t zero_key[KD3_KEY_LEN];
+	if (aead)
+		(void)kd3_aead_setkey(aead, zero_key);
 }
 
 #define BLOB_AD_MAX (sizeof(KD3_LABEL_M3) + sizeof(KD3_ROLE_I) + KD3_HASH_LEN + 4)
@@ -101,6 +121,7 @@ int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
 	ret = kd3_aead_seal(aead, zero_iv, ad.p, ad.len, sk, KD3_KEY_LEN, blob);
 out:
 	kd3_wipe(key, sizeof(key));
+	aead_scrub(aead);
 	return ret;
 }
 
@@ -126,6 +147,7 @@ int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
 		ret = KD3_E_BLOB_AUTH;
 out:
 	kd3_wipe(key, sizeof(key));
+	aead_scrub(aead);
 	if (ret != KD3_OK)
 		kd3_wipe(sk, KD3_KEY_LEN);
 	return ret;

@@ -16,6 +16,7 @@
 #define KD3_LABEL_M2        "kd3/1 M2"
 #define KD3_LABEL_TH        "kd3/1 TH"
 #define KD3_LABEL_SEAL      "kd3/1 seal "
+#define KD3_LABEL_SK        "kd3/1 SK"
 #define KD3_LABEL_M3        "kd3/1 M3 "
 #define KD3_ROLE_I          "initiator"
 #define KD3_ROLE_R          "responder"
@@ -62,7 +63,14 @@ int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN],
  * initiator can rebuild it from its M1 and the fields of M4. */
 int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_HASH_LEN]);
 
-/* blob = AEAD-Seal(HKDF-Expand(wrap, "kd3/1 seal " || role || TH), 0^12,
+/* The KDC's session key for an exchange: SK = HKDF-Expand(realm_secret, "kd3/1 SK" ||
+ * TH, 32). A function of the request, so an M2 processed twice (a retransmit that
+ * reaches another worker or KDC, a replay) seals the same SK, never a second one
+ * under the same blob key and nonce. */
+int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
+		  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN]);
+
+/* blob = AEAD-Seal(HKDF-Expand(wrap, "kd3/1 seal " || role || TH || lifetime), 0^12,
  *                  "kd3/1 M3 " || role || TH || lifetime, SK). */
 int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
 		  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],

@@ -33,7 +33,7 @@ void h_inputs_default(h_inputs *in, uint8_t suite, uint8_t fs)
 	in->kvno_r = 2;
 	fill(in->n_i, sizeof(in->n_i), 0xa0);
 	fill(in->n_r, sizeof(in->n_r), 0xb0);
-	fill(in->sk, sizeof(in->sk), 0xc0);
+	fill(in->realm_secret, sizeof(in->realm_secret), 0xc0);
 	fill(in->e_i, sizeof(in->e_i), 0x40);
 	fill(in->e_r, sizeof(in->e_r), 0x60);
 	in->lifetime = 3600;
@@ -85,14 +85,13 @@ int h_world_init(h_world *w, const h_inputs *in)
 	w->in = *in;
 	if ((ret = kd3_crypto_init(&w->crypto, "test", 0)) != KD3_OK)
 		return ret;
-	/* The order each party draws: I n_i then e_i; R n_r then e_r; KDC SK. */
+	/* The order each party draws: I n_i then e_i; R n_r then e_r. */
 	memcpy(w->rng_i_bytes, in->n_i, 32);
 	memcpy(w->rng_i_bytes + 32, in->e_i, 32);
 	memcpy(w->rng_r_bytes, in->n_r, 32);
 	memcpy(w->rng_r_bytes + 32, in->e_r, 32);
 	w->rng_i = (h_rng){w->rng_i_bytes, in->fs ? 64 : 32, 0};
 	w->rng_r = (h_rng){w->rng_r_bytes, in->fs ? 64 : 32, 0};
-	w->rng_kdc = (h_rng){w->in.sk, 32, 0};
 	if ((ret = add_principal(w, 0, "alice", in->kvno_i, in->k_i)) != KD3_OK ||
 	    (ret = add_principal(w, 1, "bob", in->kvno_r, in->k_r)) != KD3_OK)
 		return ret;
@@ -101,7 +100,8 @@ int h_world_init(h_world *w, const h_inputs *in)
 		.lifetime = in->lifetime,
 		.cache_window_ms = 2000,
 	};
-	kd3_kdc_init(&w->kdc, &w->crypto, h_rng_fn, &w->rng_kdc, h_lookup, w, &kcfg);
+	memcpy(kcfg.realm_secret, in->realm_secret, sizeof(kcfg.realm_secret));
+	kd3_kdc_init(&w->kdc, &w->crypto, h_lookup, w, &kcfg);
 	peer_config(w, &cfg, KD3_ROLE_INITIATOR);
 	if ((ret = kd3_peer_init(&w->ini, &cfg, &w->crypto, h_rng_fn, &w->rng_i)) != KD3_OK)
 		return ret;

@@ -32,7 +32,8 @@ typedef struct h_inputs {
 	uint8_t fs;
 	uint8_t k_i[KD3_KEY_LEN], k_r[KD3_KEY_LEN];
 	uint32_t kvno_i, kvno_r;
-	uint8_t n_i[KD3_NONCE_LEN], n_r[KD3_NONCE_LEN], sk[KD3_KEY_LEN];
+	uint8_t n_i[KD3_NONCE_LEN], n_r[KD3_NONCE_LEN];
+	uint8_t realm_secret[KD3_KEY_LEN]; /* the KDC's: SK = HKDF-Expand(it, "kd3/1 SK" || TH) */
 	uint8_t e_i[KD3_DH_LEN], e_r[KD3_DH_LEN]; /* X25519 private keys */
 	uint32_t lifetime;
 	uint64_t rekey_records;
@@ -42,7 +43,7 @@ typedef struct h_world {
 	h_inputs in;
 	kd3_crypto crypto;
 	uint8_t rng_i_bytes[64], rng_r_bytes[64];
-	h_rng rng_i, rng_r, rng_kdc;
+	h_rng rng_i, rng_r;
 	kd3_principal principals[2]; /* alice, bob */
 	kd3_kdc kdc;
 	kd3_peer ini, resp;

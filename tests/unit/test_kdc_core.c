@@ -34,8 +34,7 @@ static int setup_fs(void **state, uint8_t fs)
 	kd3_kdc_config cfg = f->w.kdc.cfg;
 	kd3_lookup_fn lookup = f->w.kdc.lookup;
 	kd3_kdc_free(&f->w.kdc);
-	f->w.rng_kdc.off = 0;
-	kd3_kdc_init(&f->w.kdc, &f->w.crypto, h_rng_fn, &f->w.rng_kdc, lookup, &f->w, &cfg);
+	kd3_kdc_init(&f->w.kdc, &f->w.crypto, lookup, &f->w, &cfg);
 	*state = f;
 	return 0;
 }
@@ -88,27 +87,39 @@ static void test_honest_m2_gets_m3(void **state)
 	assert_int_equal(f->res.from_cache, 0);
 }
 
-/* An identical M2 inside the window gets the identical M3 without drawing a new
- * key: the RNG script holds only one SK, so a second draw would fail. */
+/* An identical M2 inside the window comes from the cache. */
 static void test_retransmit_hits_cache(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t first[KD3_FRAME_MAX];
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 1000), KD3_OK);
+	assert_int_equal(f->res.from_cache, 0);
 	memcpy(first, f->out, f->out_len);
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 2500), KD3_OK);
 	assert_int_equal(f->res.from_cache, 1);
 	assert_memory_equal(first, f->out, f->out_len);
 }
 
-/* After the window, the same M2 is a new request: a new SK is drawn (and here the
- * script has none left, so the KDC answers INTERNAL and never reuses the old key). */
-static void test_cache_window_expires(void **state)
+/* After the window (or at another worker, or another KDC of the realm) the same M2
+ * is processed afresh and still gets the byte-identical M3: SK is a function of TH,
+ * so no blob key ever seals two different keys. */
+static void test_reprocessed_m2_same_m3(void **state)
 {
 	struct fixture *f = *state;
+	uint8_t first[KD3_FRAME_MAX];
+	size_t first_len;
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 1000), KD3_OK);
-	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 1000 + 2001), KD3_E_INTERNAL);
-	assert_int_equal(error_code(f), KD3_E_INTERNAL);
+	memcpy(first, f->out, f->out_len);
+	first_len = f->out_len;
+	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 1000 + 2001), KD3_OK);
+	assert_int_equal(f->res.from_cache, 0);
+	assert_int_equal(f->out_len, first_len);
+	assert_memory_equal(first, f->out, first_len);
+	/* Another realm secret: another SK (and so the secret really is used). */
+	f->w.kdc.cfg.realm_secret[0] ^= 1;
+	memset(f->w.kdc.cache, 0, sizeof(f->w.kdc.cache));
+	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 5000), KD3_OK);
+	assert_memory_not_equal(first + KD3_HDR_LEN + 36, f->out + KD3_HDR_LEN + 36, 48);
 }
 
 /* Same TH but another auth_r is not the same request: it is verified (and fails). */
@@ -137,6 +148,39 @@ static void test_garbage_gets_no_reply(void **state)
 	assert_int_equal(f->res.reply, 0);
 }
 
+/* No ERROR, M3 or other frame is ever answered: two KDCs (or a KDC and a spoofed
+ * victim) cannot be made to answer each other forever. */
+static void test_only_m2_is_answered(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t error_frame[] = {0x01, 0x7f, 0x00, 0x03, 0x00, 0x01, 0x00};
+	assert_int_not_equal(handle(f, error_frame, sizeof(error_frame), 0), KD3_OK);
+	assert_int_equal(f->res.reply, 0);
+	const h_frame *m1 = &f->w.frames[0], *m3 = &f->w.frames[2];
+	assert_int_not_equal(handle(f, m1->bytes, m1->len, 0), KD3_OK);
+	assert_int_equal(f->res.reply, 0);
+	assert_int_not_equal(handle(f, m3->bytes, m3->len, 0), KD3_OK);
+	assert_int_equal(f->res.reply, 0);
+}
+
+/* A short M2 is not answered at all, and no answer is longer than its request. */
+static void test_no_amplification(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t tiny[KD3_M2_FRAME_MIN] = {0x01, KD3_T_M2};
+	kd3_put_u16(tiny + 2, KD3_M2_FRAME_MIN - 1 - KD3_HDR_LEN);
+	assert_int_not_equal(handle(f, tiny, KD3_M2_FRAME_MIN - 1, 0), KD3_OK);
+	assert_int_equal(f->res.reply, 0);
+	kd3_put_u16(tiny + 2, KD3_M2_FRAME_MIN - KD3_HDR_LEN);
+	tiny[0] = 9; /* another version: UNSUPPORTED, within the request's size */
+	assert_int_equal(handle(f, tiny, KD3_M2_FRAME_MIN, 0), KD3_E_UNSUPPORTED);
+	assert_true(f->res.reply);
+	assert_true(f->out_len <= KD3_M2_FRAME_MIN);
+	tiny[0] = 1; /* zeros: malformed */
+	assert_int_equal(handle(f, tiny, KD3_M2_FRAME_MIN, 0), KD3_E_MALFORMED);
+	assert_true(f->out_len <= KD3_M2_FRAME_MIN);
+}
+
 static void test_wrong_version_unsupported(void **state)
 {
 	struct fixture *f = *state;
@@ -144,14 +188,6 @@ static void test_wrong_version_unsupported(void **state)
 	m.bytes[0] = 2;
 	assert_int_equal(handle(f, m.bytes, m.len, 0), KD3_E_UNSUPPORTED);
 	assert_int_equal(error_code(f), KD3_E_UNSUPPORTED);
-}
-
-static void test_not_m2_malformed(void **state)
-{
-	struct fixture *f = *state;
-	const h_frame *m1 = &f->w.frames[0];
-	assert_int_equal(handle(f, m1->bytes, m1->len, 0), KD3_E_MALFORMED);
-	assert_int_equal(error_code(f), KD3_E_MALFORMED);
 }
 
 static void test_truncated_body_malformed(void **state)
@@ -340,15 +376,17 @@ static void test_fs_m2(void **state)
 	assert_memory_equal(f->out, f->w.frames[2].bytes, f->w.frames[2].len);
 	f->w.kdc.cfg.require_fs = 1;
 	memset(f->w.kdc.cache, 0, sizeof(f->w.kdc.cache));
-	f->w.rng_kdc.off = 0;
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_OK);
 }
 
-static void test_rng_failure_internal(void **state)
+/* A failure after every check passed is INTERNAL, and no key goes out. */
+static void test_internal_failure(void **state)
 {
 	struct fixture *f = *state;
-	f->w.rng_kdc.off = f->w.rng_kdc.len; /* nothing left */
-	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_E_INTERNAL);
+	/* Room for an ERROR but not for an M3. */
+	assert_int_equal(kd3_kdc_handle(&f->w.kdc, f->m2.bytes, f->m2.len, 0, f->out, 100,
+					&f->out_len, &f->res),
+			 KD3_E_INTERNAL);
 	assert_int_equal(error_code(f), KD3_E_INTERNAL);
 }
 
@@ -357,11 +395,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_honest_m2_gets_m3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retransmit_hits_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache_window_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reprocessed_m2_same_m3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_needs_same_auth_r, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_gets_no_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_m2_is_answered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_amplification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_version_unsupported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_m2_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_body_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_suite_not_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_suite_unsupported, setup, teardown),
@@ -377,7 +416,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_bit_flip_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_m2, setup_with_fs, teardown),
-		cmocka_unit_test_setup_teardown(test_rng_failure_internal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_internal_failure, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kdc_core", tests, NULL, NULL);
 }

@@ -52,7 +52,7 @@ INPUTS = {
     "id_r": b"bob", "kvno_r": 2,
     "n_i": seq_bytes(0xA0, 32),
     "n_r": seq_bytes(0xB0, 32),
-    "SK": seq_bytes(0xC0, 32),
+    "KDC secret": seq_bytes(0xC0, 32),
     "e_i_priv": seq_bytes(0x40, 32),
     "e_r_priv": seq_bytes(0x60, 32),
     "lifetime": 3600,
@@ -168,8 +168,14 @@ def transcript_hash(prefix):
     return hashlib.sha256(b"kd3/1 TH" + prefix).digest()
 
 
+def derive_sk(secret, th):
+    """The KDC's SK: a function of the request (docs/PROTOCOL.md, KDC processing)."""
+    return hkdf_expand(secret, b"kd3/1 SK" + th, KEYLEN)
+
+
 def blob_key_ad(wrap, role, th, lifetime):
-    key = hkdf_expand(wrap, b"kd3/1 seal " + role + th, KEYLEN)
+    # The sealing key covers the lifetime too (docs/PROTOCOL.md, Sealing).
+    key = hkdf_expand(wrap, b"kd3/1 seal " + role + th + u32(lifetime), KEYLEN)
     ad = b"kd3/1 M3 " + role + th + u32(lifetime)
     return key, ad
 
@@ -261,8 +267,9 @@ def compute_run(suite, fs):
     th = transcript_hash(prefix)
     v["TH"] = th
 
-    # KDC seals SK for both roles; M3 (KDC -> R).
-    lifetime, sk = INPUTS["lifetime"], INPUTS["SK"]
+    # KDC derives SK and seals it for both roles; M3 (KDC -> R).
+    lifetime, sk = INPUTS["lifetime"], derive_sk(INPUTS["KDC secret"], th)
+    v["SK"] = sk
     blob_r = blob_seal(suite, kr_wrap, ROLE_R, th, lifetime, sk)
     blob_i = blob_seal(suite, ki_wrap, ROLE_I, th, lifetime, sk)
     m3 = m3_body(blob_r, blob_i)
@@ -380,7 +387,8 @@ def check_inputs(rep, lines):
     want = {
         "K_I": INPUTS["K_I"].hex(), "K_R": INPUTS["K_R"].hex(),
         "id_i": "alice, kvno 1", "id_r": "bob, kvno 2",
-        "n_i": INPUTS["n_i"].hex(), "n_r": INPUTS["n_r"].hex(), "SK": INPUTS["SK"].hex(),
+        "n_i": INPUTS["n_i"].hex(), "n_r": INPUTS["n_r"].hex(),
+        "KDC secret": INPUTS["KDC secret"].hex(),
         "e_i (priv)": INPUTS["e_i_priv"].hex(), "e_r (priv)": INPUTS["e_r_priv"].hex(),
         "lifetime": "3600",
         "DATA": '"hello bob" (I->R), then "hello alice" (R->I)',
@@ -439,7 +447,7 @@ def check_c_frames_open(rep, tag, suite, values, c_run):
                                     ("blob_r", kr_wrap, ROLE_R, blob_r)):
         try:
             sk = blob_open(suite, wrap, role, th, lifetime, blob)
-            rep.compare("%s open C %s -> SK" % (tag, label), INPUTS["SK"], sk)
+            rep.compare("%s open C %s -> SK" % (tag, label), values["SK"], sk)
         except InvalidTag:
             rep.bad("%s open C %s" % (tag, label), "AEAD open failed")
 

@@ -35,8 +35,10 @@ static int print_derived(h_world *w)
 	const h_frame *m2f = &w->frames[1];
 	if ((ret = kd3_m2_decode(m2f->bytes + KD3_HDR_LEN, m2f->len - KD3_HDR_LEN, &m2)))
 		return ret;
+	uint8_t sk[KD3_KEY_LEN];
 	kd3_iov prefix = {m2.body.p, m2.signed_len};
 	if ((ret = kd3_transcript_hash(&prefix, 1, th)) ||
+	    (ret = kd3_derive_sk(&w->crypto, w->in.realm_secret, th, sk)) ||
 	    (ret = kd3_derive_subkeys(&w->crypto, w->in.k_i, &si)) ||
 	    (ret = kd3_derive_subkeys(&w->crypto, w->in.k_r, &sr)))
 		return ret;
@@ -46,7 +48,7 @@ static int print_derived(h_world *w)
 		    (ret = kd3_x25519_shared(w->in.e_i, pub_r, dh)))
 			return ret;
 	}
-	if ((ret = kd3_derive_session(&w->crypto, th, w->in.sk, w->in.fs ? dh : NULL, &s)))
+	if ((ret = kd3_derive_session(&w->crypto, th, sk, w->in.fs ? dh : NULL, &s)))
 		return ret;
 	hex_line("K_I.auth", si.auth, 32);
 	hex_line("K_I.wrap", si.wrap, 32);
@@ -58,6 +60,7 @@ static int print_derived(h_world *w)
 		hex_line("X25519", dh, 32);
 	}
 	hex_line("TH", th, 32);
+	hex_line("SK", sk, 32);
 	hex_line("confirm_r", s.confirm_r, 32);
 	hex_line("confirm_i", s.confirm_i, 32);
 	hex_line("ts_i2r", s.ts_i2r, 32);
@@ -112,7 +115,7 @@ int main(void)
 	printf("%-10s = alice, kvno %u\n%-10s = bob, kvno %u\n", "id_i", in.kvno_i, "id_r", in.kvno_r);
 	hex_line("n_i", in.n_i, 32);
 	hex_line("n_r", in.n_r, 32);
-	hex_line("SK", in.sk, 32);
+	hex_line("KDC secret", in.realm_secret, 32);
 	hex_line("e_i (priv)", in.e_i, 32);
 	hex_line("e_r (priv)", in.e_r, 32);
 	printf("%-10s = %u\n", "lifetime", in.lifetime);
