@@ -1,0 +1,53 @@
+/* Default mode: each stdin line goes as one DATA record to every established
+ * session. stdin is read with exactly one read() per readiness event, so it never
+ * needs O_NONBLOCK (which would change a terminal shared with the shell). stdin
+ * that cannot be polled (/dev/null, a regular file), is closed, or is the terminal
+ * of a background job is not read. */
+#include "server.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+void resp_broadcast_open(resp_server *srv)
+{
+	/* A background job reading its terminal would be stopped (SIGTTIN). */
+	if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) != getpgrp()) {
+		kd3_log_info("stdin is a terminal of another job: not reading it");
+		return;
+	}
+	srv->in.fd = STDIN_FILENO;
+	if (resp_watch_set(srv->ctx.epfd, &srv->in, EPOLLIN) != KD3_OK) {
+		kd3_log_debug("stdin cannot be polled; not reading it");
+		srv->in.fd = -1;
+	}
+}
+
+static void broadcast_line(resp_server *srv, kd3_view line, uint64_t now)
+{
+	for (resp_session *s = srv->sessions; s; s = resp_session_next(s))
+		resp_session_send_line(s, line.p, line.len, now);
+}
+
+void resp_broadcast_read(resp_server *srv, uint64_t now)
+{
+	size_t room = 0;
+	uint8_t *at = resp_linebuf_space(&srv->in_lines, &room);
+	kd3_view line;
+
+	ssize_t n = read(srv->in.fd, at, room);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) { /* EOF: the last unterminated line, then stdin is done */
+		while (resp_linebuf_rest(&srv->in_lines, &line))
+			broadcast_line(srv, line, now);
+		resp_watch_forget(srv->ctx.epfd, &srv->in);
+		return;
+	}
+	resp_linebuf_added(&srv->in_lines, (size_t)n);
+	while (resp_linebuf_next(&srv->in_lines, &line))
+		broadcast_line(srv, line, now);
+}

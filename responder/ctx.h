@@ -1,0 +1,32 @@
+/* responder: what every session shares with the server (read-only after start,
+ * except the trace scratch buffer). */
+#ifndef RESP_CTX_H
+#define RESP_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "net.h"
+#include "peer.h"
+#include "wire.h"
+
+/* After a session ends: how long we try to flush our last frames, and then how long
+ * we wait for the peer's EOF before closing (closing with unread bytes would send a
+ * reset that can destroy our last frames in flight). */
+#define RESP_DRAIN_MS  2000
+#define RESP_LINGER_MS 2000
+
+typedef struct resp_ctx {
+	int epfd;
+	kd3_crypto *crypto; /* one per process: the loop is one thread */
+	const kd3_peer_config *pcfg;
+	const kd3_addr *kdcs;
+	size_t nkdcs;
+	const char *exec_cmd; /* NULL: default mode (stdout/stdin) */
+	uint32_t handshake_ms;
+	uint32_t kdc_timeout_ms;
+	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */
+} resp_ctx;
+
+#endif

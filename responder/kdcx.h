@@ -1,0 +1,72 @@
+/* responder: one exchange with the KDC (M2 out, M3 or ERROR back), without blocking.
+ *
+ * Per KDC in the list, in order: UDP on a connected socket (so only that KDC's
+ * replies reach it), sending the SAME M2 bytes up to RESP_KDC_UDP_TRIES times, the
+ * first wait base_ms and doubling; then one TCP attempt bounded by
+ * RESP_KDC_TCP_TIMEOUT_MS; then the next KDC. A UDP "port unreachable" skips the
+ * remaining UDP tries. The exchange only moves bytes: the session checks each reply
+ * (n_r must be the open one) and calls resp_kdcx_reject for one it will not take. */
+#ifndef RESP_KDCX_H
+#define RESP_KDCX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "watch.h"
+#include "wire.h"
+
+#define RESP_KDC_UDP_TRIES	3
+#define RESP_KDC_TCP_TIMEOUT_MS 2000
+/* The largest reply: an ERROR (an M3 is smaller). */
+#define RESP_KDC_REPLY_MAX (KD3_HDR_LEN + KD3_ERROR_BODY_MAX)
+
+/* Results of the resp_kdcx_* steps. */
+#define RESP_KDCX_PENDING 0 /* waiting (the watch or the deadline) */
+#define RESP_KDCX_REPLY	  1 /* reply[reply_len] holds one whole frame from the KDC */
+#define RESP_KDCX_FAILED  2 /* every KDC in the list failed */
+
+typedef enum resp_kdcx_state {
+	RESP_KX_IDLE,
+	RESP_KX_UDP,
+	RESP_KX_TCP_CONNECT,
+	RESP_KX_TCP_IO,
+} resp_kdcx_state;
+
+typedef struct resp_kdcx {
+	resp_kdcx_state state;
+	uint64_t sid; /* session id, for log lines */
+	int fs;	      /* for traces */
+	const kd3_addr *kdcs;
+	size_t nkdcs;
+	size_t idx; /* the KDC being tried */
+	uint32_t base_ms;
+	uint32_t wait_ms;
+	unsigned udp_tries;
+	uint64_t deadline;   /* next retransmit or give-up time; 0 when idle */
+	uint64_t started_ms; /* of the whole exchange */
+	resp_watch w;
+
+	uint8_t m2[KD3_HDR_LEN + KD3_M2_BODY_MAX]; /* the state machine writes M2 here */
+	size_t m2_len;
+	size_t tcp_sent;
+	uint8_t reply[RESP_KDC_REPLY_MAX];
+	size_t reply_len; /* RESP_KDCX_REPLY */
+	size_t tcp_got;
+} resp_kdcx;
+
+void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,
+		    uint32_t base_ms, void *owner);
+/* Sends m2[m2_len] to the first KDC. */
+int resp_kdcx_start(resp_kdcx *x, int epfd, uint64_t now);
+int resp_kdcx_on_io(resp_kdcx *x, int epfd, uint32_t events, uint64_t now);
+int resp_kdcx_on_timer(resp_kdcx *x, int epfd, uint64_t now);
+/* The reply just returned is not one we take: over UDP keep waiting, over TCP move
+ * to the next KDC. */
+int resp_kdcx_reject(resp_kdcx *x, int epfd, uint64_t now);
+/* Closes the socket; the exchange is over. */
+void resp_kdcx_stop(resp_kdcx *x, int epfd);
+/* Address of the KDC being tried, for log lines. */
+void resp_kdcx_peer(const resp_kdcx *x, char *out, size_t len);
+
+#endif

@@ -1,0 +1,64 @@
+/* responder: accepts kd3 sessions from initiators, asks a KDC for each session key,
+ * then exchanges messages (docs/PROTOCOL.md; --help for the options). */
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "keys.h"
+#include "log.h"
+#include "opts.h"
+#include "peer.h"
+#include "server.h"
+#include "session_io.h"
+#include "trace.h"
+
+/* Large (the trace buffer, the option lists): static, not on the stack. */
+static resp_opts opts;
+static resp_server server;
+static kd3_peer_config peer_cfg;
+static kd3_crypto crypto;
+
+static void main_peer_config(const resp_opts *o, kd3_peer_config *cfg)
+{
+	cfg->role = KD3_ROLE_RESPONDER;
+	cfg->suites_allowed = o->suites;
+	cfg->forward_secret = o->require_fs ? 1 : 0;
+	cfg->rekey_records = o->rekey_messages;
+	cfg->rekey_bytes = o->rekey_bytes;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	int done = 0;
+	int code = KD3_EXIT_USAGE;
+	int ret;
+
+	kd3_log_set_program("responder");
+	ret = resp_opts_parse(argc, argv, &opts, &done);
+	if (ret != KD3_OK || done)
+		return ret == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_USAGE;
+	kd3_trace_enable(opts.trace);
+
+	code = KD3_EXIT_RUNTIME;
+	if ((ret = kd3_crypto_init(&crypto, "kd3 responder", 1)) != KD3_OK) {
+		kd3_log_error("cannot set up the crypto library: %s", kd3_strerror(ret));
+		goto out;
+	}
+	main_peer_config(&opts, &peer_cfg);
+	ret = resp_keys_load(opts.keyfile, opts.name, &crypto, &peer_cfg, err, sizeof(err));
+	if (ret != KD3_OK) {
+		kd3_log_error("%s", err);
+		code = KD3_EXIT_USAGE;
+		goto out;
+	}
+	if (resp_server_open(&server, &opts, &crypto, &peer_cfg) != KD3_OK)
+		goto out;
+	code = resp_server_run(&server) == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_RUNTIME;
+out:
+	resp_server_close(&server);
+	kd3_wipe(&peer_cfg, sizeof(peer_cfg));
+	kd3_crypto_free(&crypto);
+	return code;
+}

@@ -1,0 +1,133 @@
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+#define LISTEN_BACKLOG 128
+
+static int server_listen(resp_server *srv)
+{
+	const kd3_addr *a = &srv->opts->listen_addr;
+	int one = 1;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		kd3_log_error("cannot create a socket: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	srv->listen.fd = fd;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		kd3_log_error("cannot listen on %s: %s", srv->opts->listen, strerror(errno));
+		return KD3_E_IO;
+	}
+	if (resp_watch_set(srv->ctx.epfd, &srv->listen, EPOLLIN) != KD3_OK) {
+		kd3_log_error("epoll_ctl: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	return KD3_OK;
+}
+
+/* SIGTERM, SIGINT and SIGCHLD arrive through a signalfd, in the loop; SIGPIPE is
+ * ignored (sends use MSG_NOSIGNAL, a dead child's pipe gives EPIPE). */
+static int server_signals(resp_server *srv)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return KD3_E_IO;
+	srv->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->sig.fd < 0 || resp_watch_set(srv->ctx.epfd, &srv->sig, EPOLLIN) != KD3_OK) {
+		kd3_log_error("signalfd: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	return KD3_OK;
+}
+
+static void server_ready_line(resp_server *srv)
+{
+	kd3_addr bound;
+	char addr[64];
+
+	memset(&bound, 0, sizeof(bound));
+	bound.len = sizeof(bound.ss);
+	if (getsockname(srv->listen.fd, (struct sockaddr *)&bound.ss, &bound.len) != 0)
+		bound = srv->opts->listen_addr;
+	kd3_addr_format(&bound, addr, sizeof(addr));
+	kd3_log_info("listening on %s as %s", addr, srv->ctx.pcfg->self);
+}
+
+int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
+		     const kd3_peer_config *pcfg)
+{
+	int ret;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->opts = o;
+	srv->ctx.crypto = c;
+	srv->ctx.pcfg = pcfg;
+	srv->ctx.kdcs = o->kdc_addr;
+	srv->ctx.nkdcs = o->nkdc;
+	srv->ctx.exec_cmd = o->exec_cmd[0] ? o->exec_cmd : NULL;
+	srv->ctx.handshake_ms = (uint32_t)(o->handshake_timeout_s * 1000u);
+	srv->ctx.kdc_timeout_ms = (uint32_t)o->kdc_timeout_ms;
+	resp_watch_init(&srv->listen, RESP_W_LISTEN, NULL);
+	resp_watch_init(&srv->sig, RESP_W_SIGNAL, NULL);
+	resp_watch_init(&srv->in, RESP_W_STDIN, NULL);
+	resp_linebuf_init(&srv->in_lines);
+	srv->ctx.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->ctx.epfd < 0) {
+		kd3_log_error("epoll_create1: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	if ((ret = server_signals(srv)) != KD3_OK || (ret = server_listen(srv)) != KD3_OK)
+		return ret;
+	if (!srv->ctx.exec_cmd)
+		resp_broadcast_open(srv);
+	server_ready_line(srv);
+	return KD3_OK;
+}
+
+void resp_server_close(resp_server *srv)
+{
+	while (srv->sessions) {
+		resp_session *s = srv->sessions;
+		resp_session_unlink(&srv->sessions, s);
+		resp_session_abort(s);
+		pid_t pid = resp_session_live_child(s);
+		resp_session_free(s);
+		if (pid > 0)
+			resp_reap_keep(srv, pid);
+	}
+	srv->nsessions = 0;
+	resp_reap_final(srv);
+	free(srv->orphans);
+	srv->orphans = NULL;
+	resp_watch_close(srv->ctx.epfd, &srv->listen);
+	resp_watch_close(srv->ctx.epfd, &srv->sig);
+	resp_watch_forget(srv->ctx.epfd, &srv->in); /* stdin stays open: not ours */
+	resp_linebuf_wipe(&srv->in_lines);
+	if (srv->ctx.epfd >= 0)
+		close(srv->ctx.epfd);
+	srv->ctx.epfd = -1;
+	kd3_wipe(srv->ctx.trace_copy, sizeof(srv->ctx.trace_copy));
+}

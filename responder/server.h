@@ -1,0 +1,64 @@
+/* responder: the server. One process, one epoll loop, every descriptor non-blocking.
+ *
+ * server.c     opening and closing: epoll, the listening socket, signals, stdin
+ * loop.c       the loop: events, deadlines, stopping
+ * accept.c     new connections, within --max-sessions
+ * reap.c       --exec children: SIGCHLD, waitpid, the ones whose session is gone
+ * broadcast.c  default mode: stdin lines to every established session */
+#ifndef RESP_SERVER_H
+#define RESP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctx.h"
+#include "linebuf.h"
+#include "opts.h"
+#include "session.h"
+#include "watch.h"
+
+/* After SIGTERM/SIGINT: how long sessions get to send their CLOSE. */
+#define RESP_STOP_MS 3000
+/* accept() ran out of descriptors: pause accepting this long. */
+#define RESP_ACCEPT_PAUSE_MS 200
+
+typedef struct resp_server {
+	resp_ctx ctx;
+	const resp_opts *opts;
+	resp_watch listen;
+	resp_watch sig;
+	resp_watch in; /* stdin, default mode only */
+	resp_linebuf in_lines;
+
+	resp_session *sessions;
+	size_t nsessions;
+	uint64_t next_id;
+
+	int stopping;
+	uint64_t stop_deadline;
+	uint64_t accept_resume; /* 0: accepting */
+
+	pid_t *orphans; /* children still running whose session was freed */
+	size_t norphans;
+	size_t orphans_cap;
+} resp_server;
+
+/* KD3_OK, or KD3_E_IO with the reason logged (cannot bind, ...). */
+int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
+		     const kd3_peer_config *pcfg);
+/* Until stopped by a signal: KD3_OK; KD3_E_IO when the loop itself failed. */
+int resp_server_run(resp_server *srv);
+void resp_server_close(resp_server *srv);
+
+/* accept.c */
+void resp_accept(resp_server *srv, uint64_t now);
+/* reap.c */
+void resp_reap(resp_server *srv, uint64_t now);
+void resp_reap_keep(resp_server *srv, pid_t pid);
+void resp_reap_final(resp_server *srv);
+/* broadcast.c */
+void resp_broadcast_open(resp_server *srv);
+void resp_broadcast_read(resp_server *srv, uint64_t now);
+
+#endif

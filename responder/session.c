@@ -1,0 +1,374 @@
+#include "session_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+/* Bytes read from one socket per event before the loop serves the others. */
+#define SESSION_READ_BUDGET (256u * 1024u)
+
+resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_addr *from,
+			       uint64_t now)
+{
+	resp_session *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s) {
+		kd3_log_error("session %llu: out of memory", (unsigned long long)id);
+		close(fd);
+		return NULL;
+	}
+	s->ctx = ctx;
+	s->id = id;
+	kd3_addr_format(from, s->addr, sizeof(s->addr));
+	resp_watch_init(&s->sock, RESP_W_PEER, s);
+	s->sock.fd = fd;
+	kd3_stream_init(&s->in);
+	resp_outq_init(&s->out);
+	resp_kdcx_init(&s->kdc, id, ctx->kdcs, ctx->nkdcs, ctx->kdc_timeout_ms, s);
+	resp_child_init(&s->child, s);
+	s->hs_deadline = now + ctx->handshake_ms;
+	ret = kd3_peer_init(&s->peer, ctx->pcfg, ctx->crypto, kd3_crypto_rng, ctx->crypto);
+	if (ret == KD3_OK)
+		ret = resp_watch_set(ctx->epfd, &s->sock, EPOLLIN);
+	if (ret != KD3_OK) {
+		kd3_log_error("session %llu: cannot start: %s", (unsigned long long)id,
+			      kd3_strerror(ret));
+		s->ended_logged = 1;
+		resp_session_free(s);
+		return NULL;
+	}
+	kd3_log_info("session %llu accepted from %s", (unsigned long long)id, s->addr);
+	return s;
+}
+
+void resp_session_free(resp_session *s)
+{
+	resp_watch_close(s->ctx->epfd, &s->sock);
+	resp_kdcx_stop(&s->kdc, s->ctx->epfd);
+	resp_child_release(&s->child, s->ctx->epfd, 1);
+	kd3_peer_free(&s->peer);
+	kd3_stream_wipe(&s->in);
+	resp_outq_free(&s->out);
+	kd3_wipe(s, sizeof(*s));
+	free(s);
+}
+
+int resp_session_dead(const resp_session *s)
+{
+	return s->phase == RESP_DEAD;
+}
+
+const char *resp_session_peer_name(const resp_session *s)
+{
+	return s->peer.peer_id[0] ? s->peer.peer_id : NULL;
+}
+
+/* The one closed/failed line of a session. */
+static void session_log_end(resp_session *s, int err, const char *why)
+{
+	char head[48 + KD3_NAME_MAX];
+	const char *name = resp_session_peer_name(s);
+
+	if (s->ended_logged)
+		return;
+	s->ended_logged = 1;
+	snprintf(head, sizeof(head), "session %llu%s%s", (unsigned long long)s->id,
+		 name ? " with " : "", name ? name : "");
+	if (err == KD3_OK)
+		kd3_log_info("%s closed%s%s%s", head, why ? " (" : "", why ? why : "",
+			     why ? ")" : "");
+	else
+		kd3_log_info("%s failed: %s", head, why ? why : kd3_strerror(err));
+}
+
+/* Stops everything but the socket. */
+static void session_release(resp_session *s)
+{
+	resp_kdcx_stop(&s->kdc, s->ctx->epfd);
+	if (s->has_child)
+		resp_child_release(&s->child, s->ctx->epfd, 1);
+	s->hs_deadline = s->close_deadline = 0;
+	s->child.reap_deadline = 0;
+}
+
+void resp_session_finish(resp_session *s, int err, const char *why, uint64_t now)
+{
+	if (s->phase != RESP_ACTIVE)
+		return;
+	session_log_end(s, err, why);
+	session_release(s);
+	s->phase = RESP_DRAINING;
+	s->end_deadline = now + RESP_DRAIN_MS;
+}
+
+static void session_close_now(resp_session *s)
+{
+	session_release(s);
+	resp_watch_close(s->ctx->epfd, &s->sock);
+	s->phase = RESP_DEAD;
+}
+
+void resp_session_drop(resp_session *s, int err, const char *why)
+{
+	if (s->phase == RESP_DEAD)
+		return;
+	session_log_end(s, err, why);
+	session_close_now(s);
+}
+
+void resp_session_expire(resp_session *s, uint64_t now)
+{
+	resp_out_close(s, KD3_E_EXPIRED, kd3_strerror(KD3_E_EXPIRED), now);
+	resp_session_finish(s, KD3_E_EXPIRED, NULL, now);
+}
+
+/* ---- the socket --------------------------------------------------------------- */
+
+static void session_read(resp_session *s, uint64_t now)
+{
+	size_t budget = SESSION_READ_BUDGET;
+	char why[128];
+
+	while (s->phase == RESP_ACTIVE && !s->in_paused && !s->peer_eof && budget > 0) {
+		size_t room = 0;
+		uint8_t *at = kd3_stream_space(&s->in, &room);
+		if (room == 0) { /* cannot happen: a whole frame always fits and is consumed */
+			resp_session_drop(s, KD3_E_NO_SPACE, NULL);
+			return;
+		}
+		ssize_t n = recv(s->sock.fd, at, room, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			snprintf(why, sizeof(why), "%s (%s)", kd3_strerror(KD3_E_TRUNCATED),
+				 strerror(errno));
+			resp_session_drop(s, KD3_E_TRUNCATED, why);
+			return;
+		}
+		if (n == 0) {
+			resp_proto_eof(s, now);
+			return;
+		}
+		kd3_stream_added(&s->in, (size_t)n);
+		budget -= (size_t)n < budget ? (size_t)n : budget;
+		resp_proto_frames(s, now);
+	}
+}
+
+/* Over and flushed: read and discard until the peer's EOF (bounded by the deadline). */
+static void session_linger_read(resp_session *s)
+{
+	uint8_t scratch[4096];
+	for (size_t budget = SESSION_READ_BUDGET; budget > 0; budget -= sizeof(scratch)) {
+		ssize_t n = recv(s->sock.fd, scratch, sizeof(scratch), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			session_close_now(s);
+			return;
+		}
+		if ((size_t)n < sizeof(scratch))
+			return;
+	}
+}
+
+static void session_sock_event(resp_session *s, uint32_t events, uint64_t now)
+{
+	if (events & EPOLLOUT)
+		resp_out_flush(s);
+	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		return;
+	if (s->phase == RESP_LINGER)
+		session_linger_read(s);
+	else if (s->phase == RESP_ACTIVE)
+		session_read(s, now);
+}
+
+void resp_session_sync(resp_session *s, uint64_t now)
+{
+	uint32_t ev = 0;
+
+	/* Flush first: the child's stdout is read again only once the queue is short. */
+	if (s->phase != RESP_DEAD)
+		resp_out_flush(s);
+	if (s->phase != RESP_DEAD && s->has_child) {
+		resp_exec_sync(s, now);
+		if (s->phase != RESP_DEAD)
+			resp_out_flush(s);
+	}
+	if (s->phase == RESP_DRAINING && resp_outq_pending(&s->out) == 0) {
+		if (s->peer_eof) {
+			session_close_now(s);
+			return;
+		}
+		shutdown(s->sock.fd, SHUT_WR); /* our FIN after our last frame */
+		s->phase = RESP_LINGER;
+		s->end_deadline = now + RESP_LINGER_MS;
+	}
+	switch (s->phase) {
+	case RESP_ACTIVE:
+		if (!s->in_paused && !s->peer_eof)
+			ev |= EPOLLIN;
+		if (resp_outq_pending(&s->out))
+			ev |= EPOLLOUT;
+		break;
+	case RESP_DRAINING:
+		ev = EPOLLOUT;
+		break;
+	case RESP_LINGER:
+		ev = EPOLLIN;
+		break;
+	case RESP_DEAD:
+		return;
+	}
+	if (resp_watch_set(s->ctx->epfd, &s->sock, ev) != KD3_OK)
+		resp_session_drop(s, KD3_E_IO, "epoll_ctl failed");
+}
+
+void resp_session_on_event(resp_session *s, resp_watch *w, uint32_t events, uint64_t now)
+{
+	if (s->phase == RESP_DEAD || w->fd < 0)
+		return; /* a stale event for a descriptor closed earlier in this batch */
+	switch (w->kind) {
+	case RESP_W_PEER:
+		session_sock_event(s, events, now);
+		break;
+	case RESP_W_KDC:
+		if (s->phase == RESP_ACTIVE)
+			resp_proto_kdc_result(
+			    s, resp_kdcx_on_io(&s->kdc, s->ctx->epfd, events, now), now);
+		break;
+	case RESP_W_CHILD_IN:
+	case RESP_W_CHILD_OUT:
+		resp_exec_on_event(s, w, now);
+		break;
+	default:
+		break;
+	}
+	resp_session_sync(s, now);
+}
+
+/* ---- deadlines ------------------------------------------------------------------ */
+
+static uint64_t earliest(uint64_t d, uint64_t t)
+{
+	return t && (!d || t < d) ? t : d;
+}
+
+uint64_t resp_session_deadline(const resp_session *s)
+{
+	uint64_t d = 0;
+
+	switch (s->phase) {
+	case RESP_DEAD:
+		return 0;
+	case RESP_DRAINING:
+	case RESP_LINGER:
+		return s->end_deadline;
+	case RESP_ACTIVE:
+		break;
+	}
+	d = earliest(d, s->hs_deadline);
+	d = earliest(d, s->close_deadline);
+	d = earliest(d, s->kdc.deadline);
+	d = earliest(d, s->child.reap_deadline);
+	if (s->peer.state == KD3_PS_ESTABLISHED)
+		d = earliest(d, s->peer.expires_ms);
+	return d;
+}
+
+static void session_handshake_timeout(resp_session *s, uint64_t now)
+{
+	char why[96];
+	snprintf(why, sizeof(why), "handshake timed out (in %s)",
+		 kd3_peer_state_name(s->peer.state));
+	resp_out_close(s, KD3_E_TIMEOUT, "handshake timed out", now);
+	resp_session_finish(s, KD3_E_TIMEOUT, why, now);
+}
+
+void resp_session_on_timer(resp_session *s, uint64_t now)
+{
+	if (s->phase == RESP_DEAD)
+		return;
+	if (s->phase != RESP_ACTIVE) {
+		if (now >= s->end_deadline)
+			session_close_now(s); /* the peer neither read nor closed in time */
+		return;
+	}
+	if (s->hs_deadline && now >= s->hs_deadline)
+		session_handshake_timeout(s, now);
+	if (s->phase == RESP_ACTIVE && s->close_deadline && now >= s->close_deadline)
+		resp_session_finish(s, KD3_E_TIMEOUT, "the initiator did not answer our CLOSE",
+				    now);
+	if (s->phase == RESP_ACTIVE && s->kdc.deadline && now >= s->kdc.deadline)
+		resp_proto_kdc_result(s, resp_kdcx_on_timer(&s->kdc, s->ctx->epfd, now), now);
+	if (s->phase == RESP_ACTIVE && kd3_peer_check_expiry(&s->peer, now) == KD3_E_EXPIRED)
+		resp_session_expire(s, now);
+	if (s->phase == RESP_ACTIVE && s->has_child)
+		resp_exec_on_timer(s, now);
+	resp_session_sync(s, now);
+}
+
+/* ---- the server's requests -------------------------------------------------------- */
+
+void resp_session_stop(resp_session *s, uint64_t now)
+{
+	if (s->phase != RESP_ACTIVE)
+		return;
+	if (s->peer.state == KD3_PS_ESTABLISHED)
+		resp_out_close(s, KD3_CLOSE_NORMAL, "responder stopping", now);
+	else
+		resp_out_close(s, KD3_E_BUSY, "responder stopping", now);
+	resp_session_finish(s, KD3_OK, "responder stopping", now);
+	resp_session_sync(s, now);
+}
+
+void resp_session_abort(resp_session *s)
+{
+	if (s->phase != RESP_DEAD)
+		session_close_now(s);
+}
+
+pid_t resp_session_live_child(const resp_session *s)
+{
+	return s->has_child && s->child.pid > 0 && !s->child.exited ? s->child.pid : 0;
+}
+
+/* ---- the server's list ------------------------------------------------------------ */
+
+resp_session *resp_session_next(const resp_session *s)
+{
+	return s->next;
+}
+
+void resp_session_link(resp_session **head, resp_session *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+void resp_session_unlink(resp_session **head, resp_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
