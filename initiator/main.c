@@ -38,7 +38,7 @@ static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
 	ret = KD3_E_KEYFILE;
 	if (kf.nkeys == 0 || kf.nkeys > KD3_KEYS_MAX) {
 		kd3_log_error("%s: holds %zu keys (1..%d expected)", s->keyfile, kf.nkeys,
-			      KD3_KEYS_MAX);
+		              KD3_KEYS_MAX);
 		goto out;
 	}
 	for (size_t i = 0; i < kf.nkeys; i++) {
@@ -52,7 +52,7 @@ static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
 	cfg->nkeys = kf.nkeys;
 	if (s->name[0] && strcmp(s->name, kf.principal) != 0)
 		kd3_log_info("warning: --name %s differs from the key file's principal %s", s->name,
-			     kf.principal);
+		             kf.principal);
 	snprintf(cfg->self, sizeof(cfg->self), "%s", s->name[0] ? s->name : kf.principal);
 out:
 	kd3_keyfile_wipe(&kf);
@@ -75,7 +75,7 @@ static int peer_setup(const ini_settings *s)
 	ret = load_keys(s, &cfg);
 	if (ret == KD3_OK && strcmp(cfg.self, cfg.peer_name) == 0) {
 		kd3_log_error("--peer %s is our own name: initiator and responder must differ",
-			      cfg.peer_name);
+		              cfg.peer_name);
 		ret = KD3_E_USAGE;
 	}
 	if (ret == KD3_OK &&
@@ -94,18 +94,18 @@ static int connect_responder(const ini_settings *s, int *fd)
 
 	if (ret != KD3_OK) {
 		kd3_log_error("--connect: '%.64s' is not an IP literal address (127.0.0.1:7089, "
-			      "[::1]:7089)",
-			      s->connect);
+		              "[::1]:7089)",
+		              s->connect);
 		return KD3_E_USAGE;
 	}
 	kd3_addr_format(&addr, where, sizeof(where));
 	ret = kd3_sio_connect(&addr, (int)s->timeout_s * 1000, fd, &sys_err);
 	if (ret == KD3_E_TIMEOUT)
 		kd3_log_error("cannot connect to the responder at %s: no answer within %llu s",
-			      where, (unsigned long long)s->timeout_s);
+		              where, (unsigned long long)s->timeout_s);
 	else if (ret != KD3_OK)
 		kd3_log_error("cannot connect to the responder at %s: %s", where,
-			      strerror(sys_err));
+		              strerror(sys_err));
 	if (ret == KD3_E_IO)
 		sio.sock_errno = sys_err ? sys_err : ECONNREFUSED; /* exit code: unreachable */
 	if (ret == KD3_OK)
@@ -117,7 +117,7 @@ static int connect_responder(const ini_settings *s, int *fd)
 static void give_up(kd3_sio *s)
 {
 	if (kd3_peer_close(s->peer, KD3_E_TIMEOUT, "initiator timed out waiting for M4",
-			   &s->tx_w) == KD3_OK)
+	                   &s->tx_w) == KD3_OK)
 		kd3_sio_send_out(s, -1);
 }
 
@@ -150,7 +150,7 @@ static void report_established(const kd3_peer *p)
 	char name[256];
 	kd3_log_safe_name((const uint8_t *)p->peer_id, strlen(p->peer_id), name);
 	kd3_log_info("session with %s established (%s, forward secrecy %s, key lifetime %u s)",
-		     name, kd3_suite_name(p->suite), p->fs ? "on" : "off", p->lifetime);
+	             name, kd3_suite_name(p->suite), p->fs ? "on" : "off", p->lifetime);
 }
 
 /* Connect, handshake, then the session; the kd3_err that ended it. */

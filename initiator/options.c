@@ -13,11 +13,11 @@
 #include "wire.h"
 
 #define STR_(x) #x
-#define STR(x)	STR_(x)
+#define STR(x)  STR_(x)
 
 #define INI_CONNECT_DEFAULT "127.0.0.1:" STR(KD3_RESPONDER_PORT_DEFAULT)
 #define INI_TIMEOUT_DEFAULT 10
-#define INI_TIMEOUT_MAX	    3600
+#define INI_TIMEOUT_MAX     3600
 #define INI_REKEY_BYTES_MAX (1ull << 62)
 
 enum { INI_NOPTS = 10 };
@@ -105,7 +105,7 @@ static void long_options(const kd3_option *t, struct option lo[INI_NOPTS + 4])
 
 /* Pass 1: --help, --version, --config, and every error of the command line's shape. */
 static int scan_args(int argc, char **argv, const struct option *lo, const kd3_option *t,
-		     const char **config, int *done)
+                     const char **config, int *done)
 {
 	int c;
 
@@ -126,7 +126,7 @@ static int scan_args(int argc, char **argv, const struct option *lo, const kd3_o
 			*config = optarg;
 		} else if (c == '?' || c == ':') {
 			kd3_log_error("bad option '%s' (unknown, or missing its value; see --help)",
-				      argv[optind - 1]);
+			              argv[optind - 1]);
 			return KD3_E_USAGE;
 		}
 	}
@@ -170,12 +170,12 @@ static int check_settings(const ini_settings *s)
 	}
 	if (!kd3_name_valid_cstr(s->peer)) {
 		kd3_log_error("--peer: '%.64s' is not a valid principal name ([A-Za-z0-9._@/-])",
-			      s->peer);
+		              s->peer);
 		return KD3_E_USAGE;
 	}
 	if (s->name[0] && !kd3_name_valid_cstr(s->name)) {
 		kd3_log_error("--name: '%.64s' is not a valid principal name ([A-Za-z0-9._@/-])",
-			      s->name);
+		              s->name);
 		return KD3_E_USAGE;
 	}
 	return KD3_OK;

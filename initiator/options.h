@@ -10,8 +10,8 @@
 typedef struct ini_settings {
 	char connect[KD3_CONF_STR_MAX]; /* responder address, IP literal[:port] */
 	char keyfile[KD3_CONF_STR_MAX]; /* our long-term keys */
-	char name[KD3_CONF_STR_MAX];	/* our principal; "" = the one in the key file */
-	char peer[KD3_CONF_STR_MAX];	/* the responder principal to reach */
+	char name[KD3_CONF_STR_MAX];    /* our principal; "" = the one in the key file */
+	char peer[KD3_CONF_STR_MAX];    /* the responder principal to reach */
 	uint8_t suite;
 	int forward_secret;
 	uint64_t rekey_messages;

@@ -22,7 +22,7 @@ static int check_name(const char *name)
 	if (kd3_name_valid_cstr(name))
 		return KD3_OK;
 	kd3_log_error("invalid principal name '%.64s' (1..255 characters of A-Z a-z 0-9 . _ @ / -)",
-		      name);
+	              name);
 	return KD3_E_USAGE;
 }
 
@@ -95,7 +95,7 @@ int kdc_cmd_init(kdc_opts *o)
 
 /* Inside a transaction: the new principal, its key, then the key file. */
 static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf, char *err,
-		     size_t len)
+                     size_t len)
 {
 	int64_t now = (int64_t)time(NULL);
 	int ret = kdc_db_principal_insert(db, name, now, err, len);
@@ -144,7 +144,7 @@ out:
 
 /* Inside a transaction: kvno max+1, then the key file with every kvno. */
 static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t *kvno, char *err,
-			size_t len)
+                        size_t len)
 {
 	kdc_db_principal p;
 	kd3_keyfile kf;
@@ -157,7 +157,7 @@ static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t
 	ret = KD3_E_EXISTS;
 	if (p.total_kvnos >= KD3_KEYFILE_KEYS_MAX || p.kvno_max == UINT32_MAX) {
 		snprintf(err, len, "principal '%s' has %zu key versions; retire one first", name,
-			 p.total_kvnos);
+		         p.total_kvnos);
 		goto out;
 	}
 	*kvno = p.kvno_max + 1;
@@ -226,7 +226,7 @@ static int retire_in_tx(kdc_db *db, const char *name, uint32_t kvno, char *err, 
 		ret = kdc_db_key_delete(db, name, kvno, err, len);
 	if (ret == KD3_OK && p.total_kvnos <= 1) { /* rolled back by the caller */
 		snprintf(err, len, "kvno %u is the last key of '%s'; remove the principal instead",
-			 (unsigned)kvno, name);
+		         (unsigned)kvno, name);
 		ret = KD3_E_USAGE;
 	}
 	return ret;
@@ -282,7 +282,7 @@ static int named_change(kdc_opts *o, enum named_change what)
 		ret = kdc_db_principal_delete(&db, name, err, sizeof(err));
 	else
 		ret = kdc_db_principal_set_enabled(&db, name, what == CHANGE_ENABLE, err,
-						   sizeof(err));
+		                                   sizeof(err));
 	ret = admin_finish(&db, ret, err);
 	if (ret == KD3_OK)
 		printf("%s principal %s\n", done[what], name);

@@ -98,7 +98,7 @@ static int db_connect(kdc_db *db, const char *path, int flags, char *err, size_t
 	sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	/* secure_delete: a removed key is overwritten in the file, not left in a free page. */
 	int ret = db_exec(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", err, len,
-			  "cannot configure");
+	                  "cannot configure");
 	if (ret != KD3_OK)
 		kdc_db_close(db);
 	return ret;
@@ -111,8 +111,8 @@ void kdc_db_close(kdc_db *db)
 	db->h = NULL;
 }
 
-int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db,
-		  char *err, size_t err_len)
+int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db, char *err,
+                  size_t err_len)
 {
 	/* Create the file ourselves: O_EXCL refuses an existing one, and mode 0600 holds
 	 * from the first byte (SQLite gives its journal the database file's mode). */
@@ -122,7 +122,7 @@ int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc
 		memset(db, 0, sizeof(*db));
 		if (saved == EEXIST)
 			snprintf(err, err_len, "%s: already exists; refusing to overwrite it",
-				 path);
+			         path);
 		else
 			snprintf(err, err_len, "%s: %s", path, strerror(saved));
 		return saved == EEXIST ? KD3_E_EXISTS : KD3_E_DB;
@@ -182,7 +182,7 @@ static int db_check_schema(kdc_db *db, char *err, size_t len)
 	int version = sqlite3_column_int(st, 0);
 	if (version != KDC_DB_SCHEMA_VERSION) {
 		snprintf(err, len, "%s: not a kd3 database (schema version %d, expected %d)",
-			 db->path, version, KDC_DB_SCHEMA_VERSION);
+		         db->path, version, KDC_DB_SCHEMA_VERSION);
 		goto out;
 	}
 	ret = KD3_OK;
@@ -198,7 +198,7 @@ int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t er
 	if (ret != KD3_OK)
 		return ret;
 	ret = db_connect(db, path, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, err,
-			 err_len);
+	                 err_len);
 	if (ret == KD3_OK)
 		ret = db_check_schema(db, err, err_len);
 	if (ret != KD3_OK)
@@ -259,14 +259,14 @@ static void principal_add_kvno(kdc_db_principal *p, sqlite3_stmt *st, int col)
 }
 
 int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char *err,
-			 size_t err_len)
+                         size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, ret = db_prepare(db,
-				 "SELECT p.enabled, p.created, k.kvno FROM principals p"
-				 " LEFT JOIN keys k ON k.name = p.name WHERE p.name = ?1"
-				 " ORDER BY k.kvno",
-				 &st, err, err_len);
+	                         "SELECT p.enabled, p.created, k.kvno FROM principals p"
+	                         " LEFT JOIN keys k ON k.name = p.name WHERE p.name = ?1"
+	                         " ORDER BY k.kvno",
+	                         &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	memset(p, 0, sizeof(*p));
@@ -288,12 +288,12 @@ int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char
 }
 
 int kdc_db_principal_insert(kdc_db *db, const char *name, int64_t created, char *err,
-			    size_t err_len)
+                            size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int ret =
 	    db_prepare(db, "INSERT INTO principals (name, enabled, created) VALUES (?1, 1, ?2)",
-		       &st, err, err_len);
+	               &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -307,7 +307,7 @@ int kdc_db_principal_insert(kdc_db *db, const char *name, int64_t created, char 
 
 /* Runs a one-parameter-name statement that must change a row. */
 static int db_change_named(kdc_db *db, const char *sql, const char *name, int64_t arg2, char *err,
-			   size_t err_len, const char *what)
+                           size_t err_len, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = db_prepare(db, sql, &st, err, err_len);
@@ -337,25 +337,25 @@ int kdc_db_principal_delete(kdc_db *db, const char *name, char *err, size_t err_
 	if (ret != KD3_OK)
 		return ret;
 	return db_change_named(db, "DELETE FROM principals WHERE name = ?1", name, 0, err, err_len,
-			       "cannot remove the principal");
+	                       "cannot remove the principal");
 }
 
 int kdc_db_principal_set_enabled(kdc_db *db, const char *name, int enabled, char *err,
-				 size_t err_len)
+                                 size_t err_len)
 {
 	return db_change_named(db, "UPDATE principals SET enabled = ?2 WHERE name = ?1", name,
-			       enabled ? 1 : 0, err, err_len, "cannot change the principal");
+	                       enabled ? 1 : 0, err, err_len, "cannot change the principal");
 }
 
 /* ---- keys --------------------------------------------------------------------------- */
 
 int kdc_db_key_insert(kdc_db *db, const char *name, uint32_t kvno, const uint8_t key[KD3_KEY_LEN],
-		      int64_t created, char *err, size_t err_len)
+                      int64_t created, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int ret =
 	    db_prepare(db, "INSERT INTO keys (name, kvno, key, created) VALUES (?1, ?2, ?3, ?4)",
-		       &st, err, err_len);
+	               &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -373,7 +373,7 @@ int kdc_db_key_insert(kdc_db *db, const char *name, uint32_t kvno, const uint8_t
 int kdc_db_key_delete(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t err_len)
 {
 	int ret = db_change_named(db, "DELETE FROM keys WHERE name = ?1 AND kvno = ?2", name, kvno,
-				  err, err_len, "cannot remove the key");
+	                          err, err_len, "cannot remove the key");
 	if (ret == KD3_E_NOT_FOUND)
 		snprintf(err, err_len, "principal '%s' has no kvno %u", name, (unsigned)kvno);
 	return ret;
@@ -393,7 +393,7 @@ int kdc_db_keys_get(kdc_db *db, const char *name, kd3_keyfile *kf, char *err, si
 {
 	sqlite3_stmt *st = NULL;
 	int rc, ret = db_prepare(db, "SELECT kvno, key FROM keys WHERE name = ?1 ORDER BY kvno",
-				 &st, err, err_len);
+	                         &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	memset(kf, 0, sizeof(*kf));
@@ -403,14 +403,14 @@ int kdc_db_keys_get(kdc_db *db, const char *name, kd3_keyfile *kf, char *err, si
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (kf->nkeys >= KD3_KEYFILE_KEYS_MAX) {
 			snprintf(err, err_len, "principal '%s' has more than %d keys", name,
-				 KD3_KEYFILE_KEYS_MAX);
+			         KD3_KEYFILE_KEYS_MAX);
 			goto out;
 		}
 		kd3_keyfile_entry *e = &kf->keys[kf->nkeys++];
 		e->kvno = (uint32_t)sqlite3_column_int64(st, 0);
 		if (column_key(st, 1, e->key) != KD3_OK) {
 			snprintf(err, err_len, "%s: key %s:%u is not %d bytes", db->path, name,
-				 (unsigned)e->kvno, KD3_KEY_LEN);
+			         (unsigned)e->kvno, KD3_KEY_LEN);
 			goto out;
 		}
 	}
@@ -433,9 +433,9 @@ int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *e
 	char name[KD3_NAME_MAX + 1];
 	int have = 0, rc;
 	int ret = db_prepare(db,
-			     "SELECT p.name, p.enabled, p.created, k.kvno FROM principals p"
-			     " LEFT JOIN keys k ON k.name = p.name ORDER BY p.name, k.kvno",
-			     &st, err, err_len);
+	                     "SELECT p.name, p.enabled, p.created, k.kvno FROM principals p"
+	                     " LEFT JOIN keys k ON k.name = p.name ORDER BY p.name, k.kvno",
+	                     &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	ret = KD3_E_DB;
@@ -475,10 +475,10 @@ int kdc_db_each_key(kdc_db *db, kdc_db_key_fn fn, void *ctx, char *err, size_t e
 	uint8_t key[KD3_KEY_LEN];
 	char name[KD3_NAME_MAX + 1];
 	int rc, ret = db_prepare(db,
-				 "SELECT k.name, k.kvno, k.key FROM keys k"
-				 " JOIN principals p ON p.name = k.name WHERE p.enabled = 1"
-				 " ORDER BY k.name, k.kvno DESC",
-				 &st, err, err_len);
+	                         "SELECT k.name, k.kvno, k.key FROM keys k"
+	                         " JOIN principals p ON p.name = k.name WHERE p.enabled = 1"
+	                         " ORDER BY k.name, k.kvno DESC",
+	                         &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	ret = KD3_E_DB;
@@ -506,16 +506,17 @@ out:
 }
 
 int kdc_db_realm_secret_set(kdc_db *db, const uint8_t secret[KD3_KEY_LEN], char *err,
-			    size_t err_len)
+                            size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = db_prepare(db, "INSERT INTO realm (id, secret) VALUES (1, ?1)", &st, err, err_len);
+	int ret =
+	    db_prepare(db, "INSERT INTO realm (id, secret) VALUES (1, ?1)", &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	ret = sqlite3_bind_blob(st, 1, secret, KD3_KEY_LEN, SQLITE_STATIC) == SQLITE_OK &&
-			      sqlite3_step(st) == SQLITE_DONE
-		  ? KD3_OK
-		  : db_fail(db, err, err_len, "cannot store the realm secret");
+	              sqlite3_step(st) == SQLITE_DONE
+	          ? KD3_OK
+	          : db_fail(db, err, err_len, "cannot store the realm secret");
 	db_finish(st);
 	return ret;
 }
@@ -541,9 +542,9 @@ int kdc_db_count(kdc_db *db, int enabled_only, size_t *n, char *err, size_t err_
 {
 	sqlite3_stmt *st = NULL;
 	int ret = db_prepare(db,
-			     enabled_only ? "SELECT count(*) FROM principals WHERE enabled = 1"
-					  : "SELECT count(*) FROM principals",
-			     &st, err, err_len);
+	                     enabled_only ? "SELECT count(*) FROM principals WHERE enabled = 1"
+	                                  : "SELECT count(*) FROM principals",
+	                     &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	if (sqlite3_step(st) == SQLITE_ROW) {

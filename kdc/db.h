@@ -26,8 +26,8 @@ typedef struct kdc_db {
 } kdc_db;
 
 /* Creates a new database file (mode 0600); refuses an existing path. */
-int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db,
-		  char *err, size_t err_len);
+int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db, char *err,
+                  size_t err_len);
 /* Opens an existing kd3 database; refuses one readable by group or others. */
 int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t err_len);
 void kdc_db_close(kdc_db *db);
@@ -42,25 +42,25 @@ void kdc_db_rollback(kdc_db *db);
 typedef struct kdc_db_principal {
 	char name[KD3_NAME_MAX + 1];
 	int enabled;
-	int64_t created;		      /* Unix seconds */
+	int64_t created;                      /* Unix seconds */
 	uint32_t kvnos[KD3_KEYFILE_KEYS_MAX]; /* ascending */
-	size_t nkvnos;			      /* how many fit in kvnos */
-	size_t total_kvnos;		      /* how many the database holds */
+	size_t nkvnos;                        /* how many fit in kvnos */
+	size_t total_kvnos;                   /* how many the database holds */
 	uint32_t kvno_max;
 } kdc_db_principal;
 
 /* KD3_E_NOT_FOUND when there is no such principal. */
 int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char *err,
-			 size_t err_len);
+                         size_t err_len);
 int kdc_db_principal_insert(kdc_db *db, const char *name, int64_t created, char *err,
-			    size_t err_len);
+                            size_t err_len);
 /* Removes the principal and all its keys. KD3_E_NOT_FOUND when unknown. */
 int kdc_db_principal_delete(kdc_db *db, const char *name, char *err, size_t err_len);
 int kdc_db_principal_set_enabled(kdc_db *db, const char *name, int enabled, char *err,
-				 size_t err_len);
+                                 size_t err_len);
 
 int kdc_db_key_insert(kdc_db *db, const char *name, uint32_t kvno, const uint8_t key[KD3_KEY_LEN],
-		      int64_t created, char *err, size_t err_len);
+                      int64_t created, char *err, size_t err_len);
 /* KD3_E_NOT_FOUND when the principal has no such kvno. */
 int kdc_db_key_delete(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t err_len);
 /* Every kvno of name, ascending, into kf (which the caller wipes). */
@@ -73,14 +73,14 @@ int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *e
 /* Calls fn once per key of every enabled principal, by name, then kvno descending.
  * The key is on the caller's stack only for the call (wiped after). */
 typedef int (*kdc_db_key_fn)(void *ctx, const char *name, uint32_t kvno,
-			     const uint8_t key[KD3_KEY_LEN]);
+                             const uint8_t key[KD3_KEY_LEN]);
 int kdc_db_each_key(kdc_db *db, kdc_db_key_fn fn, void *ctx, char *err, size_t err_len);
 
 /* Counts principals (all, or only enabled ones). */
 /* The realm secret (32 bytes) from which the KDC derives each SK; created once by
  * `kdc init`, kept with the principals, the same at every KDC of the realm. */
 int kdc_db_realm_secret_set(kdc_db *db, const uint8_t secret[KD3_KEY_LEN], char *err,
-			    size_t err_len);
+                            size_t err_len);
 int kdc_db_realm_secret_get(kdc_db *db, uint8_t secret[KD3_KEY_LEN], char *err, size_t err_len);
 
 int kdc_db_count(kdc_db *db, int enabled_only, size_t *n, char *err, size_t err_len);

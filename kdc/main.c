@@ -40,9 +40,9 @@ static void usage(FILE *out)
 		fprintf(out, "  %-16s %s\n", lhs, commands[i].summary);
 	}
 	fprintf(out,
-		"\nevery command takes --db=PATH (default %s) and --config=FILE;\n"
-		"'kdc COMMAND --help' lists its options. kdc --version prints the version.\n",
-		KDC_DB_DEFAULT);
+	        "\nevery command takes --db=PATH (default %s) and --config=FILE;\n"
+	        "'kdc COMMAND --help' lists its options. kdc --version prints the version.\n",
+	        KDC_DB_DEFAULT);
 }
 
 static int exit_code(int err)

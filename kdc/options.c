@@ -82,11 +82,11 @@ static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
 			shown[n++] = table[i];
 	shown[n++] = (kd3_option){
 	    "config", KD3_OPT_STR, NULL,
-	    0,	      0,	   "read these settings from a kdc.conf first ([kdc] section)"};
+	    0,        0,           "read these settings from a kdc.conf first ([kdc] section)"};
 	if (cmd->takes & KDC_TAKES_KEYFILE)
 		shown[n++] = (kd3_option){
 		    "keyfile", KD3_OPT_STR, NULL,
-		    0,	       0,	    "key file to write (./NAME.key, '/' in NAME as '_')"};
+		    0,         0,           "key file to write (./NAME.key, '/' in NAME as '_')"};
 	kd3_conf_print_help(shown, n);
 	printf("\n");
 	if (cmd->takes & KDC_TAKES_FORCE)
@@ -99,7 +99,7 @@ static int copy_arg(char *dst, const char *src, const char *name, char *err, siz
 	size_t n = strlen(src);
 	if (n >= KD3_CONF_STR_MAX) {
 		snprintf(err, len, "--%s: value is too long (max %d bytes)", name,
-			 KD3_CONF_STR_MAX - 1);
+		         KD3_CONF_STR_MAX - 1);
 		return KD3_E_USAGE;
 	}
 	memcpy(dst, src, n + 1);
@@ -107,7 +107,7 @@ static int copy_arg(char *dst, const char *src, const char *name, char *err, siz
 }
 
 static size_t build_longopts(const kdc_cmd *cmd, const kd3_option *table, size_t nt,
-			     struct option *lo)
+                             struct option *lo)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < nt; i++) {
@@ -127,14 +127,14 @@ static size_t build_longopts(const kdc_cmd *cmd, const kd3_option *table, size_t
 }
 
 struct cli_setting {
-	size_t index;	   /* into the table */
+	size_t index;      /* into the table */
 	const char *value; /* points into argv */
 };
 
 /* Reads the command line; table settings are kept to apply after kdc.conf. */
 static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
-		      const kd3_option *table, size_t nt, struct cli_setting *cli, size_t *ncli,
-		      char *err, size_t len)
+                      const kd3_option *table, size_t nt, struct cli_setting *cli, size_t *ncli,
+                      char *err, size_t len)
 {
 	struct option lo[KDC_TABLE_MAX + 6];
 	int c;
@@ -161,11 +161,11 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 			cli[(*ncli)++].value = optarg ? optarg : "yes";
 		} else if (c == ':') {
 			snprintf(err, len, "kdc %s: option '%s' needs a value", cmd->name,
-				 argv[optind - 1]);
+			         argv[optind - 1]);
 			ret = KD3_E_USAGE;
 		} else {
 			snprintf(err, len, "kdc %s: unknown option '%s'; see 'kdc %s --help'",
-				 cmd->name, argv[optind - 1], cmd->name);
+			         cmd->name, argv[optind - 1], cmd->name);
 			ret = KD3_E_USAGE;
 		}
 		if (ret != KD3_OK)
@@ -174,8 +174,8 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 	for (int i = optind; i < argc; i++) {
 		if (o->nargs >= cmd->nargs || o->nargs >= KDC_ARGS_MAX) {
 			snprintf(err, len,
-				 "kdc %s: unexpected argument '%.64s'; see 'kdc %s --help'",
-				 cmd->name, argv[i], cmd->name);
+			         "kdc %s: unexpected argument '%.64s'; see 'kdc %s --help'",
+			         cmd->name, argv[i], cmd->name);
 			return KD3_E_USAGE;
 		}
 		o->args[o->nargs++] = argv[i];
@@ -184,7 +184,7 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 }
 
 int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, char *err,
-		      size_t err_len)
+                      size_t err_len)
 {
 	kd3_option table[KDC_TABLE_MAX];
 	struct cli_setting cli[KDC_CLI_MAX];
@@ -201,7 +201,7 @@ int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, ch
 	}
 	if (o->nargs != cmd->nargs) {
 		snprintf(err, err_len, "kdc %s: expected %s; see 'kdc %s --help'", cmd->name,
-			 cmd->args, cmd->name);
+		         cmd->args, cmd->name);
 		return KD3_E_USAGE;
 	}
 	if (o->config[0]) {

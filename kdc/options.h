@@ -8,13 +8,13 @@
 
 #include "conf.h"
 
-#define KDC_DB_DEFAULT	      "./kd3.db"
+#define KDC_DB_DEFAULT        "./kd3.db"
 #define KDC_LIFETIME_DEFAULT  3600
 #define KDC_CACHE_WINDOW_MS   5000
 #define KDC_MAX_CONNS_DEFAULT 1024
 #define KDC_IDLE_MS_DEFAULT   5000
-#define KDC_WORKERS_MAX	      256
-#define KDC_ARGS_MAX	      2
+#define KDC_WORKERS_MAX       256
+#define KDC_ARGS_MAX          2
 
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
@@ -42,8 +42,8 @@ typedef struct kdc_opts {
 
 /* A subcommand: what it takes on the command line and what it runs. */
 #define KDC_TAKES_KEYFILE 0x01
-#define KDC_TAKES_FORCE	  0x02
-#define KDC_TAKES_SERVE	  0x04 /* every kdc.conf key as a long option */
+#define KDC_TAKES_FORCE   0x02
+#define KDC_TAKES_SERVE   0x04 /* every kdc.conf key as a long option */
 
 typedef struct kdc_cmd {
 	const char *name;
@@ -58,7 +58,7 @@ typedef struct kdc_cmd {
  * the subcommand. KD3_E_USAGE or KD3_E_CONFIG with err set on a bad command line or
  * config; o->help_shown after --help. */
 int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, char *err,
-		      size_t err_len);
+                      size_t err_len);
 
 /* The kdc.conf table over o. */
 size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap);

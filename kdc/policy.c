@@ -34,15 +34,15 @@ static int rule_parse(const char *text, kdc_deny_rule *rule)
 }
 
 int kdc_policy_init(kdc_policy *p, const kd3_conf_list *deny, uint32_t lifetime, char *err,
-		    size_t err_len)
+                    size_t err_len)
 {
 	memset(p, 0, sizeof(*p));
 	p->lifetime = lifetime;
 	for (size_t i = 0; i < deny->n && i < KD3_CONF_LIST_MAX; i++) {
 		if (rule_parse(deny->item[i], &p->deny[i]) != KD3_OK) {
 			snprintf(err, err_len,
-				 "deny: '%.64s' is not INITIATOR->RESPONDER (names or '*')",
-				 deny->item[i]);
+			         "deny: '%.64s' is not INITIATOR->RESPONDER (names or '*')",
+			         deny->item[i]);
 			return KD3_E_CONFIG;
 		}
 		p->ndeny++;

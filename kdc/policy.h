@@ -26,7 +26,7 @@ typedef struct kdc_policy {
 
 /* err gets "deny: 'x' ..." for an entry that is not INITIATOR->RESPONDER. */
 int kdc_policy_init(kdc_policy *p, const kd3_conf_list *deny, uint32_t lifetime, char *err,
-		    size_t err_len);
+                    size_t err_len);
 
 /* kd3_policy_fn over a kdc_policy (ctx). */
 int kdc_policy_check(void *ctx, const kd3_principal *i, const kd3_principal *r, uint32_t *lifetime);

@@ -26,7 +26,7 @@ static const char *outcome_name(int err)
 }
 
 static void request_log(const char *transport, const kd3_addr *peer, const kd3_kdc_result *res,
-			uint64_t us)
+                        uint64_t us)
 {
 	char addr[64], id_i[256], id_r[256];
 
@@ -34,14 +34,14 @@ static void request_log(const char *transport, const kd3_addr *peer, const kd3_k
 	safe_name(res->id_i, res->id_i_len, id_i);
 	safe_name(res->id_r, res->id_r_len, id_r);
 	kd3_log_info("%s %s %s -> %s kvno %u/%u %s%s%s%s%s%s %lluus", transport, addr, id_i, id_r,
-		     (unsigned)res->kvno_i, (unsigned)res->kvno_r, outcome_name(res->err),
-		     res->detail ? " (" : "", res->detail ? res->detail : "",
-		     res->detail ? ")" : "", res->from_cache ? " cached" : "",
-		     res->reply ? "" : " no-reply", (unsigned long long)us);
+	             (unsigned)res->kvno_i, (unsigned)res->kvno_r, outcome_name(res->err),
+	             res->detail ? " (" : "", res->detail ? res->detail : "",
+	             res->detail ? ")" : "", res->from_cache ? " cached" : "",
+	             res->reply ? "" : " no-reply", (unsigned long long)us);
 }
 
 int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, const uint8_t *in,
-		size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len)
+                size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len)
 {
 	kd3_kdc_result res;
 
@@ -59,12 +59,12 @@ int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, cons
 }
 
 void kdc_request_refused(kdc_worker *w, const char *transport, const kd3_addr *peer,
-			 const char *why, int replied)
+                         const char *why, int replied)
 {
 	char addr[64];
 	if (!w->cfg->log_requests)
 		return;
 	kd3_addr_format(peer, addr, sizeof(addr));
 	kd3_log_info("%s %s - -> - kvno 0/0 MALFORMED (%s)%s", transport, addr, why,
-		     replied ? "" : " no-reply");
+	             replied ? "" : " no-reply");
 }

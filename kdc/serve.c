@@ -114,7 +114,7 @@ static int serve_workers_init(struct serve *s)
 	}
 	for (size_t i = 0; i < s->nworkers; i++) {
 		ret = kdc_worker_init(&s->workers[i], (unsigned)i, &s->cfg, &s->addr, &s->table,
-				      &s->policy, &s->kcfg, err, sizeof(err));
+		                      &s->policy, &s->kcfg, err, sizeof(err));
 		if (ret != KD3_OK) {
 			kd3_log_error("%s", err);
 			s->nworkers = i; /* only those set up are freed */
@@ -152,7 +152,7 @@ static int serve_run(struct serve *s)
 	if (ret == KD3_OK) {
 		kd3_addr_format(&s->addr, addr, sizeof(addr));
 		kd3_log_info("serving on %s (udp+tcp), %zu workers, %zu principals", addr,
-			     s->nworkers, s->table.n);
+		             s->nworkers, s->table.n);
 		sigwait(&set, &sig);
 		kd3_log_info("signal %d: stopping", sig);
 	}

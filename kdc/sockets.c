@@ -12,7 +12,7 @@
 #include "worker.h"
 
 #define KDC_LISTEN_BACKLOG 1024
-#define KDC_UDP_RCVBUF	   (4 << 20)
+#define KDC_UDP_RCVBUF     (4 << 20)
 
 static int sock_fail(const kd3_addr *addr, const char *what, int fd, char *err, size_t len)
 {

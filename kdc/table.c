@@ -30,7 +30,7 @@ static int principal_cmp(const void *a, const void *b)
 {
 	const kd3_principal *pa = a, *pb = b;
 	return name_cmp((const uint8_t *)pa->name, pa->name_len, (const uint8_t *)pb->name,
-			pb->name_len);
+	                pb->name_len);
 }
 
 static kd3_principal *table_find(const kdc_table *t, const uint8_t *name, size_t len)
@@ -80,14 +80,14 @@ static int load_key(void *ctx, const char *name, uint32_t kvno, const uint8_t ke
 		return KD3_OK;
 	if (p->nkeys >= KD3_KVNOS_MAX) {
 		kd3_log_info("principal %s: kvno %u not loaded (at most %d live key versions)",
-			     name, (unsigned)kvno, KD3_KVNOS_MAX);
+		             name, (unsigned)kvno, KD3_KVNOS_MAX);
 		return KD3_OK;
 	}
 	kd3_kvno_key *k = &p->keys[p->nkeys];
 	if (kd3_derive_subkeys(l->crypto, key, &k->sub) != KD3_OK) {
 		kd3_wipe(&k->sub, sizeof(k->sub));
 		snprintf(l->err, l->err_len, "cannot derive the subkeys of %s:%u", name,
-			 (unsigned)kvno);
+		         (unsigned)kvno);
 		return KD3_E_CRYPTO;
 	}
 	k->kvno = kvno;

@@ -114,7 +114,7 @@ void kdc_tcp_accept(kdc_worker *w)
 		memset(&peer, 0, sizeof(peer));
 		peer.len = sizeof(peer.ss);
 		int fd = accept4(w->tcp_fd, (struct sockaddr *)&peer.ss, &peer.len,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			conn_open(w, fd, &peer);
 			continue;
@@ -147,7 +147,7 @@ static void conn_bad_header(kdc_worker *w, kdc_conn *c)
 	kd3_writer out;
 	kd3_wr_init(&out, w->tcp_out, sizeof(w->tcp_out));
 	int ok = kd3_error_encode(&out, KD3_E_MALFORMED, "bad frame header") == KD3_OK &&
-		 conn_send(c, w->tcp_out, out.len) == KD3_OK;
+	         conn_send(c, w->tcp_out, out.len) == KD3_OK;
 	kdc_request_refused(w, "tcp", &c->peer, "bad frame header; connection closed", ok);
 	conn_close(w, c);
 }
@@ -166,7 +166,7 @@ static int conn_frames(kdc_worker *w, kdc_conn *c)
 			return KD3_E_MALFORMED;
 		}
 		int send = kdc_request(w, "tcp", &c->peer, frame, len, w->tcp_out,
-				       sizeof(w->tcp_out), &out_len);
+		                       sizeof(w->tcp_out), &out_len);
 		kd3_stream_consume(&c->in, len);
 		if (send && conn_send(c, w->tcp_out, out_len) != KD3_OK) {
 			conn_close(w, c);

@@ -38,7 +38,7 @@ static void udp_handle_one(kdc_worker *w, size_t i, size_t *ntx)
 		return;
 	}
 	if (!kdc_request(w, "udp", &peer, b->rx_buf[i], b->rx[i].msg_len, b->tx_buf[*ntx],
-			 sizeof(b->tx_buf[*ntx]), &out_len))
+	                 sizeof(b->tx_buf[*ntx]), &out_len))
 		return;
 	struct msghdr *t = &b->tx[*ntx].msg_hdr;
 	memset(t, 0, sizeof(*t));

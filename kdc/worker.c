@@ -24,7 +24,7 @@ static int watch(kdc_worker *w, int fd, uint64_t tag)
 }
 
 static int worker_alloc(kdc_worker *w, kdc_table *table, kdc_policy *policy,
-			const kd3_kdc_config *kcfg, char *err, size_t len)
+                        const kd3_kdc_config *kcfg, char *err, size_t len)
 {
 	/* No DRBG: a worker draws no randomness (SK is derived from the realm secret). */
 	if (kd3_crypto_init(&w->crypto, "kd3 kdc worker", 0) != KD3_OK) {
@@ -72,8 +72,8 @@ static int worker_fds(kdc_worker *w, const kd3_addr *addr, char *err, size_t len
 }
 
 int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const kd3_addr *addr,
-		    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
-		    size_t err_len)
+                    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
+                    size_t err_len)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;

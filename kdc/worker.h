@@ -73,8 +73,8 @@ typedef struct kdc_worker {
 } kdc_worker;
 
 int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const kd3_addr *addr,
-		    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
-		    size_t err_len);
+                    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
+                    size_t err_len);
 int kdc_worker_start(kdc_worker *w);
 /* Asks the thread to stop (safe from another thread). */
 void kdc_worker_stop(kdc_worker *w);
@@ -93,10 +93,10 @@ void kdc_tcp_close_all(kdc_worker *w);
 
 /* request.c: one frame through kd3_kdc_handle, traced and logged. 1: send out. */
 int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, const uint8_t *in,
-		size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
+                size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
 /* A log line for input that never reached the handler (oversized datagram, bad header). */
 void kdc_request_refused(kdc_worker *w, const char *transport, const kd3_addr *peer,
-			 const char *why, int replied);
+                         const char *why, int replied);
 
 /* sockets.c */
 int kdc_socket_probe(const kd3_addr *addr, char *err, size_t err_len);

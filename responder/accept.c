@@ -68,7 +68,7 @@ void resp_accept(resp_server *srv, uint64_t now)
 		memset(&from, 0, sizeof(from));
 		from.len = sizeof(from.ss);
 		int fd = accept4(srv->listen.fd, (struct sockaddr *)&from.ss, &from.len,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			accept_one(srv, fd, &from, now);
 			continue;

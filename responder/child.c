@@ -71,7 +71,7 @@ static void child_exec(const char *cmd, int in_r, int out_w, char **env)
 }
 
 int resp_child_spawn(resp_child *c, const char *cmd, const char *peer, uint64_t sid, char *err,
-		     size_t err_len)
+                     size_t err_len)
 {
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
 	char peer_var[16 + 256], sid_var[32];

@@ -14,7 +14,7 @@
 static int kdcx_open_kdc(resp_kdcx *x, int epfd, uint64_t now);
 
 void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,
-		    uint32_t base_ms, void *owner)
+                    uint32_t base_ms, void *owner)
 {
 	memset(x, 0, sizeof(*x));
 	x->sid = sid;
@@ -45,7 +45,7 @@ static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 	char addr[64];
 	resp_kdcx_peer(x, addr, sizeof(addr));
 	kd3_log_info("session %llu: KDC %s: %s%s", (unsigned long long)x->sid, addr, why,
-		     x->idx + 1 < x->nkdcs ? "; trying the next KDC" : "");
+	             x->idx + 1 < x->nkdcs ? "; trying the next KDC" : "");
 	resp_watch_close(epfd, &x->w);
 	x->idx++;
 	return kdcx_open_kdc(x, epfd, now);
@@ -147,7 +147,7 @@ static int udp_read(resp_kdcx *x, int epfd, uint64_t now)
 	}
 	if ((size_t)n > sizeof(x->reply) || kd3_frame_size(x->reply, (size_t)n) != n) {
 		kd3_log_debug("session %llu: ignored a %zd-byte datagram from the KDC",
-			      (unsigned long long)x->sid, n);
+		              (unsigned long long)x->sid, n);
 		return RESP_KDCX_PENDING;
 	}
 	x->reply_len = (size_t)n;
@@ -189,8 +189,8 @@ static int tcp_read(resp_kdcx *x, int epfd, uint64_t now)
 		return RESP_KDCX_PENDING;
 	if (n <= 0)
 		return kdcx_next_kdc(x, epfd, now,
-				     n < 0 ? strerror(errno)
-					   : "TCP connection closed without a reply");
+		                     n < 0 ? strerror(errno)
+		                           : "TCP connection closed without a reply");
 	x->tcp_got += (size_t)n;
 	long need = kd3_frame_size(x->reply, x->tcp_got);
 	if (need < 0 || (size_t)need > sizeof(x->reply))
@@ -233,7 +233,7 @@ int resp_kdcx_on_timer(resp_kdcx *x, int epfd, uint64_t now)
 		return kdcx_udp_failed(x, epfd, now, "no answer over UDP");
 	/* Retransmit the same bytes: the KDC's lookaside cache answers the same M3. */
 	kd3_log_debug("session %llu: retransmitting M2 (try %u)", (unsigned long long)x->sid,
-		      x->udp_tries + 1);
+	              x->udp_tries + 1);
 	if (udp_send(x) != KD3_OK && errno == ECONNREFUSED)
 		return kdcx_udp_failed(x, epfd, now, "UDP port unreachable");
 	x->udp_tries++;

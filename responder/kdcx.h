@@ -16,14 +16,14 @@
 #include "watch.h"
 #include "wire.h"
 
-#define RESP_KDC_UDP_TRIES	3
+#define RESP_KDC_UDP_TRIES      3
 #define RESP_KDC_TCP_TIMEOUT_MS 2000
 /* The largest reply: an ERROR (an M3 is smaller). */
 #define RESP_KDC_REPLY_MAX (KD3_HDR_LEN + KD3_ERROR_BODY_MAX)
 
 /* Results of the resp_kdcx_* steps. */
 #define RESP_KDCX_PENDING 0 /* waiting (the watch or the deadline) */
-#define RESP_KDCX_REPLY	  1 /* reply[reply_len] holds one whole frame from the KDC */
+#define RESP_KDCX_REPLY   1 /* reply[reply_len] holds one whole frame from the KDC */
 #define RESP_KDCX_FAILED  2 /* every KDC in the list failed */
 
 typedef enum resp_kdcx_state {
@@ -36,7 +36,7 @@ typedef enum resp_kdcx_state {
 typedef struct resp_kdcx {
 	resp_kdcx_state state;
 	uint64_t sid; /* session id, for log lines */
-	int fs;	      /* for traces */
+	int fs;       /* for traces */
 	const kd3_addr *kdcs;
 	size_t nkdcs;
 	size_t idx; /* the KDC being tried */
@@ -56,7 +56,7 @@ typedef struct resp_kdcx {
 } resp_kdcx;
 
 void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,
-		    uint32_t base_ms, void *owner);
+                    uint32_t base_ms, void *owner);
 /* Sends m2[m2_len] to the first KDC. */
 int resp_kdcx_start(resp_kdcx *x, int epfd, uint64_t now);
 int resp_kdcx_on_io(resp_kdcx *x, int epfd, uint32_t events, uint64_t now);

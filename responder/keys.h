@@ -12,6 +12,6 @@
 /* Fills cfg->keys, cfg->nkeys and, when name is "" or NULL, cfg->self with the key
  * file's principal (else with name). err gets one line. KD3_E_KEYFILE(_PERMS) etc. */
 int resp_keys_load(const char *path, const char *name, kd3_crypto *c, kd3_peer_config *cfg,
-		   char *err, size_t err_len);
+                   char *err, size_t err_len);
 
 #endif

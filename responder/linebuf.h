@@ -15,8 +15,8 @@
 
 typedef struct resp_linebuf {
 	uint8_t buf[RESP_LINE_MAX + 1]; /* a longest line and its '\n' */
-	size_t start;			/* first byte not yet handed out */
-	size_t end;			/* end of the bytes read */
+	size_t start;                   /* first byte not yet handed out */
+	size_t end;                     /* end of the bytes read */
 } resp_linebuf;
 
 void resp_linebuf_init(resp_linebuf *lb);

@@ -67,7 +67,7 @@ static void opts_defaults(resp_opts *o)
 static int opts_help_width(const kd3_option *t, size_t n)
 {
 	static const char *const metavar[] = {
-	    [KD3_OPT_STR] = "TEXT",    [KD3_OPT_UINT] = "N",	       [KD3_OPT_BOOL] = "yes|no",
+	    [KD3_OPT_STR] = "TEXT",    [KD3_OPT_UINT] = "N",           [KD3_OPT_BOOL] = "yes|no",
 	    [KD3_OPT_SUITE] = "SUITE", [KD3_OPT_SUITES] = "SUITE,...", [KD3_OPT_LIST] = "ITEM,...",
 	};
 	int width = 0;
@@ -132,7 +132,7 @@ static int opts_first_pass(int argc, char **argv, const struct option *lo, resp_
 		if (c == OPT_HELP || c == OPT_VERSION)
 			*want = c;
 		if (c == OPT_CONFIG && snprintf(o->config, sizeof(o->config), "%s", optarg) >=
-					   (int)sizeof(o->config)) {
+		                           (int)sizeof(o->config)) {
 			kd3_log_error("--config: path is too long");
 			return KD3_E_USAGE;
 		}
@@ -143,7 +143,7 @@ static int opts_first_pass(int argc, char **argv, const struct option *lo, resp_
 /* Second pass: the command line over the config file. A --kdc on the command line
  * replaces the file's list instead of adding to it. */
 static int opts_second_pass(int argc, char **argv, const struct option *lo, const kd3_option *t,
-			    size_t n, resp_opts *o)
+                            size_t n, resp_opts *o)
 {
 	char err[512];
 	int kdc_seen = 0;
@@ -189,7 +189,7 @@ static int opts_finish(resp_opts *o)
 	}
 	if (o->name[0] && !kd3_name_valid_cstr(o->name)) {
 		kd3_log_error("--name: '%.64s' is not a valid principal name ([A-Za-z0-9._@/-])",
-			      o->name);
+		              o->name);
 		return KD3_E_USAGE;
 	}
 	if (o->suites == 0) {
@@ -198,14 +198,14 @@ static int opts_finish(resp_opts *o)
 	}
 	if (kd3_addr_parse(o->listen, KD3_RESPONDER_PORT_DEFAULT, &o->listen_addr) != KD3_OK) {
 		kd3_log_error("--listen: '%.64s' is not an IP literal with an optional port",
-			      o->listen);
+		              o->listen);
 		return KD3_E_USAGE;
 	}
 	for (size_t i = 0; i < o->kdc.n; i++) {
 		if (kd3_addr_parse(o->kdc.item[i], KD3_KDC_PORT_DEFAULT, &o->kdc_addr[i]) !=
 		    KD3_OK) {
 			kd3_log_error("--kdc: '%.64s' is not an IP literal with an optional port",
-				      o->kdc.item[i]);
+			              o->kdc.item[i]);
 			return KD3_E_USAGE;
 		}
 	}

@@ -9,8 +9,8 @@
 #include "conf.h"
 #include "net.h"
 
-#define RESP_LISTEN_DEFAULT	    "127.0.0.1:7089"
-#define RESP_KDC_DEFAULT	    "127.0.0.1:7088"
+#define RESP_LISTEN_DEFAULT         "127.0.0.1:7089"
+#define RESP_KDC_DEFAULT            "127.0.0.1:7088"
 #define RESP_MAX_SESSIONS_DEFAULT   1024
 #define RESP_HANDSHAKE_S_DEFAULT    10
 #define RESP_KDC_TIMEOUT_MS_DEFAULT 200
@@ -21,7 +21,7 @@ typedef struct resp_opts {
 	kd3_conf_list kdc; /* tried in order */
 	char keyfile[KD3_CONF_STR_MAX];
 	char name[KD3_CONF_STR_MAX]; /* "" = the key file's principal */
-	uint8_t suites;		     /* bit (1 << suite) */
+	uint8_t suites;              /* bit (1 << suite) */
 	int require_fs;
 	uint64_t rekey_messages;
 	uint64_t rekey_bytes; /* 0: no byte limit */

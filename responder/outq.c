@@ -93,7 +93,7 @@ int resp_outq_flush(resp_outq *q, int fd, int sock, int *sys_err)
 	while (q->head < q->tail) {
 		size_t n = q->tail - q->head;
 		ssize_t sent = sock ? send(fd, q->buf + q->head, n, MSG_NOSIGNAL)
-				    : write(fd, q->buf + q->head, n);
+		                    : write(fd, q->buf + q->head, n);
 		if (sent > 0) {
 			q->head += (size_t)sent;
 			continue;

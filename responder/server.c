@@ -77,7 +77,7 @@ static void server_ready_line(resp_server *srv)
 }
 
 int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
-		     const kd3_peer_config *pcfg)
+                     const kd3_peer_config *pcfg)
 {
 	int ret;
 

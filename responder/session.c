@@ -15,7 +15,7 @@
 #define SESSION_READ_BUDGET (256u * 1024u)
 
 resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_addr *from,
-			       uint64_t now)
+                               uint64_t now)
 {
 	resp_session *s = calloc(1, sizeof(*s));
 	int ret;
@@ -40,7 +40,7 @@ resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_add
 		ret = resp_watch_set(ctx->epfd, &s->sock, EPOLLIN);
 	if (ret != KD3_OK) {
 		kd3_log_error("session %llu: cannot start: %s", (unsigned long long)id,
-			      kd3_strerror(ret));
+		              kd3_strerror(ret));
 		s->ended_logged = 1;
 		resp_session_free(s);
 		return NULL;
@@ -81,10 +81,10 @@ static void session_log_end(resp_session *s, int err, const char *why)
 		return;
 	s->ended_logged = 1;
 	snprintf(head, sizeof(head), "session %llu%s%s", (unsigned long long)s->id,
-		 name ? " with " : "", name ? name : "");
+	         name ? " with " : "", name ? name : "");
 	if (err == KD3_OK)
 		kd3_log_info("%s closed%s%s%s", head, why ? " (" : "", why ? why : "",
-			     why ? ")" : "");
+		             why ? ")" : "");
 	else
 		kd3_log_info("%s failed: %s", head, why ? why : kd3_strerror(err));
 }
@@ -151,7 +151,7 @@ static void session_read(resp_session *s, uint64_t now)
 			return;
 		if (n < 0) {
 			snprintf(why, sizeof(why), "%s (%s)", kd3_strerror(KD3_E_TRUNCATED),
-				 strerror(errno));
+			         strerror(errno));
 			resp_session_drop(s, KD3_E_TRUNCATED, why);
 			return;
 		}
@@ -293,7 +293,7 @@ static void session_handshake_timeout(resp_session *s, uint64_t now)
 {
 	char why[96];
 	snprintf(why, sizeof(why), "handshake timed out (in %s)",
-		 kd3_peer_state_name(s->peer.state));
+	         kd3_peer_state_name(s->peer.state));
 	resp_out_close(s, KD3_E_TIMEOUT, "handshake timed out", now);
 	resp_session_finish(s, KD3_E_TIMEOUT, why, now);
 }
@@ -311,7 +311,7 @@ void resp_session_on_timer(resp_session *s, uint64_t now)
 		session_handshake_timeout(s, now);
 	if (s->phase == RESP_ACTIVE && s->close_deadline && now >= s->close_deadline)
 		resp_session_finish(s, KD3_E_TIMEOUT, "the initiator did not answer our CLOSE",
-				    now);
+		                    now);
 	if (s->phase == RESP_ACTIVE && s->kdc.deadline && now >= s->kdc.deadline)
 		resp_proto_kdc_result(s, resp_kdcx_on_timer(&s->kdc, s->ctx->epfd, now), now);
 	if (s->phase == RESP_ACTIVE && kd3_peer_check_expiry(&s->peer, now) == KD3_E_EXPIRED)

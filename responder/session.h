@@ -21,7 +21,7 @@ typedef struct resp_session resp_session;
 
 /* Takes fd (a connected, non-blocking socket). NULL on failure (fd closed). */
 resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_addr *from,
-			       uint64_t now);
+                               uint64_t now);
 void resp_session_free(resp_session *s);
 
 void resp_session_on_event(resp_session *s, resp_watch *w, uint32_t events, uint64_t now);

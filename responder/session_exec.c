@@ -23,16 +23,16 @@ void resp_exec_start(resp_session *s, uint64_t now)
 	char err[160];
 
 	if (resp_child_spawn(&s->child, s->ctx->exec_cmd, s->peer.peer_id, s->id, err,
-			     sizeof(err)) != KD3_OK) {
+	                     sizeof(err)) != KD3_OK) {
 		kd3_log_error("session %llu: cannot start the command: %s",
-			      (unsigned long long)s->id, err);
+		              (unsigned long long)s->id, err);
 		resp_out_close(s, KD3_E_INTERNAL, "responder could not start its command", now);
 		resp_session_finish(s, KD3_E_INTERNAL, "the command could not start", now);
 		return;
 	}
 	s->has_child = 1;
 	kd3_log_info("session %llu: command started (pid %d)", (unsigned long long)s->id,
-		     (int)s->child.pid);
+	             (int)s->child.pid);
 }
 
 void resp_exec_deliver(resp_session *s, kd3_view data)
@@ -41,7 +41,7 @@ void resp_exec_deliver(resp_session *s, kd3_view data)
 
 	if (!s->has_child || c->in.fd < 0) {
 		kd3_log_debug("session %llu: the command's stdin is closed; DATA dropped",
-			      (unsigned long long)s->id);
+		              (unsigned long long)s->id);
 		return;
 	}
 	if (resp_outq_append(&c->inq, data.p, data.len) != KD3_OK ||
@@ -67,11 +67,11 @@ static void exec_child_done(resp_session *s, uint64_t now)
 	c->reap_deadline = 0;
 	resp_child_describe(c, desc, sizeof(desc));
 	int not_started = c->exited && WIFEXITED(c->status) &&
-			  (WEXITSTATUS(c->status) == 126 || WEXITSTATUS(c->status) == 127);
+	                  (WEXITSTATUS(c->status) == 126 || WEXITSTATUS(c->status) == 127);
 	if (not_started)
 		kd3_log_error("session %llu: the command could not start (/bin/sh %s: not found "
-			      "or not executable)",
-			      (unsigned long long)s->id, desc);
+		              "or not executable)",
+		              (unsigned long long)s->id, desc);
 	else
 		kd3_log_info("session %llu: command %s", (unsigned long long)s->id, desc);
 	snprintf(text, sizeof(text), "command %s", desc);
@@ -143,7 +143,7 @@ static void exec_write(resp_session *s)
 	if (c->in.fd >= 0 && resp_outq_pending(&c->inq) > 0 &&
 	    resp_outq_flush(&c->inq, c->in.fd, 0, &sys_err) != KD3_OK) {
 		kd3_log_debug("session %llu: the command's stdin closed (%s)",
-			      (unsigned long long)s->id, strerror(sys_err));
+		              (unsigned long long)s->id, strerror(sys_err));
 		resp_watch_close(s->ctx->epfd, &c->in);
 	}
 	if (c->in.fd >= 0 && c->close_in && resp_outq_pending(&c->inq) == 0)

@@ -20,7 +20,7 @@
  * unread input, and stop reading the child while the initiator has this much unread
  * output; resume below the low mark. */
 #define RESP_PAUSE_HIGH (256u * 1024u)
-#define RESP_PAUSE_LOW	(64u * 1024u)
+#define RESP_PAUSE_LOW  (64u * 1024u)
 /* After stdout EOF, how long to wait for the child's exit status before CLOSE. */
 #define RESP_REAP_WAIT_MS 500
 
@@ -46,9 +46,9 @@ struct resp_session {
 	int peer_eof;  /* the initiator's stream ended (after its CLOSE) */
 	int in_paused; /* --exec: the child is behind; stop reading frames */
 
-	uint64_t hs_deadline;	 /* handshake must finish by then; 0 once established */
+	uint64_t hs_deadline;    /* handshake must finish by then; 0 once established */
 	uint64_t close_deadline; /* our CLOSE is out: the peer's must come by then */
-	uint64_t end_deadline;	 /* draining or lingering ends by then */
+	uint64_t end_deadline;   /* draining or lingering ends by then */
 
 	resp_kdcx kdc;
 	int has_child;

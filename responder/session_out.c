@@ -36,8 +36,8 @@ void resp_trace_frames(const char *dir, const uint8_t *p, size_t len, int fs, in
 static void out_not_reading(resp_session *s)
 {
 	resp_session_drop(s, KD3_E_IO,
-			  "the initiator is not reading (over 1 MiB of output "
-			  "queued); dropped");
+	                  "the initiator is not reading (over 1 MiB of output "
+	                  "queued); dropped");
 }
 
 int resp_out_begin(resp_session *s, kd3_writer *w)
@@ -98,7 +98,7 @@ void resp_out_flush(resp_session *s)
 		return;
 	if (resp_outq_flush(&s->out, s->sock.fd, 1, &sys_err) != KD3_OK) {
 		snprintf(why, sizeof(why), "%s (%s while sending)", kd3_strerror(KD3_E_TRUNCATED),
-			 strerror(sys_err));
+		         strerror(sys_err));
 		resp_session_drop(s, KD3_E_TRUNCATED, why);
 		return;
 	}

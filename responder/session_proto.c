@@ -21,7 +21,7 @@ static void proto_out_init(kd3_peer_out *out, kd3_writer *to_peer, kd3_writer *t
 
 /* Why our own checks of an M1 refused it, naming the option (0: not an M1 refusal). */
 static int proto_m1_refusal(const resp_session *s, int err, const uint8_t *frame, size_t len,
-			    char *why, size_t why_len)
+                            char *why, size_t why_len)
 {
 	char text[256];
 	kd3_frame f;
@@ -34,16 +34,16 @@ static int proto_m1_refusal(const resp_session *s, int err, const uint8_t *frame
 	case KD3_E_UNKNOWN_PRINCIPAL:
 		kd3_log_safe_name(m1.id_r.p, m1.id_r.len, text);
 		snprintf(why, why_len, "M1 is for responder '%s', we are '%s'", text,
-			 s->peer.cfg.self);
+		         s->peer.cfg.self);
 		return 1;
 	case KD3_E_POLICY_DENIED:
 		snprintf(why, why_len,
-			 "the initiator did not ask for forward-secret mode "
-			 "(--require-forward-secret)");
+		         "the initiator did not ask for forward-secret mode "
+		         "(--require-forward-secret)");
 		return 1;
 	case KD3_E_UNSUPPORTED:
 		snprintf(why, why_len, "suite %s is not allowed here (--suites)",
-			 kd3_suite_name(m1.suite));
+		         kd3_suite_name(m1.suite));
 		return 1;
 	default:
 		return 0;
@@ -53,7 +53,7 @@ static int proto_m1_refusal(const resp_session *s, int err, const uint8_t *frame
 /* The session failed in the state machine; it wrote any ERROR or CLOSE already.
  * frame: the input that failed, to say why an M1 was refused. */
 static void proto_failed(resp_session *s, int err, const kd3_peer_out *out, const char *who,
-			 const uint8_t *frame, size_t len, uint64_t now)
+                         const uint8_t *frame, size_t len, uint64_t now)
 {
 	char why[640];
 	char text[256];
@@ -61,7 +61,7 @@ static void proto_failed(resp_session *s, int err, const kd3_peer_out *out, cons
 	if (err == KD3_E_PEER_ERROR) {
 		kd3_log_safe_name(out->peer_error_text.p, out->peer_error_text.len, text);
 		snprintf(why, sizeof(why), "%s sent ERROR %s (%s)", who,
-			 kd3_err_wire_name(out->peer_error), text);
+		         kd3_err_wire_name(out->peer_error), text);
 	} else if (!proto_m1_refusal(s, err, frame, len, why, sizeof(why))) {
 		snprintf(why, sizeof(why), "%s", kd3_strerror(err));
 	}
@@ -91,7 +91,7 @@ static void proto_peer_frame(resp_session *s, uint8_t *frame, size_t len, uint64
 	int ret = kd3_peer_input(&s->peer, KD3_SRC_PEER, frame, len, now, &out);
 	if (traced)
 		kd3_trace_frame("I->R", s->ctx->trace_copy, len, s->peer.fs,
-				proto_inner(s->ctx->trace_copy, &out));
+		                proto_inner(s->ctx->trace_copy, &out));
 	resp_out_end(s, &to_peer, KD3_R_CLOSE); /* on failure: an ERROR, or our CLOSE */
 	if (ret != KD3_OK)
 		proto_failed(s, ret, &out, "initiator", frame, len, now);
@@ -111,7 +111,7 @@ void resp_proto_frames(resp_session *s, uint64_t now)
 			return;
 		if (r < 0) {
 			snprintf(why, sizeof(why), "%s: the initiator's bytes are not kd3 frames",
-				 kd3_strerror(-r));
+			         kd3_strerror(-r));
 			resp_out_close(s, (uint16_t)-r, "not a kd3 frame", now);
 			resp_session_finish(s, -r, why, now);
 			return;
@@ -129,7 +129,7 @@ void resp_proto_eof(resp_session *s, uint64_t now)
 	s->peer_eof = 1;
 	if (ret != KD3_OK)
 		resp_session_finish(s, ret,
-				    had_bytes ? NULL : "connection closed before M1 arrived", now);
+		                    had_bytes ? NULL : "connection closed before M1 arrived", now);
 	else if (s->peer.state == KD3_PS_CLOSED)
 		resp_session_finish(s, KD3_OK, NULL, now);
 	/* else: the peer closed its direction and its stream; we may still send (--exec) */
@@ -142,7 +142,7 @@ static void proto_ask_kdc(resp_session *s, size_t m2_len, uint64_t now)
 	s->kdc.m2_len = m2_len;
 	s->kdc.fs = s->peer.fs;
 	kd3_log_debug("session %llu: M1 from %s; asking the KDC", (unsigned long long)s->id,
-		      s->peer.peer_id);
+	              s->peer.peer_id);
 	resp_proto_kdc_result(s, resp_kdcx_start(&s->kdc, s->ctx->epfd, now), now);
 }
 
@@ -150,12 +150,12 @@ static void proto_established(resp_session *s, uint64_t now)
 {
 	s->hs_deadline = 0;
 	kd3_log_info("session %llu with %s established (%s, forward secrecy %s, key lifetime %u s)",
-		     (unsigned long long)s->id, s->peer.peer_id, kd3_suite_name(s->peer.suite),
-		     s->peer.fs ? "on" : "off", (unsigned)s->peer.lifetime);
+	             (unsigned long long)s->id, s->peer.peer_id, kd3_suite_name(s->peer.suite),
+	             s->peer.fs ? "on" : "off", (unsigned)s->peer.lifetime);
 	if (kd3_trace_enabled())
 		kd3_trace_note("session %llu established: suite %s, forward secrecy %s",
-			       (unsigned long long)s->id, kd3_suite_name(s->peer.suite),
-			       s->peer.fs ? "on" : "off");
+		               (unsigned long long)s->id, kd3_suite_name(s->peer.suite),
+		               s->peer.fs ? "on" : "off");
 	if (s->ctx->exec_cmd)
 		resp_exec_start(s, now);
 }
@@ -183,7 +183,7 @@ static void proto_peer_closed(resp_session *s, const kd3_peer_out *out, uint64_t
 	if (out->close_reason != KD3_CLOSE_NORMAL) {
 		kd3_log_safe_name(out->close_text.p, out->close_text.len, text);
 		snprintf(why, sizeof(why), "initiator closed with reason %u: %s",
-			 (unsigned)out->close_reason, text);
+		         (unsigned)out->close_reason, text);
 		reason = why;
 	}
 	if (out->events & KD3_EV_CLOSED) { /* ours went first */
@@ -213,7 +213,7 @@ static void proto_events(resp_session *s, kd3_peer_out *out, uint64_t now)
 		proto_deliver(s, out->data, now);
 	if (ev & KD3_EV_KEY_UPDATE)
 		kd3_log_debug("session %llu: the initiator moved to its next key",
-			      (unsigned long long)s->id);
+		              (unsigned long long)s->id);
 	if ((ev & KD3_EV_PEER_CLOSED) && s->phase == RESP_ACTIVE)
 		proto_peer_closed(s, out, now);
 }
@@ -238,21 +238,21 @@ static int proto_reply_expected(const resp_session *s, const uint8_t *frame, siz
 }
 
 static void proto_log_kdc_answer(const resp_session *s, int ret, const kd3_peer_out *out,
-				 const char *kdc, uint64_t ms)
+                                 const char *kdc, uint64_t ms)
 {
 	char text[256];
 	unsigned long long id = (unsigned long long)s->id;
 
 	if (ret == KD3_OK) {
 		kd3_log_info("session %llu: KDC %s answered ok in %llu ms", id, kdc,
-			     (unsigned long long)ms);
+		             (unsigned long long)ms);
 	} else if (ret == KD3_E_PEER_ERROR) {
 		kd3_log_safe_name(out->peer_error_text.p, out->peer_error_text.len, text);
 		kd3_log_info("session %llu: KDC %s answered ERROR %s (%s) in %llu ms", id, kdc,
-			     kd3_err_wire_name(out->peer_error), text, (unsigned long long)ms);
+		             kd3_err_wire_name(out->peer_error), text, (unsigned long long)ms);
 	} else {
 		kd3_log_info("session %llu: KDC %s answered in %llu ms, refused: %s", id, kdc,
-			     (unsigned long long)ms, kd3_strerror(ret));
+		             (unsigned long long)ms, kd3_strerror(ret));
 	}
 }
 
@@ -267,8 +267,8 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	kd3_trace_frame("KDC->R", frame, len, s->peer.fs, -1);
 	if (!proto_reply_expected(s, frame, len)) {
 		kd3_log_info("session %llu: ignored a reply from the KDC that is not for this "
-			     "exchange",
-			     (unsigned long long)s->id);
+		             "exchange",
+		             (unsigned long long)s->id);
 		resp_proto_kdc_result(s, resp_kdcx_reject(&s->kdc, s->ctx->epfd, now), now);
 		return;
 	}
@@ -298,8 +298,8 @@ static void proto_no_kdc(resp_session *s, uint64_t now)
 	kd3_peer_kdc_failed(&s->peer, KD3_E_NO_KDC, &w); /* ERROR TIMEOUT to the initiator */
 	resp_out_end(s, &w, -1);
 	snprintf(why, sizeof(why), "%s (%zu KDC%s tried, %llu ms)", kd3_strerror(KD3_E_NO_KDC),
-		 s->kdc.nkdcs, s->kdc.nkdcs == 1 ? "" : "s",
-		 (unsigned long long)(now - s->kdc.started_ms));
+	         s->kdc.nkdcs, s->kdc.nkdcs == 1 ? "" : "s",
+	         (unsigned long long)(now - s->kdc.started_ms));
 	resp_session_finish(s, KD3_E_NO_KDC, why, now);
 }
 

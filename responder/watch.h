@@ -10,20 +10,20 @@
 #include <stdint.h>
 
 typedef enum resp_watch_kind {
-	RESP_W_LISTEN,	  /* the listening socket */
-	RESP_W_SIGNAL,	  /* signalfd: SIGTERM, SIGINT, SIGCHLD */
-	RESP_W_STDIN,	  /* lines to broadcast (default mode) */
-	RESP_W_PEER,	  /* a session's TCP socket */
-	RESP_W_KDC,	  /* a session's socket to the KDC */
+	RESP_W_LISTEN,    /* the listening socket */
+	RESP_W_SIGNAL,    /* signalfd: SIGTERM, SIGINT, SIGCHLD */
+	RESP_W_STDIN,     /* lines to broadcast (default mode) */
+	RESP_W_PEER,      /* a session's TCP socket */
+	RESP_W_KDC,       /* a session's socket to the KDC */
 	RESP_W_CHILD_IN,  /* --exec: our end of the child's stdin */
 	RESP_W_CHILD_OUT, /* --exec: our end of the child's stdout */
 } resp_watch_kind;
 
 typedef struct resp_watch {
 	resp_watch_kind kind;
-	int fd;		 /* -1 when closed */
+	int fd;          /* -1 when closed */
 	uint32_t events; /* registered now; 0: not in the epoll set */
-	void *owner;	 /* the session, or NULL for the server's own */
+	void *owner;     /* the session, or NULL for the server's own */
 } resp_watch;
 
 void resp_watch_init(resp_watch *w, resp_watch_kind kind, void *owner);

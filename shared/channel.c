@@ -54,7 +54,7 @@ static int direction_init(kd3_channel *ch, kd3_direction *d, const uint8_t ts[KD
 }
 
 int kd3_channel_init(kd3_channel *ch, kd3_crypto *c, uint8_t suite,
-		     const uint8_t tx_ts[KD3_KEY_LEN], const uint8_t rx_ts[KD3_KEY_LEN])
+                     const uint8_t tx_ts[KD3_KEY_LEN], const uint8_t rx_ts[KD3_KEY_LEN])
 {
 	int ret;
 
@@ -99,7 +99,7 @@ static void record_nonce(const kd3_direction *d, uint64_t seq, uint8_t nonce[KD3
 
 /* RECORD body = seq u64 | AEAD-Seal(key(ts), iv XOR seq, header || seq, inner || payload) */
 int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, size_t len,
-		     kd3_writer *w)
+                     kd3_writer *w)
 {
 	kd3_direction *tx = &ch->tx;
 	uint8_t nonce[KD3_IV_LEN];
@@ -144,8 +144,7 @@ int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, siz
 	return KD3_OK;
 }
 
-int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner,
-		     kd3_view *payload)
+int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner, kd3_view *payload)
 {
 	kd3_direction *rx = &ch->rx;
 	kd3_frame f;
@@ -168,7 +167,8 @@ int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner
 		return broken(rx, KD3_E_RECORD_SEQ);
 	record_nonce(rx, rec.seq, nonce);
 	uint8_t *pt = frame + KD3_HDR_LEN + KD3_SEQ_LEN;
-	ret = kd3_aead_open(&rx->aead, nonce, rec.ad.p, rec.ad.len, rec.sealed.p, rec.sealed.len, pt);
+	ret =
+	    kd3_aead_open(&rx->aead, nonce, rec.ad.p, rec.ad.len, rec.sealed.p, rec.sealed.len, pt);
 	if (ret != KD3_OK)
 		return broken(rx, ret);
 

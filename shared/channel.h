@@ -19,14 +19,14 @@ typedef struct kd3_direction {
 	kd3_aead aead;
 	uint8_t ts[KD3_KEY_LEN];
 	uint8_t iv[KD3_IV_LEN];
-	uint64_t seq;           /* next seq to send, or to expect */
-	uint64_t key_records;   /* records under the current key */
-	uint64_t key_bytes;     /* payload bytes under the current key */
-	uint64_t records;       /* all records this session */
-	uint64_t bytes;         /* all payload bytes this session */
-	uint32_t generation;    /* key generation: 0, then +1 per KEY_UPDATE */
-	uint8_t closed;         /* CLOSE sent (tx) or received (rx) */
-	uint8_t broken;         /* a failure: this direction never seals or opens again */
+	uint64_t seq;         /* next seq to send, or to expect */
+	uint64_t key_records; /* records under the current key */
+	uint64_t key_bytes;   /* payload bytes under the current key */
+	uint64_t records;     /* all records this session */
+	uint64_t bytes;       /* all payload bytes this session */
+	uint32_t generation;  /* key generation: 0, then +1 per KEY_UPDATE */
+	uint8_t closed;       /* CLOSE sent (tx) or received (rx) */
+	uint8_t broken;       /* a failure: this direction never seals or opens again */
 } kd3_direction;
 
 typedef struct kd3_channel {
@@ -40,7 +40,7 @@ typedef struct kd3_channel {
 } kd3_channel;
 
 int kd3_channel_init(kd3_channel *ch, kd3_crypto *c, uint8_t suite,
-		     const uint8_t tx_ts[KD3_KEY_LEN], const uint8_t rx_ts[KD3_KEY_LEN]);
+                     const uint8_t tx_ts[KD3_KEY_LEN], const uint8_t rx_ts[KD3_KEY_LEN]);
 /* Wipes every secret. Safe on a zeroed or half-built channel. */
 void kd3_channel_free(kd3_channel *ch);
 
@@ -50,11 +50,11 @@ int kd3_channel_rekey_due(const kd3_channel *ch);
 /* Seals one record (a whole RECORD frame) into w. Sealing a KEY_UPDATE moves tx to
  * the next key; sealing a CLOSE closes tx. */
 int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, size_t len,
-		     kd3_writer *w);
+                     kd3_writer *w);
 
 /* Opens one whole RECORD frame in place. On success *inner and *payload describe the
  * plaintext (payload points into frame). KEY_UPDATE and CLOSE are applied to rx. */
 int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner,
-		     kd3_view *payload);
+                     kd3_view *payload);
 
 #endif

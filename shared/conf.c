@@ -81,12 +81,12 @@ static int set_uint(const kd3_option *o, const char *v, char *why, size_t len)
 	uint64_t x = 0;
 	if (parse_decimal(v, &x) != KD3_OK) {
 		why_set(why, len, "'%.*s' is not a decimal number in range %llu..%llu",
-			CONF_QUOTE_MAX, v, (unsigned long long)o->min, (unsigned long long)o->max);
+		        CONF_QUOTE_MAX, v, (unsigned long long)o->min, (unsigned long long)o->max);
 		return KD3_E_CONFIG;
 	}
 	if (x < o->min || x > o->max) {
 		why_set(why, len, "'%.*s' is out of range %llu..%llu", CONF_QUOTE_MAX, v,
-			(unsigned long long)o->min, (unsigned long long)o->max);
+		        (unsigned long long)o->min, (unsigned long long)o->max);
 		return KD3_E_CONFIG;
 	}
 	*(uint64_t *)o->dst = x;
@@ -128,7 +128,7 @@ static int set_suite(const kd3_option *o, const char *v, char *why, size_t len)
 {
 	if (kd3_suite_parse(v, (uint8_t *)o->dst) != KD3_OK) {
 		why_set(why, len, "unknown suite '%.*s' (chacha20-poly1305 or aes-256-gcm)",
-			CONF_QUOTE_MAX, v);
+		        CONF_QUOTE_MAX, v);
 		return KD3_E_CONFIG;
 	}
 	return KD3_OK;
@@ -136,8 +136,8 @@ static int set_suite(const kd3_option *o, const char *v, char *why, size_t len)
 
 /* Calls item() for each comma-separated item of v, spaces around it trimmed. */
 static int split_items(const char *v,
-		       int (*item)(void *ctx, const char *s, size_t n, char *why, size_t len),
-		       void *ctx, char *why, size_t len)
+                       int (*item)(void *ctx, const char *s, size_t n, char *why, size_t len),
+                       void *ctx, char *why, size_t len)
 {
 	const char *p = v;
 	for (;;) {
@@ -170,7 +170,7 @@ static int suites_item(void *ctx, const char *s, size_t n, char *why, size_t len
 	}
 	if (n >= sizeof(name) || kd3_suite_parse(name, &suite) != KD3_OK) {
 		why_set(why, len, "unknown suite '%.*s' (chacha20-poly1305 or aes-256-gcm)",
-			(int)(n > CONF_QUOTE_MAX ? CONF_QUOTE_MAX : n), s);
+		        (int)(n > CONF_QUOTE_MAX ? CONF_QUOTE_MAX : n), s);
 		return KD3_E_CONFIG;
 	}
 	*bits |= (uint8_t)(1u << suite);
@@ -303,7 +303,7 @@ static char *conf_reader(char *str, int num, void *stream)
 }
 
 int kd3_conf_load(const char *path, const char *section, const kd3_option *opts, size_t nopts,
-		  char *err, size_t err_len)
+                  char *err, size_t err_len)
 {
 	struct conf_ctx cx;
 
@@ -330,7 +330,7 @@ int kd3_conf_load(const char *path, const char *section, const kd3_option *opts,
 	}
 	if (line != 0) { /* a syntax error inih found without calling us */
 		snprintf(err, err_len, "%s:%d: syntax error (expected 'key = value' or [section])",
-			 path, line);
+		         path, line);
 		return KD3_E_CONFIG;
 	}
 	return KD3_OK;
@@ -339,7 +339,7 @@ int kd3_conf_load(const char *path, const char *section, const kd3_option *opts,
 /* ---- command line ----------------------------------------------------------- */
 
 int kd3_conf_set(const kd3_option *opts, size_t nopts, const char *name, const char *value,
-		 char *err, size_t err_len)
+                 char *err, size_t err_len)
 {
 	char why[256];
 	const kd3_option *o = opt_find(opts, nopts, name);

@@ -12,7 +12,8 @@
 
 typedef enum kd3_opt_type {
 	KD3_OPT_STR,    /* dst: char[KD3_CONF_STR_MAX] */
-	KD3_OPT_UINT,   /* dst: uint64_t, within [min, max]; accepts k/M suffixes? no: plain decimal */
+	KD3_OPT_UINT,   /* dst: uint64_t, within [min, max]; accepts k/M suffixes? no: plain decimal
+	                 */
 	KD3_OPT_BOOL,   /* dst: int; yes/no, true/false, on/off, 1/0 */
 	KD3_OPT_SUITE,  /* dst: uint8_t; "chacha20-poly1305" or "aes-256-gcm" */
 	KD3_OPT_SUITES, /* dst: uint8_t bit set (1 << suite); comma-separated suite names */
@@ -38,10 +39,10 @@ typedef struct kd3_option {
  * accepted). Unknown keys, bad values and unreadable files are errors; err gets
  * "path:line: reason". */
 int kd3_conf_load(const char *path, const char *section, const kd3_option *opts, size_t nopts,
-		  char *err, size_t err_len);
+                  char *err, size_t err_len);
 /* Sets one option from text (command line). err gets "--name: reason". */
 int kd3_conf_set(const kd3_option *opts, size_t nopts, const char *name, const char *value,
-		 char *err, size_t err_len);
+                 char *err, size_t err_len);
 /* Prints "  --name=VALUE   help" lines for --help. */
 void kd3_conf_print_help(const kd3_option *opts, size_t nopts);
 

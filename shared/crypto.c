@@ -53,7 +53,7 @@ int kd3_crypto_init(kd3_crypto *c, const char *pers, int with_drbg)
 		mbedtls_ctr_drbg_init(&c->drbg);
 		c->drbg_ready = 1;
 		if (mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
-					  (const unsigned char *)pers, strlen(pers)) != 0) {
+		                          (const unsigned char *)pers, strlen(pers)) != 0) {
 			ret = KD3_E_RNG;
 			goto out;
 		}
@@ -101,8 +101,8 @@ static void hmac_scrub(kd3_crypto *c)
 	(void)mbedtls_md_starts(&c->hmac);
 }
 
-int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts,
-	     size_t nparts, uint8_t out[KD3_MAC_LEN])
+int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts, size_t nparts,
+             uint8_t out[KD3_MAC_LEN])
 {
 	int ret = KD3_E_CRYPTO;
 	if (mbedtls_md_hmac_starts(&c->hmac, key, key_len) != 0)
@@ -120,7 +120,7 @@ out:
 
 /* RFC 5869 section 2.2: PRK = HMAC(salt, IKM). */
 int kd3_hkdf_extract(kd3_crypto *c, const uint8_t *salt, size_t salt_len, const kd3_iov *ikm,
-		     size_t nikm, uint8_t prk[KD3_HASH_LEN])
+                     size_t nikm, uint8_t prk[KD3_HASH_LEN])
 {
 	return kd3_hmac(c, salt, salt_len, ikm, nikm, prk);
 }
@@ -129,7 +129,7 @@ int kd3_hkdf_extract(kd3_crypto *c, const uint8_t *salt, size_t salt_len, const 
  * HMAC context because mbedtls_hkdf_expand sets up (allocates) a fresh one per call;
  * tests check it against mbedtls_hkdf and RFC 5869's vectors. */
 int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_iov *info,
-		    size_t ninfo, uint8_t *out, size_t out_len)
+                    size_t ninfo, uint8_t *out, size_t out_len)
 {
 	uint8_t t[KD3_HASH_LEN];
 	size_t t_len = 0;
@@ -220,27 +220,26 @@ kd3_aead *kd3_crypto_aead(kd3_crypto *c, uint8_t suite)
 }
 
 int kd3_aead_seal(kd3_aead *a, const uint8_t iv[KD3_IV_LEN], const uint8_t *ad, size_t ad_len,
-		  const uint8_t *pt, size_t pt_len, uint8_t *out)
+                  const uint8_t *pt, size_t pt_len, uint8_t *out)
 {
 	size_t out_len = 0;
 	if (!a->ready)
 		return KD3_E_CRYPTO;
-	if (mbedtls_cipher_auth_encrypt_ext(&a->cipher, iv, KD3_IV_LEN, ad, ad_len, pt, pt_len,
-					    out, pt_len + KD3_TAG_LEN, &out_len,
-					    KD3_TAG_LEN) != 0 ||
+	if (mbedtls_cipher_auth_encrypt_ext(&a->cipher, iv, KD3_IV_LEN, ad, ad_len, pt, pt_len, out,
+	                                    pt_len + KD3_TAG_LEN, &out_len, KD3_TAG_LEN) != 0 ||
 	    out_len != pt_len + KD3_TAG_LEN)
 		return KD3_E_CRYPTO;
 	return KD3_OK;
 }
 
 int kd3_aead_open(kd3_aead *a, const uint8_t iv[KD3_IV_LEN], const uint8_t *ad, size_t ad_len,
-		  const uint8_t *ct, size_t ct_len, uint8_t *out)
+                  const uint8_t *ct, size_t ct_len, uint8_t *out)
 {
 	size_t out_len = 0;
 	if (!a->ready || ct_len < KD3_TAG_LEN)
 		return KD3_E_RECORD_AUTH;
 	int r = mbedtls_cipher_auth_decrypt_ext(&a->cipher, iv, KD3_IV_LEN, ad, ad_len, ct, ct_len,
-						out, ct_len - KD3_TAG_LEN, &out_len, KD3_TAG_LEN);
+	                                        out, ct_len - KD3_TAG_LEN, &out_len, KD3_TAG_LEN);
 	if (r != 0 || out_len != ct_len - KD3_TAG_LEN) {
 		/* Release nothing that did not verify. */
 		kd3_wipe(out, ct_len - KD3_TAG_LEN);
@@ -305,7 +304,7 @@ int kd3_x25519_public(const uint8_t priv[KD3_DH_LEN], uint8_t pub[KD3_DH_LEN])
 }
 
 int kd3_x25519_shared(const uint8_t priv[KD3_DH_LEN], const uint8_t peer_pub[KD3_DH_LEN],
-		      uint8_t shared[KD3_DH_LEN])
+                      uint8_t shared[KD3_DH_LEN])
 {
 	static const uint8_t zero[KD3_DH_LEN];
 	int ret = x25519_mul(priv, peer_pub, shared);

@@ -54,13 +54,13 @@ int kd3_suite_supported(uint8_t suite);
 const char *kd3_suite_name(uint8_t suite);
 
 /* HMAC-SHA256 over the concatenation of the parts. */
-int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts,
-	     size_t nparts, uint8_t out[KD3_MAC_LEN]);
+int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts, size_t nparts,
+             uint8_t out[KD3_MAC_LEN]);
 /* HKDF (RFC 5869) with SHA-256 over the context's HMAC (no allocation). */
 int kd3_hkdf_extract(kd3_crypto *c, const uint8_t *salt, size_t salt_len, const kd3_iov *ikm,
-		     size_t nikm, uint8_t prk[KD3_HASH_LEN]);
+                     size_t nikm, uint8_t prk[KD3_HASH_LEN]);
 int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_iov *info,
-		    size_t ninfo, uint8_t *out, size_t out_len);
+                    size_t ninfo, uint8_t *out, size_t out_len);
 /* SHA-256 over the concatenation of the parts. */
 int kd3_sha256(const kd3_iov *parts, size_t nparts, uint8_t out[KD3_HASH_LEN]);
 
@@ -70,18 +70,18 @@ int kd3_aead_setkey(kd3_aead *a, const uint8_t key[KD3_KEY_LEN]);
 void kd3_aead_free(kd3_aead *a);
 /* out gets pt_len + KD3_TAG_LEN bytes (ciphertext || tag). out may equal pt. */
 int kd3_aead_seal(kd3_aead *a, const uint8_t iv[KD3_IV_LEN], const uint8_t *ad, size_t ad_len,
-		  const uint8_t *pt, size_t pt_len, uint8_t *out);
+                  const uint8_t *pt, size_t pt_len, uint8_t *out);
 /* Opens ct_len bytes (ciphertext || tag) into out (ct_len - KD3_TAG_LEN bytes). On a
  * bad tag out is wiped and KD3_E_RECORD_AUTH returned. */
 int kd3_aead_open(kd3_aead *a, const uint8_t iv[KD3_IV_LEN], const uint8_t *ad, size_t ad_len,
-		  const uint8_t *ct, size_t ct_len, uint8_t *out);
+                  const uint8_t *ct, size_t ct_len, uint8_t *out);
 /* Seal or open with a one-shot key, using the thread's context for the suite. */
 kd3_aead *kd3_crypto_aead(kd3_crypto *c, uint8_t suite);
 
 /* X25519 (RFC 7748). Private keys are 32 random bytes, clamped on use. */
 int kd3_x25519_public(const uint8_t priv[KD3_DH_LEN], uint8_t pub[KD3_DH_LEN]);
 int kd3_x25519_shared(const uint8_t priv[KD3_DH_LEN], const uint8_t peer_pub[KD3_DH_LEN],
-		      uint8_t shared[KD3_DH_LEN]);
+                      uint8_t shared[KD3_DH_LEN]);
 
 /* Constant-time equality of two secrets or tags: 1 when equal. */
 int kd3_ct_equal(const void *a, const void *b, size_t n);

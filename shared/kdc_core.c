@@ -8,7 +8,7 @@
 #include "msg.h"
 
 void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lookup_ctx,
-		  const kd3_kdc_config *cfg)
+                  const kd3_kdc_config *cfg)
 {
 	memset(k, 0, sizeof(*k));
 	k->crypto = crypto;
@@ -89,11 +89,11 @@ static int check_authenticators(kd3_kdc *k, struct request *q, kd3_kdc_result *r
 	int ret;
 
 	ret = kd3_authenticator_check(k->crypto, q->ki->sub.auth, KD3_LABEL_M1, m1->body.p,
-				      m1->signed_len, m1->auth_i);
+	                              m1->signed_len, m1->auth_i);
 	if (ret != KD3_OK)
 		return fail(res, ret, "initiator authenticator did not verify");
 	ret = kd3_authenticator_check(k->crypto, q->kr->sub.auth, KD3_LABEL_M2, q->m2.body.p,
-				      q->m2.signed_len, q->m2.auth_r);
+	                              q->m2.signed_len, q->m2.auth_r);
 	if (ret != KD3_OK)
 		return fail(res, ret, "responder authenticator did not verify");
 	return KD3_OK;
@@ -119,7 +119,7 @@ static const kd3_kdc_cache_slot *cache_find(kd3_kdc *k, const struct request *q,
 }
 
 static void cache_store(kd3_kdc *k, const struct request *q, uint64_t now_ms, const uint8_t *m3,
-			size_t m3_len)
+                        size_t m3_len)
 {
 	kd3_kdc_cache_slot *s = cache_slot(k, q->th);
 	memcpy(s->th, q->th, KD3_HASH_LEN);
@@ -140,11 +140,11 @@ static int issue_m3(kd3_kdc *k, struct request *q, kd3_writer *w)
 	if ((ret = kd3_derive_sk(k->crypto, k->cfg.realm_secret, q->th, sk)) != KD3_OK)
 		goto out;
 	ret = kd3_blob_seal(k->crypto, suite, q->kr->sub.wrap, KD3_ROLE_RESPONDER, q->th,
-			    q->lifetime, sk, blob_r);
+	                    q->lifetime, sk, blob_r);
 	if (ret != KD3_OK)
 		goto out;
 	ret = kd3_blob_seal(k->crypto, suite, q->ki->sub.wrap, KD3_ROLE_INITIATOR, q->th,
-			    q->lifetime, sk, blob_i);
+	                    q->lifetime, sk, blob_i);
 	if (ret != KD3_OK)
 		goto out;
 	kd3_m3 m3 = {.n_r = q->m2.n_r, .lifetime = q->lifetime, .blob_r = blob_r, .blob_i = blob_i};
@@ -169,15 +169,16 @@ static void note_request(const struct request *q, kd3_kdc_result *res)
 
 /* The request path, in the order of docs/PROTOCOL.md, "KDC processing". */
 static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *w,
-		   kd3_kdc_result *res)
+                   kd3_kdc_result *res)
 {
 	struct request q;
 	int ret;
 
 	memset(&q, 0, sizeof(q));
 	if ((ret = kd3_m2_decode(f->body.p, f->body.len, &q.m2)) != KD3_OK)
-		return fail(res, ret, ret == KD3_E_UNSUPPORTED ? "unsupported suite or flags"
-							       : "M2 does not parse");
+		return fail(res, ret,
+		            ret == KD3_E_UNSUPPORTED ? "unsupported suite or flags"
+		                                     : "M2 does not parse");
 	note_request(&q, res);
 	kd3_iov prefix = {q.m2.body.p, q.m2.signed_len};
 	if ((ret = kd3_transcript_hash(&prefix, 1, q.th)) != KD3_OK)
@@ -221,7 +222,7 @@ static int write_error(kd3_writer *w, int code, const char *detail, size_t in_le
 }
 
 int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms, uint8_t *out,
-		   size_t out_cap, size_t *out_len, kd3_kdc_result *res)
+                   size_t out_cap, size_t *out_len, kd3_kdc_result *res)
 {
 	kd3_writer w;
 	kd3_frame f;
@@ -238,8 +239,8 @@ int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms
 	kd3_wr_init(&w, out, out_cap);
 	ret = kd3_frame_decode(in, in_len, &f);
 	if (ret != KD3_OK)
-		fail(res, ret, ret == KD3_E_UNSUPPORTED ? "unsupported protocol version"
-							: "bad frame");
+		fail(res, ret,
+		     ret == KD3_E_UNSUPPORTED ? "unsupported protocol version" : "bad frame");
 	else
 		ret = process(k, &f, now_ms, &w, res);
 	if (ret != KD3_OK) {

@@ -29,13 +29,13 @@ typedef const kd3_principal *(*kd3_lookup_fn)(void *ctx, const uint8_t *name, si
 /* Policy hook: KD3_OK to allow id_i to reach id_r, KD3_E_POLICY_DENIED otherwise.
  * May also set *lifetime for the pair. NULL allows every pair. */
 typedef int (*kd3_policy_fn)(void *ctx, const kd3_principal *i, const kd3_principal *r,
-			     uint32_t *lifetime);
+                             uint32_t *lifetime);
 
 typedef struct kd3_kdc_config {
 	uint8_t realm_secret[KD3_KEY_LEN]; /* SK = HKDF-Expand(realm_secret, "kd3/1 SK" || TH) */
-	uint8_t suites_allowed;  /* bit (1 << suite) */
-	uint8_t require_fs;      /* refuse requests without forward-secret mode */
-	uint32_t lifetime;       /* default session key lifetime, seconds */
+	uint8_t suites_allowed;            /* bit (1 << suite) */
+	uint8_t require_fs;                /* refuse requests without forward-secret mode */
+	uint32_t lifetime;                 /* default session key lifetime, seconds */
 	uint32_t cache_window_ms; /* lookaside cache: an identical M2 within this is not redone */
 } kd3_kdc_config;
 
@@ -76,7 +76,7 @@ typedef struct kd3_kdc_result {
 } kd3_kdc_result;
 
 void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lookup_ctx,
-		  const kd3_kdc_config *cfg);
+                  const kd3_kdc_config *cfg);
 /* Wipes the realm secret and the cache. */
 void kd3_kdc_free(kd3_kdc *k);
 
@@ -86,6 +86,6 @@ void kd3_kdc_free(kd3_kdc *k);
  * and never with more bytes than it had: no reflection, no ping-pong between two
  * servers, no amplification. Everything else gets res->reply == 0. */
 int kd3_kdc_handle(kd3_kdc *k, const uint8_t *in, size_t in_len, uint64_t now_ms, uint8_t *out,
-		   size_t out_cap, size_t *out_len, kd3_kdc_result *res);
+                   size_t out_cap, size_t *out_len, kd3_kdc_result *res);
 
 #endif

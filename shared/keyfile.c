@@ -18,7 +18,7 @@
 
 #define KEYFILE_LINE_MAX 512
 #define KEYFILE_SIZE_MAX (64 * 1024)
-#define KEYFILE_HEX_LEN	 (2 * KD3_KEY_LEN)
+#define KEYFILE_HEX_LEN  (2 * KD3_KEY_LEN)
 
 static void err_set(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -82,7 +82,7 @@ static int keyfile_open(const char *path, int *fd_out, char *err, size_t len)
 	}
 	if (st.st_size > KEYFILE_SIZE_MAX) {
 		err_set(err, len, "%s: file is too large (%lld bytes, max %d)", path,
-			(long long)st.st_size, KEYFILE_SIZE_MAX);
+		        (long long)st.st_size, KEYFILE_SIZE_MAX);
 		close(fd);
 		return KD3_E_KEYFILE;
 	}
@@ -107,7 +107,7 @@ static int keyfile_read_all(int fd, const char *path, char *buf, size_t *n, char
 		have += (size_t)r;
 		if (have > KEYFILE_SIZE_MAX) {
 			err_set(err, len, "%s: file is too large (max %d bytes)", path,
-				KEYFILE_SIZE_MAX);
+			        KEYFILE_SIZE_MAX);
 			return KD3_E_KEYFILE;
 		}
 	}
@@ -138,7 +138,7 @@ static int hex_value(char c)
 
 /* "KVNO:HEX64": kvno 1..2^32-1 in plain decimal, exactly 64 hex digits. */
 static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN],
-			   const char **why)
+                           const char **why)
 {
 	uint64_t k = 0;
 	const char *p = v;
@@ -240,7 +240,7 @@ static int parse_line(kd3_keyfile *kf, char *line, const char **why)
 }
 
 static int parse_text(kd3_keyfile *kf, const char *path, const char *text, size_t n, char *err,
-		      size_t len)
+                      size_t len)
 {
 	char line[KEYFILE_LINE_MAX + 1];
 	const char *why = NULL;
@@ -324,7 +324,7 @@ static int keyfile_check(const kd3_keyfile *kf, const char *path, char *err, siz
 	}
 	if (kf->nkeys == 0 || kf->nkeys > KD3_KEYFILE_KEYS_MAX) {
 		err_set(err, len, "%s: a key file holds 1..%d keys, not %zu", path,
-			KD3_KEYFILE_KEYS_MAX, kf->nkeys);
+		        KD3_KEYFILE_KEYS_MAX, kf->nkeys);
 		return KD3_E_KEYFILE;
 	}
 	for (size_t i = 0; i < kf->nkeys; i++) {
@@ -335,7 +335,7 @@ static int keyfile_check(const kd3_keyfile *kf, const char *path, char *err, siz
 		for (size_t j = 0; j < i; j++) {
 			if (kf->keys[j].kvno == kf->keys[i].kvno) {
 				err_set(err, len, "%s: duplicate kvno %u", path,
-					(unsigned)kf->keys[i].kvno);
+				        (unsigned)kf->keys[i].kvno);
 				return KD3_E_KEYFILE;
 			}
 		}
@@ -348,7 +348,7 @@ static int keyfile_render(const kd3_keyfile *kf, char *out, size_t cap, size_t *
 {
 	static const char hex[] = "0123456789abcdef";
 	int w = snprintf(out, cap, "# kd3 key file: keep secret (mode 0600)\nprincipal = %s\n",
-			 kf->principal);
+	                 kf->principal);
 	if (w < 0 || (size_t)w >= cap)
 		return KD3_E_NO_SPACE;
 	size_t at = (size_t)w;
@@ -452,7 +452,7 @@ static int keyfile_write_tmp(const char *tmp_template, char *tmp, const char *te
 }
 
 int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
-		      size_t err_len)
+                      size_t err_len)
 {
 	char text[2048];
 	char tmpl[PATH_MAX], tmp[PATH_MAX];
@@ -481,7 +481,7 @@ int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, ch
 	ret = keyfile_write_tmp(tmpl, tmp, text, n);
 	if (ret != KD3_OK) {
 		err_set(err, err_len, "%s: cannot write a temporary file next to it: %s", path,
-			strerror(errno));
+		        strerror(errno));
 		goto out;
 	}
 	ret = keyfile_publish(tmp, path, overwrite);

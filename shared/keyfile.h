@@ -33,7 +33,7 @@ typedef struct kd3_keyfile {
 int kd3_keyfile_load(const char *path, kd3_keyfile *kf, char *err, size_t err_len);
 /* Refuses to overwrite an existing file unless overwrite is set. */
 int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
-		      size_t err_len);
+                      size_t err_len);
 /* The entry with the highest kvno, or NULL when empty. */
 const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf);
 void kd3_keyfile_wipe(kd3_keyfile *kf);

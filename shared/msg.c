@@ -144,8 +144,8 @@ int kd3_m1_decode(const uint8_t *body, size_t len, kd3_m1 *m)
 	return KD3_OK;
 }
 
-int kd3_m1_encode_signed(kd3_writer *w, uint8_t suite, uint8_t flags, kd3_view id_i,
-			 kd3_view id_r, const uint8_t *n_i, uint32_t kvno_i, const uint8_t *e_i)
+int kd3_m1_encode_signed(kd3_writer *w, uint8_t suite, uint8_t flags, kd3_view id_i, kd3_view id_r,
+                         const uint8_t *n_i, uint32_t kvno_i, const uint8_t *e_i)
 {
 	kd3_wr_u8(w, suite);
 	kd3_wr_u8(w, flags);
@@ -187,7 +187,7 @@ int kd3_m2_decode(const uint8_t *body, size_t len, kd3_m2 *m)
 }
 
 int kd3_m2_encode_signed(kd3_writer *w, kd3_view m1_body, const uint8_t *n_r, uint32_t kvno_r,
-			 const uint8_t *e_r)
+                         const uint8_t *e_r)
 {
 	kd3_wr_blob16(w, m1_body.p, m1_body.len);
 	kd3_wr_bytes(w, n_r, KD3_NONCE_LEN);

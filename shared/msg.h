@@ -27,7 +27,7 @@ typedef struct kd3_m1 {
 	uint32_t kvno_i;
 	const uint8_t *e_i; /* NULL unless KD3_FLAG_FS */
 	const uint8_t *auth_i;
-	kd3_view body;   /* the whole M1 body */
+	kd3_view body;     /* the whole M1 body */
 	size_t signed_len; /* body bytes before auth_i */
 } kd3_m1;
 
@@ -92,10 +92,10 @@ int kd3_record_decode(const uint8_t *hdr, const uint8_t *body, size_t len, kd3_r
 int kd3_frame_begin(kd3_writer *w, uint8_t type, size_t *start);
 int kd3_frame_end(kd3_writer *w, size_t start);
 
-int kd3_m1_encode_signed(kd3_writer *w, uint8_t suite, uint8_t flags, kd3_view id_i,
-			 kd3_view id_r, const uint8_t *n_i, uint32_t kvno_i, const uint8_t *e_i);
+int kd3_m1_encode_signed(kd3_writer *w, uint8_t suite, uint8_t flags, kd3_view id_i, kd3_view id_r,
+                         const uint8_t *n_i, uint32_t kvno_i, const uint8_t *e_i);
 int kd3_m2_encode_signed(kd3_writer *w, kd3_view m1_body, const uint8_t *n_r, uint32_t kvno_r,
-			 const uint8_t *e_r);
+                         const uint8_t *e_r);
 int kd3_m3_encode(kd3_writer *w, const kd3_m3 *m);
 int kd3_m4_encode(kd3_writer *w, const kd3_m4 *m);
 /* text is cut to 255 bytes and to printable ASCII. */

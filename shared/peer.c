@@ -129,12 +129,13 @@ int kd3_peer_start(kd3_peer *p, kd3_writer *to_peer)
 
 	kd3_frame_begin(to_peer, KD3_T_M1, &start);
 	kd3_m1_encode_signed(to_peer, p->suite, p->fs ? KD3_FLAG_FS : 0, name_view(p->cfg.self),
-			     name_view(p->cfg.peer_name), n_i, p->kvno_used, p->e_pub);
+	                     name_view(p->cfg.peer_name), n_i, p->kvno_used, p->e_pub);
 	if ((ret = to_peer->err) != KD3_OK)
 		goto out;
 	const uint8_t *body = to_peer->p + start + KD3_HDR_LEN;
 	size_t signed_len = to_peer->len - start - KD3_HDR_LEN;
-	ret = kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M1, body, signed_len, auth_i);
+	ret =
+	    kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M1, body, signed_len, auth_i);
 	if (ret != KD3_OK)
 		goto out;
 	kd3_wr_bytes(to_peer, auth_i, sizeof(auth_i));
@@ -156,14 +157,17 @@ static int initiator_th(kd3_peer *p, const kd3_m4 *m4)
 	uint8_t len16[2], kvno[4];
 	kd3_put_u16(len16, (uint16_t)p->m1_len);
 	kd3_put_u32(kvno, m4->kvno_r);
-	kd3_iov prefix[5] = {{len16, 2}, {p->m1, p->m1_len}, {m4->n_r, KD3_NONCE_LEN}, {kvno, 4},
-			     {m4->e_r, KD3_DH_LEN}};
+	kd3_iov prefix[5] = {{len16, 2},
+	                     {p->m1, p->m1_len},
+	                     {m4->n_r, KD3_NONCE_LEN},
+	                     {kvno, 4},
+	                     {m4->e_r, KD3_DH_LEN}};
 	return kd3_transcript_hash(prefix, p->fs ? 5 : 4, p->th);
 }
 
 /* I, on M4: rebuild TH, open blob_i, derive, check confirm_r, send FINISHED. */
 static int i_on_m4(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-		   kd3_peer_out *out)
+                   kd3_peer_out *out)
 {
 	kd3_m4 m4;
 	uint8_t sk[KD3_KEY_LEN];
@@ -175,7 +179,7 @@ static int i_on_m4(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 	if ((ret = initiator_th(p, &m4)) != KD3_OK)
 		goto out;
 	ret = kd3_blob_open(p->crypto, p->suite, p->key->sub.wrap, KD3_ROLE_INITIATOR, p->th,
-			    m4.lifetime, m4.blob_i, sk);
+	                    m4.lifetime, m4.blob_i, sk);
 	if (ret != KD3_OK)
 		goto out;
 	if ((ret = derive(p, sk, m4.e_r)) != KD3_OK)
@@ -189,7 +193,7 @@ static int i_on_m4(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 		goto out;
 	/* FINISHED: the first I->R record, carrying confirm_i. */
 	ret = kd3_channel_seal(&p->ch, KD3_R_FINISHED, p->secrets.confirm_i, KD3_MAC_LEN,
-			       out->to_peer);
+	                       out->to_peer);
 	if (ret != KD3_OK)
 		goto out;
 	p->state = KD3_PS_ESTABLISHED;
@@ -225,7 +229,7 @@ static int r_check_m1(kd3_peer *p, const kd3_m1 *m1)
 
 /* R, on M1: draw n_r (and e_r), write M2 = M1 | n_r | kvno_r | [e_r] | auth_r. */
 static int r_on_m1(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-		   kd3_peer_out *out)
+                   kd3_peer_out *out)
 {
 	kd3_m1 m1;
 	uint8_t auth_r[KD3_MAC_LEN];
@@ -253,7 +257,7 @@ static int r_on_m1(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 
 	kd3_frame_begin(w, KD3_T_M2, &start);
 	kd3_m2_encode_signed(w, (kd3_view){p->m1, p->m1_len}, p->n_r, p->kvno_used,
-			     p->fs ? p->e_pub : NULL);
+	                     p->fs ? p->e_pub : NULL);
 	if ((ret = w->err) != KD3_OK)
 		return ret;
 	const uint8_t *body = w->p + start + KD3_HDR_LEN;
@@ -261,7 +265,8 @@ static int r_on_m1(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 	kd3_iov prefix = {body, signed_len};
 	if ((ret = kd3_transcript_hash(&prefix, 1, p->th)) != KD3_OK)
 		return ret;
-	ret = kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M2, body, signed_len, auth_r);
+	ret =
+	    kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M2, body, signed_len, auth_r);
 	if (ret != KD3_OK)
 		return ret;
 	kd3_wr_bytes(w, auth_r, sizeof(auth_r));
@@ -274,7 +279,7 @@ static int r_on_m1(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 
 /* R, on M3: n_r must be ours; open blob_r; derive; send M4 with the M3's blob_i. */
 static int r_on_m3(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-		   kd3_peer_out *out)
+                   kd3_peer_out *out)
 {
 	kd3_m3 m3;
 	kd3_m1 m1;
@@ -289,7 +294,7 @@ static int r_on_m3(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 		goto out;
 	}
 	ret = kd3_blob_open(p->crypto, p->suite, p->key->sub.wrap, KD3_ROLE_RESPONDER, p->th,
-			    m3.lifetime, m3.blob_r, sk);
+	                    m3.lifetime, m3.blob_r, sk);
 	if (ret != KD3_OK)
 		goto out;
 	if ((ret = kd3_m1_decode(p->m1, p->m1_len, &m1)) != KD3_OK) /* our own copy: e_i */
@@ -297,11 +302,11 @@ static int r_on_m3(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 	if ((ret = derive(p, sk, m1.e_i)) != KD3_OK)
 		goto out;
 	kd3_m4 m4 = {.n_r = p->n_r,
-		     .kvno_r = p->kvno_used,
-		     .e_r = p->fs ? p->e_pub : NULL,
-		     .lifetime = m3.lifetime,
-		     .blob_i = m3.blob_i,
-		     .confirm_r = p->secrets.confirm_r};
+	             .kvno_r = p->kvno_used,
+	             .e_r = p->fs ? p->e_pub : NULL,
+	             .lifetime = m3.lifetime,
+	             .blob_i = m3.blob_i,
+	             .confirm_r = p->secrets.confirm_r};
 	if ((ret = start_channel(p, m3.lifetime, now_ms)) != KD3_OK)
 		goto out;
 	if ((ret = kd3_m4_encode(out->to_peer, &m4)) != KD3_OK)
@@ -316,7 +321,7 @@ out:
 
 /* R, on the KDC's ERROR: tell the initiator (same code), and fail. */
 static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-			  kd3_peer_out *out)
+                          kd3_peer_out *out)
 {
 	kd3_error_msg e;
 	char text[5 + 256], safe[256];
@@ -339,7 +344,7 @@ static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint6
 /* ---- both: ERROR from the peer, and records ------------------------------- */
 
 static int on_peer_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-			 kd3_peer_out *out)
+                         kd3_peer_out *out)
 {
 	kd3_error_msg e;
 	int ret;
@@ -377,7 +382,7 @@ static int inner_allowed(kd3_peer_state s, uint8_t inner)
 }
 
 static int on_record(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-		     kd3_peer_out *out)
+                     kd3_peer_out *out)
 {
 	kd3_view payload;
 	int ret;
@@ -420,7 +425,7 @@ static int on_record(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t n
 /* ---- the transition table ------------------------------------------------- */
 
 typedef int (*handler_fn)(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
-			  kd3_peer_out *out);
+                          kd3_peer_out *out);
 
 static const struct transition {
 	kd3_role role;
@@ -429,18 +434,18 @@ static const struct transition {
 	uint8_t type;
 	handler_fn handle;
 } transitions[] = {
-	{KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_M4, i_on_m4},
-	{KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
-	{KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
-	/* R refuses our FINISHED with an ERROR (it has no confirmed channel to CLOSE on). */
-	{KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M1, KD3_SRC_PEER, KD3_T_M1, r_on_m1},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_M3, r_on_m3},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_ERROR, r_on_kdc_error},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
-	{KD3_ROLE_RESPONDER, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
+    {KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_M4, i_on_m4},
+    {KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
+    {KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
+    /* R refuses our FINISHED with an ERROR (it has no confirmed channel to CLOSE on). */
+    {KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M1, KD3_SRC_PEER, KD3_T_M1, r_on_m1},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_M3, r_on_m3},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_ERROR, r_on_kdc_error},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_ERROR, on_peer_error},
+    {KD3_ROLE_RESPONDER, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD, on_record},
 };
 
 static const struct transition *find_transition(const kd3_peer *p, kd3_source src, uint8_t type)
@@ -470,13 +475,14 @@ static void peer_fail(kd3_peer *p, int err, kd3_peer_state was, kd3_peer_out *ou
 		kd3_wr_str(&w, text, strlen(text));
 		kd3_channel_seal(&p->ch, KD3_R_CLOSE, buf, w.len, out->to_peer);
 	} else if (was != KD3_PS_ESTABLISHED) {
-		kd3_error_encode(out->to_peer, wire_code(err), p->detail ? p->detail : kd3_strerror(err));
+		kd3_error_encode(out->to_peer, wire_code(err),
+		                 p->detail ? p->detail : kd3_strerror(err));
 	}
 	enter_failed(p, err);
 }
 
 int kd3_peer_input(kd3_peer *p, kd3_source src, uint8_t *frame, size_t len, uint64_t now_ms,
-		   kd3_peer_out *out)
+                   kd3_peer_out *out)
 {
 	kd3_frame f;
 	kd3_peer_state was = p->state;
@@ -511,7 +517,7 @@ int kd3_peer_check_expiry(kd3_peer *p, uint64_t now_ms)
 }
 
 static int send_record(kd3_peer *p, uint8_t inner, const uint8_t *payload, size_t len,
-		       kd3_writer *to_peer)
+                       kd3_writer *to_peer)
 {
 	int ret = KD3_OK;
 	if (inner != KD3_R_KEY_UPDATE && kd3_channel_rekey_due(&p->ch))
@@ -522,7 +528,7 @@ static int send_record(kd3_peer *p, uint8_t inner, const uint8_t *payload, size_
 }
 
 int kd3_peer_send(kd3_peer *p, const uint8_t *payload, size_t len, uint64_t now_ms,
-		  kd3_writer *to_peer)
+                  kd3_writer *to_peer)
 {
 	if (p->state == KD3_PS_FAILED)
 		return p->err;
@@ -592,7 +598,7 @@ int kd3_peer_kdc_failed(kd3_peer *p, int err, kd3_writer *to_peer)
 /* ---- life cycle ----------------------------------------------------------- */
 
 int kd3_peer_init(kd3_peer *p, const kd3_peer_config *cfg, kd3_crypto *c, kd3_rng_fn rng,
-		  void *rng_ctx)
+                  void *rng_ctx)
 {
 	memset(p, 0, sizeof(*p));
 	if (cfg->nkeys == 0 || cfg->nkeys > KD3_KEYS_MAX || !kd3_name_valid_cstr(cfg->self))
@@ -622,14 +628,14 @@ void kd3_peer_free(kd3_peer *p)
 const char *kd3_peer_state_name(kd3_peer_state s)
 {
 	static const char *const names[KD3_PS_COUNT] = {
-		[KD3_PS_START] = "START",
-		[KD3_PS_WAIT_M4] = "WAIT_M4",
-		[KD3_PS_WAIT_M1] = "WAIT_M1",
-		[KD3_PS_WAIT_M3] = "WAIT_M3",
-		[KD3_PS_WAIT_FINISHED] = "WAIT_FINISHED",
-		[KD3_PS_ESTABLISHED] = "ESTABLISHED",
-		[KD3_PS_CLOSED] = "CLOSED",
-		[KD3_PS_FAILED] = "FAILED",
+	    [KD3_PS_START] = "START",
+	    [KD3_PS_WAIT_M4] = "WAIT_M4",
+	    [KD3_PS_WAIT_M1] = "WAIT_M1",
+	    [KD3_PS_WAIT_M3] = "WAIT_M3",
+	    [KD3_PS_WAIT_FINISHED] = "WAIT_FINISHED",
+	    [KD3_PS_ESTABLISHED] = "ESTABLISHED",
+	    [KD3_PS_CLOSED] = "CLOSED",
+	    [KD3_PS_FAILED] = "FAILED",
 	};
 	return (unsigned)s < KD3_PS_COUNT ? names[s] : "?";
 }

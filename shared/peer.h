@@ -26,14 +26,14 @@
 #include "wire.h"
 
 typedef enum kd3_peer_state {
-	KD3_PS_START = 0,       /* I: before M1 */
-	KD3_PS_WAIT_M4,         /* I: M1 sent */
-	KD3_PS_WAIT_M1,         /* R: connection accepted */
-	KD3_PS_WAIT_M3,         /* R: M2 sent to the KDC */
-	KD3_PS_WAIT_FINISHED,   /* R: M4 sent */
-	KD3_PS_ESTABLISHED,     /* both: records flow */
-	KD3_PS_CLOSED,          /* both directions closed cleanly */
-	KD3_PS_FAILED,          /* sticky failure; see kd3_peer.err */
+	KD3_PS_START = 0,     /* I: before M1 */
+	KD3_PS_WAIT_M4,       /* I: M1 sent */
+	KD3_PS_WAIT_M1,       /* R: connection accepted */
+	KD3_PS_WAIT_M3,       /* R: M2 sent to the KDC */
+	KD3_PS_WAIT_FINISHED, /* R: M4 sent */
+	KD3_PS_ESTABLISHED,   /* both: records flow */
+	KD3_PS_CLOSED,        /* both directions closed cleanly */
+	KD3_PS_FAILED,        /* sticky failure; see kd3_peer.err */
 	KD3_PS_COUNT
 } kd3_peer_state;
 
@@ -66,11 +66,11 @@ typedef struct kd3_peer_out {
 	kd3_writer *to_peer; /* frames for the peer are appended here */
 	kd3_writer *to_kdc;  /* R: the M2 frame for the KDC */
 	unsigned events;
-	kd3_view data;        /* KD3_EV_DATA: the plaintext, inside the input frame */
-	uint8_t inner;        /* the inner type of the record just opened (for traces) */
+	kd3_view data;         /* KD3_EV_DATA: the plaintext, inside the input frame */
+	uint8_t inner;         /* the inner type of the record just opened (for traces) */
 	uint16_t close_reason; /* KD3_EV_PEER_CLOSED */
 	kd3_view close_text;
-	uint16_t peer_error;  /* KD3_E_PEER_ERROR: the code the peer or the KDC sent */
+	uint16_t peer_error; /* KD3_E_PEER_ERROR: the code the peer or the KDC sent */
 	kd3_view peer_error_text;
 } kd3_peer_out;
 
@@ -89,10 +89,10 @@ typedef struct kd3_peer {
 	uint8_t n_r[KD3_NONCE_LEN];
 	uint8_t e_priv[KD3_DH_LEN]; /* X25519 private key, forward-secret mode */
 	uint8_t e_pub[KD3_DH_LEN];
-	uint8_t fs;                 /* forward-secret mode in use */
+	uint8_t fs; /* forward-secret mode in use */
 	uint8_t suite;
-	uint32_t kvno_used;         /* our kvno in this exchange */
-	const kd3_kvno_key *key;    /* our key for this exchange */
+	uint32_t kvno_used;      /* our kvno in this exchange */
+	const kd3_kvno_key *key; /* our key for this exchange */
 	uint8_t th[KD3_HASH_LEN];
 	kd3_session_secrets secrets;
 
@@ -104,7 +104,7 @@ typedef struct kd3_peer {
 } kd3_peer;
 
 int kd3_peer_init(kd3_peer *p, const kd3_peer_config *cfg, kd3_crypto *c, kd3_rng_fn rng,
-		  void *rng_ctx);
+                  void *rng_ctx);
 /* Wipes every secret and frees the channel. */
 void kd3_peer_free(kd3_peer *p);
 
@@ -113,11 +113,11 @@ int kd3_peer_start(kd3_peer *p, kd3_writer *to_peer);
 
 /* One whole frame in. The frame is decrypted in place (records). */
 int kd3_peer_input(kd3_peer *p, kd3_source src, uint8_t *frame, size_t len, uint64_t now_ms,
-		   kd3_peer_out *out);
+                   kd3_peer_out *out);
 
 /* Established: seal one DATA record (a KEY_UPDATE first when the policy says so). */
 int kd3_peer_send(kd3_peer *p, const uint8_t *payload, size_t len, uint64_t now_ms,
-		  kd3_writer *to_peer);
+                  kd3_writer *to_peer);
 /* Force a key update now. */
 int kd3_peer_rekey(kd3_peer *p, kd3_writer *to_peer);
 /* Close our direction: a CLOSE record once established, an ERROR frame before. */

@@ -22,7 +22,7 @@ int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkey
 	int ret;
 
 	ret = kd3_hkdf_extract(c, (const uint8_t *)KD3_LABEL_PRINCIPAL,
-			       sizeof(KD3_LABEL_PRINCIPAL) - 1, &ikm, 1, prk);
+	                       sizeof(KD3_LABEL_PRINCIPAL) - 1, &ikm, 1, prk);
 	if (ret == KD3_OK)
 		ret = kd3_hkdf_expand(c, prk, &auth, 1, out->auth, sizeof(out->auth));
 	if (ret == KD3_OK)
@@ -34,15 +34,15 @@ int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkey
 }
 
 int kd3_authenticator(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
-		      const uint8_t *signed_bytes, size_t signed_len, uint8_t out[KD3_MAC_LEN])
+                      const uint8_t *signed_bytes, size_t signed_len, uint8_t out[KD3_MAC_LEN])
 {
 	kd3_iov parts[2] = {{label, strlen(label)}, {signed_bytes, signed_len}};
 	return kd3_hmac(c, auth_key, KD3_KEY_LEN, parts, 2, out);
 }
 
-int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN],
-			    const char *label, const uint8_t *signed_bytes, size_t signed_len,
-			    const uint8_t received[KD3_MAC_LEN])
+int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
+                            const uint8_t *signed_bytes, size_t signed_len,
+                            const uint8_t received[KD3_MAC_LEN])
 {
 	uint8_t expect[KD3_MAC_LEN];
 	int ret = kd3_authenticator(c, auth_key, label, signed_bytes, signed_len, expect);
@@ -67,8 +67,8 @@ int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_
  * function of TH, so even an M2 processed twice seals the same SK under the same
  * key and AD: the zero nonce never covers two different messages. */
 static int blob_key_ad(kd3_crypto *c, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-		       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, uint8_t key[KD3_KEY_LEN],
-		       kd3_writer *ad)
+                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, uint8_t key[KD3_KEY_LEN],
+                       kd3_writer *ad)
 {
 	const char *r = role_label(role);
 	uint8_t life[4];
@@ -84,7 +84,7 @@ static int blob_key_ad(kd3_crypto *c, const uint8_t wrap[KD3_KEY_LEN], kd3_role 
 }
 
 int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
-		  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN])
+                  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN])
 {
 	kd3_iov info[2] = {IOV_STR(KD3_LABEL_SK), {th, KD3_HASH_LEN}};
 	return kd3_hkdf_expand(c, realm_secret, info, 2, sk, KD3_KEY_LEN);
@@ -102,8 +102,8 @@ static void aead_scrub(kd3_aead *aead)
 #define BLOB_AD_MAX (sizeof(KD3_LABEL_M3) + sizeof(KD3_ROLE_I) + KD3_HASH_LEN + 4)
 
 int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-		  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
-		  uint8_t blob[KD3_BLOB_LEN])
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
+                  uint8_t blob[KD3_BLOB_LEN])
 {
 	static const uint8_t zero_iv[KD3_IV_LEN];
 	uint8_t key[KD3_KEY_LEN], ad_buf[BLOB_AD_MAX];
@@ -126,8 +126,8 @@ out:
 }
 
 int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-		  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
-		  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
 {
 	static const uint8_t zero_iv[KD3_IV_LEN];
 	uint8_t key[KD3_KEY_LEN], ad_buf[BLOB_AD_MAX];
@@ -153,9 +153,8 @@ out:
 	return ret;
 }
 
-int kd3_derive_session(kd3_crypto *c, const uint8_t th[KD3_HASH_LEN],
-		       const uint8_t sk[KD3_KEY_LEN], const uint8_t *dh,
-		       kd3_session_secrets *out)
+int kd3_derive_session(kd3_crypto *c, const uint8_t th[KD3_HASH_LEN], const uint8_t sk[KD3_KEY_LEN],
+                       const uint8_t *dh, kd3_session_secrets *out)
 {
 	uint8_t prk[KD3_HASH_LEN];
 	kd3_iov secret[2] = {{sk, KD3_KEY_LEN}, {dh, KD3_DH_LEN}};
@@ -180,7 +179,7 @@ int kd3_derive_session(kd3_crypto *c, const uint8_t th[KD3_HASH_LEN],
 }
 
 int kd3_traffic_key_iv(kd3_crypto *c, const uint8_t ts[KD3_KEY_LEN], uint8_t key[KD3_KEY_LEN],
-		       uint8_t iv[KD3_IV_LEN])
+                       uint8_t iv[KD3_IV_LEN])
 {
 	kd3_iov l_key = IOV_STR(KD3_LABEL_KEY), l_iv = IOV_STR(KD3_LABEL_IV);
 	int ret = kd3_hkdf_expand(c, ts, &l_key, 1, key, KD3_KEY_LEN);

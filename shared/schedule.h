@@ -53,11 +53,11 @@ int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkey
 
 /* auth = HMAC(auth_key, label || signed bytes). */
 int kd3_authenticator(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
-		      const uint8_t *signed_bytes, size_t signed_len, uint8_t out[KD3_MAC_LEN]);
+                      const uint8_t *signed_bytes, size_t signed_len, uint8_t out[KD3_MAC_LEN]);
 /* Constant-time check of a received authenticator: KD3_OK or KD3_E_BAD_AUTH. */
-int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN],
-			    const char *label, const uint8_t *signed_bytes, size_t signed_len,
-			    const uint8_t received[KD3_MAC_LEN]);
+int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
+                            const uint8_t *signed_bytes, size_t signed_len,
+                            const uint8_t received[KD3_MAC_LEN]);
 
 /* TH = SHA-256("kd3/1 TH" || M2 body bytes before auth_r), given in parts so the
  * initiator can rebuild it from its M1 and the fields of M4. */
@@ -68,27 +68,26 @@ int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_
  * reaches another worker or KDC, a replay) seals the same SK, never a second one
  * under the same blob key and nonce. */
 int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
-		  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN]);
+                  const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN]);
 
 /* blob = AEAD-Seal(HKDF-Expand(wrap, "kd3/1 seal " || role || TH || lifetime), 0^12,
  *                  "kd3/1 M3 " || role || TH || lifetime, SK). */
 int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-		  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
-		  uint8_t blob[KD3_BLOB_LEN]);
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
+                  uint8_t blob[KD3_BLOB_LEN]);
 /* KD3_OK with sk filled, or KD3_E_BLOB_AUTH (sk wiped). */
 int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-		  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
-		  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN]);
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN]);
 
 /* PRK = HKDF-Extract(TH, SK [|| dh]); then confirm_r, confirm_i, ts_i2r, ts_r2i.
  * dh is NULL outside forward-secret mode. */
-int kd3_derive_session(kd3_crypto *c, const uint8_t th[KD3_HASH_LEN],
-		       const uint8_t sk[KD3_KEY_LEN], const uint8_t *dh,
-		       kd3_session_secrets *out);
+int kd3_derive_session(kd3_crypto *c, const uint8_t th[KD3_HASH_LEN], const uint8_t sk[KD3_KEY_LEN],
+                       const uint8_t *dh, kd3_session_secrets *out);
 
 /* key(ts) and iv(ts) for a suite. */
 int kd3_traffic_key_iv(kd3_crypto *c, const uint8_t ts[KD3_KEY_LEN], uint8_t key[KD3_KEY_LEN],
-		       uint8_t iv[KD3_IV_LEN]);
+                       uint8_t iv[KD3_IV_LEN]);
 /* ts = next(ts), in place; the old secret is overwritten. */
 int kd3_traffic_next(kd3_crypto *c, uint8_t ts[KD3_KEY_LEN]);
 

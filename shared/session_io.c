@@ -20,7 +20,7 @@
 #define SIO_CHUNK   4096
 
 int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const char *rx_dir,
-		 const char *peer_role, int io_timeout_ms)
+                 const char *peer_role, int io_timeout_ms)
 {
 	memset(s, 0, sizeof(*s));
 	s->peer = peer;
@@ -236,7 +236,7 @@ static int frame_is_record(const uint8_t *frame, size_t len)
 }
 
 int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_writer *to_kdc,
-		 kd3_peer_out *out)
+                 kd3_peer_out *out)
 {
 	const char *dir = src == KD3_SRC_KDC ? "KDC->R" : s->rx_dir;
 	/* Records are opened in place: keep the received bytes for the trace. */
@@ -257,7 +257,7 @@ int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_wri
 	if (ret == KD3_E_PEER_ERROR) {
 		s->peer_error = out->peer_error;
 		kd3_log_safe_name(out->peer_error_text.p, out->peer_error_text.len,
-				  s->peer_error_text);
+		                  s->peer_error_text);
 	}
 	if (ret == KD3_OK && (out->events & KD3_EV_ESTABLISHED))
 		s->established = 1;
@@ -303,7 +303,7 @@ static int on_peer_closed(kd3_sio *s, const kd3_peer_out *out)
 	if (out->close_reason != KD3_CLOSE_NORMAL)
 		s->peer_error = out->close_reason;
 	kd3_trace_note("%s closed its direction (reason %u: %s)", s->peer_role, out->close_reason,
-		       s->peer_error_text);
+	               s->peer_error_text);
 	if (s->peer->ch.tx.closed)
 		return KD3_OK;
 	return close_ours(s);
@@ -351,7 +351,7 @@ static void gather(kd3_sio *s, const uint8_t *p, size_t n)
 		return;
 	if (n > sizeof(s->line) - s->line_len) {
 		kd3_log_error("line longer than %d bytes not sent (one line is one message)",
-			      KD3_PAYLOAD_MAX);
+		              KD3_PAYLOAD_MAX);
 		s->line_too_long = 1;
 		kd3_wipe(s->line, s->line_len);
 		s->line_len = 0;
@@ -453,7 +453,7 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 			return KD3_E_TIMEOUT;
 
 		struct pollfd pfd[2] = {{.fd = s->sock, .events = POLLIN},
-					{.fd = in_fd, .events = POLLIN}};
+		                        {.fd = in_fd, .events = POLLIN}};
 		int watch_in = in_open && !s->peer->ch.tx.closed;
 		int n = poll(pfd, watch_in ? 2 : 1, SIO_TICK_MS);
 		if (n < 0 && errno != EINTR) {
@@ -486,20 +486,20 @@ void kd3_sio_report(const kd3_sio *s, int err)
 	case KD3_E_PEER_ERROR:
 		if (s->established)
 			kd3_log_error("%s closed the session with reason %u (%s): %s", s->peer_role,
-				      s->peer_error,
-				      kd3_err_is_wire(s->peer_error) ? wire
-								     : kd3_strerror(s->peer_error),
-				      s->peer_error_text);
+			              s->peer_error,
+			              kd3_err_is_wire(s->peer_error) ? wire
+			                                             : kd3_strerror(s->peer_error),
+			              s->peer_error_text);
 		else if (kd3_err_is_wire(s->peer_error))
 			kd3_log_error("%s reported %s: %s", s->peer_role, wire, s->peer_error_text);
 		else
 			kd3_log_error("%s reported error code %u: %s", s->peer_role, s->peer_error,
-				      s->peer_error_text);
+			              s->peer_error_text);
 		return;
 	case KD3_E_TRUNCATED:
 		if (!s->established)
 			kd3_log_error("%s closed the connection before the handshake finished",
-				      s->peer_role);
+			              s->peer_role);
 		else
 			kd3_log_error("%s", kd3_strerror(err));
 		return;
@@ -508,7 +508,7 @@ void kd3_sio_report(const kd3_sio *s, int err)
 			kd3_log_error("timed out waiting for the %s (handshake)", s->peer_role);
 		else if (s->peer->ch.tx.closed)
 			kd3_log_error("timed out waiting for the %s to close the session",
-				      s->peer_role);
+			              s->peer_role);
 		else
 			kd3_log_error("timed out waiting for the %s", s->peer_role);
 		return;
@@ -517,7 +517,7 @@ void kd3_sio_report(const kd3_sio *s, int err)
 	}
 	if (err == KD3_E_IO && s->sock_errno)
 		kd3_log_error("connection to the %s lost: %s", s->peer_role,
-			      strerror(s->sock_errno));
+		              strerror(s->sock_errno));
 	else if (err == KD3_E_IO && s->out_errno)
 		kd3_log_error("cannot write a received message: %s", strerror(s->out_errno));
 	else if (!s->established && (err == KD3_E_MALFORMED || err == KD3_E_UNEXPECTED))

@@ -45,12 +45,12 @@
 #include "wire.h"
 
 /* Exit codes of the initiator and the responder (their --help lists them). */
-#define KD3_EXIT_OK	   0 /* the session ended with CLOSE both ways */
+#define KD3_EXIT_OK        0 /* the session ended with CLOSE both ways */
 #define KD3_EXIT_RUNTIME   1 /* any other failure */
-#define KD3_EXIT_USAGE	   2 /* bad option, config or key file */
+#define KD3_EXIT_USAGE     2 /* bad option, config or key file */
 #define KD3_EXIT_HANDSHAKE 3 /* the exchange failed (including an ERROR from the peer or KDC) */
-#define KD3_EXIT_AUTH	   4 /* a record, confirm value or sealed key failed authentication */
-#define KD3_EXIT_GONE	   5 /* peer unreachable or vanished, session truncated, timeout */
+#define KD3_EXIT_AUTH      4 /* a record, confirm value or sealed key failed authentication */
+#define KD3_EXIT_GONE      5 /* peer unreachable or vanished, session truncated, timeout */
 
 /* Room for what one call can write: a KEY_UPDATE plus a full DATA record. */
 #define KD3_SIO_TX_CAP (2 * KD3_FRAME_MAX)
@@ -58,32 +58,32 @@
 typedef struct kd3_sio {
 	/* Set by kd3_sio_init. */
 	kd3_peer *peer;
-	int sock;	       /* connected TCP socket, non-blocking */
+	int sock;              /* connected TCP socket, non-blocking */
 	const char *tx_dir;    /* trace label of frames we send, e.g. "I->R" */
 	const char *rx_dir;    /* trace label of frames we receive, e.g. "R->I" */
 	const char *peer_role; /* "responder" / "initiator": named in error lines */
 	int io_timeout_ms;     /* longest wait for the socket to take more bytes */
 
-	kd3_stream rx;	 /* bytes from the peer, gathered into frames */
+	kd3_stream rx;   /* bytes from the peer, gathered into frames */
 	kd3_writer tx_w; /* pass &tx_w as to_peer; kd3_sio_send_out sends */
 	uint8_t tx[KD3_SIO_TX_CAP];
 	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */
-	uint8_t line[KD3_PAYLOAD_MAX];	   /* the input line being gathered */
+	uint8_t line[KD3_PAYLOAD_MAX];     /* the input line being gathered */
 	size_t line_len;
 	int line_too_long; /* skipping the rest of an over-long line */
 
-	int established;	   /* KD3_EV_ESTABLISHED was seen */
-	uint64_t last_rx_ms;	   /* when the last frame came (after our CLOSE: a deadline) */
-	int sock_errno;		   /* errno of a failed socket call (0: none) */
-	int out_errno;		   /* errno of a failed write to the output (0: none) */
-	uint16_t peer_error;	   /* code of an ERROR received, or a CLOSE's reason if not 0 */
+	int established;           /* KD3_EV_ESTABLISHED was seen */
+	uint64_t last_rx_ms;       /* when the last frame came (after our CLOSE: a deadline) */
+	int sock_errno;            /* errno of a failed socket call (0: none) */
+	int out_errno;             /* errno of a failed write to the output (0: none) */
+	uint16_t peer_error;       /* code of an ERROR received, or a CLOSE's reason if not 0 */
 	char peer_error_text[256]; /* its text, printable */
-	uint16_t close_reason;	   /* reason of the peer's CLOSE */
+	uint16_t close_reason;     /* reason of the peer's CLOSE */
 } kd3_sio;
 
 /* KD3_E_IO when the socket cannot be made non-blocking. */
 int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const char *rx_dir,
-		 const char *peer_role, int io_timeout_ms);
+                 const char *peer_role, int io_timeout_ms);
 /* Wipes every buffer (they held plaintext) and closes the socket. */
 void kd3_sio_wipe(kd3_sio *s);
 
@@ -105,7 +105,7 @@ int kd3_sio_wait_frame(kd3_sio *s, uint64_t deadline_ms, uint8_t **frame, size_t
  * (src KD3_SRC_KDC is traced as "KDC->R"). Whatever the peer wrote to tx_w is sent,
  * even on failure (an ERROR frame). to_kdc may be NULL for the initiator. */
 int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_writer *to_kdc,
-		 kd3_peer_out *out);
+                 kd3_peer_out *out);
 
 /* The established session: lines of in_fd (-1: none) out, DATA in to out_file, until
  * both directions closed (KD3_OK) or a failure (its kd3_err). Frames already in s->rx

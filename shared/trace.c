@@ -16,9 +16,9 @@
 static atomic_int trace_state = -1;
 
 /* At most this many bytes are shown of a record's ciphertext, and of a malformed frame. */
-#define TRACE_CT_SHOWN	      32
+#define TRACE_CT_SHOWN        32
 #define TRACE_MALFORMED_SHOWN 64
-#define TRACE_HEX_CAP	      (2 * TRACE_MALFORMED_SHOWN + 4)
+#define TRACE_HEX_CAP         (2 * TRACE_MALFORMED_SHOWN + 4)
 
 #define IND1 "    "
 #define IND2 "      "
@@ -95,7 +95,7 @@ static void print_m1_fields(const char *ind, const kd3_m1 *m)
 {
 	fprintf(stderr, "%s%-9s 0x%02x (%s)\n", ind, "suite", m->suite, kd3_suite_name(m->suite));
 	fprintf(stderr, "%s%-9s 0x%02x (%s)\n", ind, "flags", m->flags,
-		(m->flags & KD3_FLAG_FS) ? "forward-secret" : "none");
+	        (m->flags & KD3_FLAG_FS) ? "forward-secret" : "none");
 	field_name(ind, "id_i", m->id_i);
 	field_name(ind, "id_r", m->id_r);
 	field_hex(ind, "n_i", m->n_i, KD3_NONCE_LEN);
@@ -181,7 +181,7 @@ static int print_record(const uint8_t *frame, kd3_view body, int inner)
 		return KD3_E_MALFORMED;
 	fprintf(stderr, IND1 "%-9s %llu\n", "seq", (unsigned long long)m.seq);
 	fprintf(stderr, IND1 "%-9s %zu bytes (inner type, %zu-byte payload, %d-byte tag)\n",
-		"sealed", m.sealed.len, m.sealed.len - 1 - KD3_TAG_LEN, KD3_TAG_LEN);
+	        "sealed", m.sealed.len, m.sealed.len - 1 - KD3_TAG_LEN, KD3_TAG_LEN);
 	if (inner >= 0)
 		fprintf(stderr, IND1 "%-9s %s\n", "inner", kd3_inner_name((uint8_t)inner));
 	hex_text(m.sealed.p, m.sealed.len, TRACE_CT_SHOWN, hex);

@@ -44,13 +44,14 @@ static const kd3_principal *h_lookup(void *ctx, const uint8_t *name, size_t len)
 {
 	h_world *w = ctx;
 	for (size_t i = 0; i < 2; i++)
-		if (w->principals[i].name_len == len && memcmp(w->principals[i].name, name, len) == 0)
+		if (w->principals[i].name_len == len &&
+		    memcmp(w->principals[i].name, name, len) == 0)
 			return &w->principals[i];
 	return NULL;
 }
 
 static int add_principal(h_world *w, size_t at, const char *name, uint32_t kvno,
-			 const uint8_t key[KD3_KEY_LEN])
+                         const uint8_t key[KD3_KEY_LEN])
 {
 	kd3_principal *p = &w->principals[at];
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -96,9 +97,9 @@ int h_world_init(h_world *w, const h_inputs *in)
 	    (ret = add_principal(w, 1, "bob", in->kvno_r, in->k_r)) != KD3_OK)
 		return ret;
 	kd3_kdc_config kcfg = {
-		.suites_allowed = (1u << KD3_SUITE_AES256GCM) | (1u << KD3_SUITE_CHACHAPOLY),
-		.lifetime = in->lifetime,
-		.cache_window_ms = 2000,
+	    .suites_allowed = (1u << KD3_SUITE_AES256GCM) | (1u << KD3_SUITE_CHACHAPOLY),
+	    .lifetime = in->lifetime,
+	    .cache_window_ms = 2000,
 	};
 	memcpy(kcfg.realm_secret, in->realm_secret, sizeof(kcfg.realm_secret));
 	kd3_kdc_init(&w->kdc, &w->crypto, h_lookup, w, &kcfg);
@@ -130,7 +131,7 @@ h_frame *h_record(h_world *w, const char *dir, const uint8_t *bytes, size_t len)
 
 /* Feeds a recorded frame to a peer; records what it writes. */
 static int feed(h_world *w, kd3_peer *p, kd3_source src, const h_frame *in, const char *out_dir,
-		kd3_peer_out *out)
+                kd3_peer_out *out)
 {
 	static uint8_t work[KD3_FRAME_MAX], to_peer[2 * KD3_FRAME_MAX], to_kdc[KD3_FRAME_MAX];
 	kd3_writer wp, wk;

@@ -86,16 +86,16 @@ static void test_every_type(void **state)
 {
 	(void)state;
 	assert_int_equal(load("# comment\n"
-			      "name = hello world\n"
-			      "[kdc]\n"
-			      "workers = 256\n"
-			      "big = 18446744073709551615\n"
-			      "flag = yes\n"
-			      "suite = aes-256-gcm\n"
-			      "suites = chacha20-poly1305 , aes-256-gcm\n"
-			      "deny = a->b, c->d\n"
-			      "deny = e->f\n"),
-			 KD3_OK);
+	                      "name = hello world\n"
+	                      "[kdc]\n"
+	                      "workers = 256\n"
+	                      "big = 18446744073709551615\n"
+	                      "flag = yes\n"
+	                      "suite = aes-256-gcm\n"
+	                      "suites = chacha20-poly1305 , aes-256-gcm\n"
+	                      "deny = a->b, c->d\n"
+	                      "deny = e->f\n"),
+	                 KD3_OK);
 	assert_string_equal(S.name, "hello world");
 	assert_int_equal(S.workers, 256);
 	assert_true(S.big == UINT64_MAX);
@@ -117,10 +117,10 @@ static void test_bool_words(void **state)
 	for (size_t i = 0; i < 5; i++) {
 		S.flag = 0;
 		assert_int_equal(kd3_conf_set(opts, NOPTS, "flag", yes[i], err2, sizeof(err2)),
-				 KD3_OK);
+		                 KD3_OK);
 		assert_int_equal(S.flag, 1);
 		assert_int_equal(kd3_conf_set(opts, NOPTS, "flag", no[i], err2, sizeof(err2)),
-				 KD3_OK);
+		                 KD3_OK);
 		assert_int_equal(S.flag, 0);
 	}
 	assert_int_equal(load("flag = maybe\n"), KD3_E_CONFIG);
@@ -166,7 +166,7 @@ static void test_unknown_key_names_line(void **state)
 {
 	(void)state;
 	assert_int_equal(load("[kdc]\n# x\nworkers = 2\nlisen = 127.0.0.1\nworkers = 3\n"),
-			 KD3_E_CONFIG);
+	                 KD3_E_CONFIG);
 	assert_err_at(4, "unknown key 'lisen'");
 	assert_int_equal(S.workers, 2); /* parsing stopped at the first error */
 }
@@ -206,7 +206,7 @@ static void test_str_too_long(void **state)
 	memset(value, 'x', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
 	assert_int_equal(kd3_conf_set(opts, NOPTS, "name", value, err2, sizeof(err2)),
-			 KD3_E_CONFIG);
+	                 KD3_E_CONFIG);
 	assert_non_null(strstr(err2, "--name: value is too long"));
 	value[KD3_CONF_STR_MAX - 1] = '\0'; /* 255 bytes fit */
 	assert_int_equal(kd3_conf_set(opts, NOPTS, "name", value, err2, sizeof(err2)), KD3_OK);
@@ -250,7 +250,7 @@ static void test_command_line(void **state)
 	char err2[256];
 	(void)state;
 	assert_int_equal(kd3_conf_set(opts, NOPTS, "workers", "0", err2, sizeof(err2)),
-			 KD3_E_CONFIG);
+	                 KD3_E_CONFIG);
 	assert_string_equal(err2, "--workers: '0' is out of range 1..256");
 	assert_int_equal(kd3_conf_set(opts, NOPTS, "lisen", "x", err2, sizeof(err2)), KD3_E_CONFIG);
 	assert_string_equal(err2, "--lisen: unknown option");

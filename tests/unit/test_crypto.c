@@ -230,7 +230,7 @@ static void test_hkdf_vs_mbedtls(void **state)
 		kd3_iov ikm_iov = {ikm, ikm_len}, info_iov = {info, info_len};
 		assert_int_equal(kd3_hkdf_extract(c, salt, salt_len, &ikm_iov, 1, prk), KD3_OK);
 		assert_int_equal(mbedtls_hkdf_extract(md, salt, salt_len, ikm, ikm_len, prk_ref),
-				 0);
+		                 0);
 		assert_memory_equal(prk, prk_ref, KD3_HASH_LEN);
 
 		memset(got, 0, out_len);
@@ -239,7 +239,7 @@ static void test_hkdf_vs_mbedtls(void **state)
 		    mbedtls_hkdf_expand(md, prk, KD3_HASH_LEN, info, info_len, want, out_len), 0);
 		if (memcmp(got, want, out_len) != 0)
 			fail_msg("HKDF-Expand differs from mbedtls_hkdf_expand: info %zu, L %zu",
-				 info_len, out_len);
+			         info_len, out_len);
 	}
 }
 
@@ -252,7 +252,7 @@ static void test_hkdf_limits(void **state)
 
 	assert_int_equal(kd3_hkdf_expand(c, prk, info, 1, out, 255 * KD3_HASH_LEN), KD3_OK);
 	assert_int_equal(kd3_hkdf_expand(c, prk, info, 1, out, 255 * KD3_HASH_LEN + 1),
-			 KD3_E_CRYPTO);
+	                 KD3_E_CRYPTO);
 	assert_int_equal(kd3_hkdf_expand(c, prk, info, 6, out, 32), KD3_OK);
 	assert_int_equal(kd3_hkdf_expand(c, prk, info, 7, out, 32), KD3_E_CRYPTO);
 	assert_int_equal(kd3_hkdf_expand(c, prk, info, 0, out, 0), KD3_OK);
@@ -288,11 +288,11 @@ static void test_x25519_rfc7748_5_2(void **state)
 {
 	(void)state;
 	x25519_check("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
-		     "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
-		     "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
+	             "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+	             "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
 	x25519_check("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
-		     "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
-		     "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957");
+	             "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+	             "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957");
 }
 
 static void test_x25519_rfc7748_6_1(void **state)
@@ -357,12 +357,12 @@ static void test_aead_rfc8439_2_8_2(void **state)
 {
 	kd3_crypto *c = *state;
 	static const char pt[] = "Ladies and Gentlemen of the class of '99: If I could offer you "
-				 "only one tip for the future, sunscreen would be it.";
+	                         "only one tip for the future, sunscreen would be it.";
 	hexbuf want = unhex("d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6"
-			    "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36"
-			    "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc"
-			    "3ff4def08e4b7a9de576d26586cec64b6116"
-			    "1ae10b594f09e26a7e902ecbd0600691");
+	                    "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36"
+	                    "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc"
+	                    "3ff4def08e4b7a9de576d26586cec64b6116"
+	                    "1ae10b594f09e26a7e902ecbd0600691");
 	hexbuf iv = unhex("070000004041424344454647");
 	hexbuf ad = unhex("50515253c0c1c2c3c4c5c6c7");
 	uint8_t key[KD3_KEY_LEN], out[sizeof(pt) + KD3_TAG_LEN], back[sizeof(pt)];
@@ -375,14 +375,14 @@ static void test_aead_rfc8439_2_8_2(void **state)
 	assert_non_null(a);
 	assert_int_equal(kd3_aead_setkey(a, key), KD3_OK);
 	assert_int_equal(kd3_aead_seal(a, iv.b, ad.b, ad.len, (const uint8_t *)pt, pt_len, out),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_equal(out, want.b, want.len);
 	assert_int_equal(kd3_aead_open(a, iv.b, ad.b, ad.len, want.b, want.len, back), KD3_OK);
 	assert_memory_equal(back, pt, pt_len);
 	/* Negative twin: the AD's last byte. */
 	ad.b[ad.len - 1] ^= 1;
 	assert_int_equal(kd3_aead_open(a, iv.b, ad.b, ad.len, want.b, want.len, back),
-			 KD3_E_RECORD_AUTH);
+	                 KD3_E_RECORD_AUTH);
 }
 
 static void test_aead_gcm_test_case_16(void **state)
@@ -390,12 +390,12 @@ static void test_aead_gcm_test_case_16(void **state)
 	kd3_crypto *c = *state;
 	hexbuf key = unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
 	hexbuf pt = unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-			  "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+	                  "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
 	hexbuf ad = unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
 	hexbuf iv = unhex("cafebabefacedbaddecaf888");
 	hexbuf want = unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-			    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
-			    "76fc6ece0f4e1768cddf8853bb2d551b");
+	                    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+	                    "76fc6ece0f4e1768cddf8853bb2d551b");
 	uint8_t out[128], back[128];
 	kd3_aead *a = kd3_crypto_aead(c, KD3_SUITE_AES256GCM);
 
@@ -409,12 +409,12 @@ static void test_aead_gcm_test_case_16(void **state)
 	/* Negative twin: the tag's first bit. */
 	want.b[pt.len] ^= 0x80;
 	assert_int_equal(kd3_aead_open(a, iv.b, ad.b, ad.len, want.b, want.len, back),
-			 KD3_E_RECORD_AUTH);
+	                 KD3_E_RECORD_AUTH);
 }
 
 /* Opens a tampered message; it must fail with the output buffer all zero. */
 static void open_must_fail(kd3_aead *a, const uint8_t *iv, const uint8_t *ad, size_t ad_len,
-			   const uint8_t *ct, size_t ct_len, const char *what)
+                           const uint8_t *ct, size_t ct_len, const char *what)
 {
 	uint8_t out[256];
 	memset(out, 0xaa, sizeof(out));
@@ -472,12 +472,12 @@ static void aead_suite(uint8_t suite)
 	uint8_t inplace[100 + KD3_TAG_LEN];
 	memcpy(inplace, pt, sizeof(pt));
 	assert_int_equal(kd3_aead_seal(&a, iv, ad, sizeof(ad), inplace, sizeof(pt), inplace),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_equal(inplace, ct, sizeof(ct));
 	uint8_t tag_only[KD3_TAG_LEN];
 	assert_int_equal(kd3_aead_seal(&a, iv, ad, sizeof(ad), NULL, 0, tag_only), KD3_OK);
 	assert_int_equal(kd3_aead_open(&a, iv, ad, sizeof(ad), tag_only, KD3_TAG_LEN, back),
-			 KD3_OK);
+	                 KD3_OK);
 	tag_only[0] ^= 1;
 	open_must_fail(&a, iv, ad, sizeof(ad), tag_only, KD3_TAG_LEN, "empty, tag flipped");
 	kd3_aead_free(&a);
@@ -506,7 +506,7 @@ static void test_aead_suites_differ(void **state)
 	/* One suite's message does not open under the other. */
 	assert_int_equal(kd3_aead_open(cp, iv, NULL, 0, ct1, sizeof(ct1), back), KD3_E_RECORD_AUTH);
 	assert_int_equal(kd3_aead_open(gcm, iv, NULL, 0, ct2, sizeof(ct2), back),
-			 KD3_E_RECORD_AUTH);
+	                 KD3_E_RECORD_AUTH);
 }
 
 static void test_suites(void **state)

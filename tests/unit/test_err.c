@@ -67,7 +67,7 @@ static void test_every_code_has_text(void **state)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(t, kd3_strerror(all_codes[j])) == 0)
 				fail_msg("codes %d and %d share the text \"%s\"", all_codes[j],
-					 all_codes[i], t);
+				         all_codes[i], t);
 	}
 }
 
@@ -99,8 +99,8 @@ static void test_wire_names(void **state)
 {
 	(void)state;
 	static const char *names[] = {"MALFORMED", "UNSUPPORTED",  "UNKNOWN_PRINCIPAL",
-				      "BAD_AUTH",  "KVNO_UNKNOWN", "POLICY_DENIED",
-				      "BUSY",	   "INTERNAL",	   "TIMEOUT"};
+	                              "BAD_AUTH",  "KVNO_UNKNOWN", "POLICY_DENIED",
+	                              "BUSY",      "INTERNAL",     "TIMEOUT"};
 	for (int code = 1; code <= 9; code++) {
 		assert_string_equal(kd3_err_wire_name(code), names[code - 1]);
 		assert_true(kd3_err_is_wire(code));

@@ -60,7 +60,7 @@ static int teardown(void **state)
 static int handle(struct fixture *f, const uint8_t *in, size_t len, uint64_t now_ms)
 {
 	return kd3_kdc_handle(&f->w.kdc, in, len, now_ms, f->out, sizeof(f->out), &f->out_len,
-			      &f->res);
+	                      &f->res);
 }
 
 /* The ERROR the KDC sent: its code, and that the result says the same. */
@@ -205,7 +205,7 @@ static void test_truncated_body_malformed(void **state)
 #define M2_M1_AT     (KD3_HDR_LEN + 2)
 #define M1_SUITE_AT  (M2_M1_AT + 0)
 #define M1_FLAGS_AT  (M2_M1_AT + 1)
-#define M1_ID_I_AT   (M2_M1_AT + 3)            /* "alice" */
+#define M1_ID_I_AT   (M2_M1_AT + 3)              /* "alice" */
 #define M1_KVNO_I_AT (M2_M1_AT + 2 + 6 + 4 + 32) /* after suite, flags, ids, n_i */
 
 static void test_suite_not_allowed(void **state)
@@ -330,7 +330,7 @@ static int deny_all(void *ctx, const kd3_principal *i, const kd3_principal *r, u
 }
 
 static int short_lifetime(void *ctx, const kd3_principal *i, const kd3_principal *r,
-			  uint32_t *lifetime)
+                          uint32_t *lifetime)
 {
 	(void)ctx;
 	(void)i;
@@ -348,7 +348,8 @@ static void test_policy(void **state)
 	assert_int_equal(error_code(f), KD3_E_POLICY_DENIED);
 	f->w.kdc.policy = short_lifetime;
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_OK);
-	assert_int_equal(kd3_m3_decode(f->out + KD3_HDR_LEN, f->out_len - KD3_HDR_LEN, &m3), KD3_OK);
+	assert_int_equal(kd3_m3_decode(f->out + KD3_HDR_LEN, f->out_len - KD3_HDR_LEN, &m3),
+	                 KD3_OK);
 	assert_int_equal(m3.lifetime, 60);
 }
 
@@ -384,39 +385,39 @@ static void test_internal_failure(void **state)
 {
 	struct fixture *f = *state;
 	/* Room for an ERROR but not for an M3. */
-	assert_int_equal(kd3_kdc_handle(&f->w.kdc, f->m2.bytes, f->m2.len, 0, f->out, 100,
-					&f->out_len, &f->res),
-			 KD3_E_INTERNAL);
+	assert_int_equal(
+	    kd3_kdc_handle(&f->w.kdc, f->m2.bytes, f->m2.len, 0, f->out, 100, &f->out_len, &f->res),
+	    KD3_E_INTERNAL);
 	assert_int_equal(error_code(f), KD3_E_INTERNAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_honest_m2_gets_m3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retransmit_hits_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reprocessed_m2_same_m3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache_needs_same_auth_r, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_gets_no_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_only_m2_is_answered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_amplification, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_version_unsupported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_body_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_suite_not_allowed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_suite_unsupported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_flag_unsupported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_suite_downgrade_bad_auth, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_require_fs_denied, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_initiator, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_responder, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_disabled_principal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kvno_unknown, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_keys_bad_auth, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_same_principal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_bit_flip_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fs_m2, setup_with_fs, teardown),
-		cmocka_unit_test_setup_teardown(test_internal_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_honest_m2_gets_m3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retransmit_hits_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reprocessed_m2_same_m3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_needs_same_auth_r, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_gets_no_reply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_only_m2_is_answered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_amplification, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_version_unsupported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_body_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_suite_not_allowed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_suite_unsupported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_flag_unsupported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_suite_downgrade_bad_auth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_require_fs_denied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_initiator, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_responder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_disabled_principal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kvno_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_keys_bad_auth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_principal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_bit_flip_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fs_m2, setup_with_fs, teardown),
+	    cmocka_unit_test_setup_teardown(test_internal_failure, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kdc_core", tests, NULL, NULL);
 }

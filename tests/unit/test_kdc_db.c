@@ -534,7 +534,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_existing_principal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_keyfile_exists_rolls_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_keyfile_unwritable_rolls_back, setup,
-					    teardown),
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_add_invalid_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_without_db, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_and_export, setup, teardown),

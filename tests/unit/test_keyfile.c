@@ -138,13 +138,13 @@ static void test_parse_format(void **state)
 	kd3_keyfile kf;
 	(void)state;
 	assert_int_equal(load_text("# kd3 key file\r\n"
-				   "\n"
-				   "   principal   =   alice  \r\n"
-				   "\t# indented comment\n"
-				   "key = 2:" HEX_A "\n"
-				   "key=1:" HEX_B, /* no final newline */
-				   &kf),
-			 KD3_OK);
+	                           "\n"
+	                           "   principal   =   alice  \r\n"
+	                           "\t# indented comment\n"
+	                           "key = 2:" HEX_A "\n"
+	                           "key=1:" HEX_B, /* no final newline */
+	                           &kf),
+	                 KD3_OK);
 	assert_string_equal(kf.principal, "alice");
 	assert_int_equal(kf.nkeys, 2);
 	assert_int_equal(kf.keys[0].kvno, 2);
@@ -163,10 +163,10 @@ static void test_perms_refused(void **state)
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		write_text(path, "principal = alice\nkey = 1:" HEX_A "\n", modes[i]);
 		assert_int_equal(kd3_keyfile_load(path, &kf, err, sizeof(err)),
-				 KD3_E_KEYFILE_PERMS);
+		                 KD3_E_KEYFILE_PERMS);
 		snprintf(want, sizeof(want),
-			 "%s: key file is readable by group or others (mode 0%o); run chmod 600 %s",
-			 path, (unsigned)modes[i], path);
+		         "%s: key file is readable by group or others (mode 0%o); run chmod 600 %s",
+		         path, (unsigned)modes[i], path);
 		assert_string_equal(err, want);
 		assert_true(is_zero(&kf, sizeof(kf)));
 	}
@@ -181,8 +181,8 @@ static void test_bad_hex(void **state)
 	(void)state;
 	assert_int_equal(
 	    load_text("principal = alice\n#\n"
-		      "key = 1:g00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-		      &kf),
+	              "key = 1:g00102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+	              &kf),
 	    KD3_E_KEYFILE);
 	assert_err_at(3, "key has a character that is not a hex digit");
 	assert_true(is_zero(&kf, sizeof(kf)));
@@ -201,7 +201,7 @@ static void test_kvno_range(void **state)
 	assert_int_equal(load_text("principal = a\nkey = 0:" HEX_A "\n", &kf), KD3_E_KEYFILE);
 	assert_err_at(2, "kvno is out of range 1..4294967295");
 	assert_int_equal(load_text("principal = a\nkey = 4294967296:" HEX_A "\n", &kf),
-			 KD3_E_KEYFILE);
+	                 KD3_E_KEYFILE);
 	assert_err_at(2, "kvno is out of range 1..4294967295");
 	assert_int_equal(load_text("principal = a\nkey = -1:" HEX_A "\n", &kf), KD3_E_KEYFILE);
 	assert_int_equal(load_text("principal = a\nkey = 4294967295:" HEX_A "\n", &kf), KD3_OK);
@@ -273,7 +273,7 @@ static void test_structure_errors(void **state)
 	assert_int_equal(load_text("principal = alice\n", &kf), KD3_E_KEYFILE);
 	assert_non_null(strstr(err, ": no 'key = KVNO:HEX' line"));
 	assert_int_equal(load_text("principal = bad name\nkey = 1:" HEX_A "\n", &kf),
-			 KD3_E_KEYFILE);
+	                 KD3_E_KEYFILE);
 	assert_non_null(strstr(err, ":1: principal name must be"));
 	assert_int_equal(load_text("principal = alice\nsecret = 1\n", &kf), KD3_E_KEYFILE);
 	assert_err_at(2, "unknown key (expected 'principal' or 'key')");
@@ -304,7 +304,7 @@ static void test_not_regular(void **state)
 	assert_int_equal(kd3_keyfile_load(path, &kf, err, sizeof(err)), KD3_E_KEYFILE);
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(kd3_keyfile_load("/nonexistent/x.key", &kf, err, sizeof(err)),
-			 KD3_E_KEYFILE);
+	                 KD3_E_KEYFILE);
 }
 
 static void test_no_overwrite(void **state)

@@ -18,43 +18,43 @@
 
 /* Suite 0x02, forward secrecy off (gen_vectors' first run). */
 static const char m1_hex[] = "01010050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-			     "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746beeeeb"
-			     "8217bfff94cb86c2c2b207a79af0b2fafa495b00";
+                             "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746beeeeb"
+                             "8217bfff94cb86c2c2b207a79af0b2fafa495b00";
 static const char m2_hex[] = "010200960050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacad"
-			     "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746be"
-			     "eeeb8217bfff94cb86c2c2b207a79af0b2fafa495b00b0b1b2b3b4b5b6b7b8b9"
-			     "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002aa8af941b085"
-			     "653dd71fc36fde327ad0a115668ab971373da070012e1062f100";
+                             "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746be"
+                             "eeeb8217bfff94cb86c2c2b207a79af0b2fafa495b00b0b1b2b3b4b5b6b7b8b9"
+                             "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002aa8af941b085"
+                             "653dd71fc36fde327ad0a115668ab971373da070012e1062f100";
 static const char m3_hex[] = "01030084b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-			     "cccdcecf00000e1098e9c61c4020eeaac3f0ebb048fa5f5208e1d363e26a7cdb"
-			     "f6ef6cc4fdf049d899b0082d028f00a91715c9287047ce09427794cdd8d89cd1"
-			     "e24ebe229dbe21954c632c4182f22f42140fbb053fca7c0a8c86ca1556af12ca"
-			     "899ae6fccc7b6d4d";
+                             "cccdcecf00000e1098e9c61c4020eeaac3f0ebb048fa5f5208e1d363e26a7cdb"
+                             "f6ef6cc4fdf049d899b0082d028f00a91715c9287047ce09427794cdd8d89cd1"
+                             "e24ebe229dbe21954c632c4182f22f42140fbb053fca7c0a8c86ca1556af12ca"
+                             "899ae6fccc7b6d4d";
 static const char m4_hex[] = "01040078b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-			     "cccdcecf0000000200000e10427794cdd8d89cd1e24ebe229dbe21954c632c41"
-			     "82f22f42140fbb053fca7c0a8c86ca1556af12ca899ae6fccc7b6d4dc465e036"
-			     "cbb8239af1aeb94832e6cf3a51c15c6ece577ea6a11ac4bd1ab9441a";
+                             "cccdcecf0000000200000e10427794cdd8d89cd1e24ebe229dbe21954c632c41"
+                             "82f22f42140fbb053fca7c0a8c86ca1556af12ca899ae6fccc7b6d4dc465e036"
+                             "cbb8239af1aeb94832e6cf3a51c15c6ece577ea6a11ac4bd1ab9441a";
 static const char finished_hex[] =
     "0110003900000000000000000f61a7a1a3654114abf913d4f008298010c79d4e"
     "bb6a6c9d4617dd4c4a46e16a6ae629a9c8433c4ee00259f8427058a975";
 
 /* Suite 0x02, forward secrecy on (gen_vectors' second run). */
 static const char m1_fs_hex[] = "01010070020105616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-				"b0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12032c"
-				"deadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d272b"
-				"044deb25899cc7b50abf6895a57d92d3299af680";
+                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12032c"
+                                "deadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d272b"
+                                "044deb25899cc7b50abf6895a57d92d3299af680";
 static const char m2_fs_hex[] = "010200d60070020105616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacad"
-				"aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12"
-				"032cdeadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d"
-				"272b044deb25899cc7b50abf6895a57d92d3299af680b0b1b2b3b4b5b6b7b8b9"
-				"babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002675dd574ed77"
-				"89310b3d2e7681f3790b466c773b1521fecf36577958371ea52f5d6a6af5ad07"
-				"f1e764f61823dcd1a0ca9c82dd5477ebf62d97624bbce0fb66ca";
+                                "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12"
+                                "032cdeadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d"
+                                "272b044deb25899cc7b50abf6895a57d92d3299af680b0b1b2b3b4b5b6b7b8b9"
+                                "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002675dd574ed77"
+                                "89310b3d2e7681f3790b466c773b1521fecf36577958371ea52f5d6a6af5ad07"
+                                "f1e764f61823dcd1a0ca9c82dd5477ebf62d97624bbce0fb66ca";
 static const char m4_fs_hex[] = "01040098b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-				"cccdcecf00000002675dd574ed7789310b3d2e7681f3790b466c773b1521fecf"
-				"36577958371ea52f00000e101427b007b86e59bf29863bbd089fb8ccded2c95b"
-				"bb70597d3102dca4a55e2803add3c29cd612cd5981391d76e57d65610e73ecdf"
-				"dc2426a6bd7fd2a5f44beace443104ed83e02590ee1e8a099a65b632";
+                                "cccdcecf00000002675dd574ed7789310b3d2e7681f3790b466c773b1521fecf"
+                                "36577958371ea52f00000e101427b007b86e59bf29863bbd089fb8ccded2c95b"
+                                "bb70597d3102dca4a55e2803add3c29cd612cd5981391d76e57d65610e73ecdf"
+                                "dc2426a6bd7fd2a5f44beace443104ed83e02590ee1e8a099a65b632";
 
 /* A whole frame, big enough for the largest legal one plus a trailing byte. */
 typedef struct frame_buf {
@@ -105,7 +105,7 @@ static kd3_view cview(const char *s)
 
 /* An M1 body from its fields with a zero authenticator (the codec never checks it). */
 static size_t build_m1(uint8_t *out, size_t cap, uint8_t suite, uint8_t flags, kd3_view id_i,
-		       kd3_view id_r)
+                       kd3_view id_r)
 {
 	static const uint8_t zero[KD3_MAC_LEN];
 	uint8_t n_i[KD3_NONCE_LEN], e_i[KD3_DH_LEN];
@@ -153,8 +153,8 @@ static void test_frame_bad_version(void **state)
 static void test_frame_unknown_type(void **state)
 {
 	(void)state;
-	static const uint8_t known[] = {KD3_T_M1, KD3_T_M2,	KD3_T_M3,
-					KD3_T_M4, KD3_T_RECORD, KD3_T_ERROR};
+	static const uint8_t known[] = {KD3_T_M1, KD3_T_M2,     KD3_T_M3,
+	                                KD3_T_M4, KD3_T_RECORD, KD3_T_ERROR};
 	uint8_t f[KD3_HDR_LEN + 4] = {KD3_VERSION, 0, 0, 4};
 	kd3_frame fr;
 
@@ -416,22 +416,22 @@ static void test_m1_bad_names(void **state)
 {
 	(void)state;
 	static const char *bad[] = {"al ice",  "alice:", "al+ice",    "al\\ice",    "al,ice",
-				    "al\nice", "al~ice", "al\x7fice", "al\xc3\xa9", "a#"};
+	                            "al\nice", "al~ice", "al\x7fice", "al\xc3\xa9", "a#"};
 	uint8_t body[KD3_M1_BODY_MAX + 8];
 	kd3_m1 m;
 	size_t n;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		n = build_m1(body, sizeof(body), KD3_SUITE_CHACHAPOLY, 0, cview(bad[i]),
-			     cview("bob"));
+		             cview("bob"));
 		assert_int_equal(kd3_m1_decode(body, n, &m), KD3_E_MALFORMED);
 		n = build_m1(body, sizeof(body), KD3_SUITE_CHACHAPOLY, 0, cview("alice"),
-			     cview(bad[i]));
+		             cview(bad[i]));
 		assert_int_equal(kd3_m1_decode(body, n, &m), KD3_E_MALFORMED);
 	}
 	/* A NUL inside a name. */
 	n = build_m1(body, sizeof(body), KD3_SUITE_CHACHAPOLY, 0,
-		     (kd3_view){(const uint8_t *)"al\0ce", 5}, cview("bob"));
+	             (kd3_view){(const uint8_t *)"al\0ce", 5}, cview("bob"));
 	assert_int_equal(kd3_m1_decode(body, n, &m), KD3_E_MALFORMED);
 	/* Empty names. */
 	n = build_m1(body, sizeof(body), KD3_SUITE_CHACHAPOLY, 0, cview(""), cview("bob"));
@@ -454,7 +454,7 @@ static void test_m1_longest(void **state)
 	memset(name_r, 'r', KD3_NAME_MAX);
 	name_i[KD3_NAME_MAX] = name_r[KD3_NAME_MAX] = '\0';
 	size_t n = build_m1(body, sizeof(body), KD3_SUITE_CHACHAPOLY, KD3_FLAG_FS, cview(name_i),
-			    cview(name_r));
+	                    cview(name_r));
 	assert_int_equal(n, KD3_M1_BODY_MAX);
 	assert_int_equal(kd3_m1_decode(body, n, &m), KD3_OK);
 	assert_int_equal(m.id_i.len, KD3_NAME_MAX);
@@ -639,7 +639,7 @@ static void test_error_round_trip(void **state)
 {
 	(void)state;
 	static const uint8_t golden[] = {0x01, 0x7f, 0x00, 0x0b, 0x00, 0x04, 0x08, 'b',
-					 'a',  'd',  ' ',  'a',	 'u',  't',  'h'};
+	                                 'a',  'd',  ' ',  'a',  'u',  't',  'h'};
 	uint8_t out[KD3_HDR_LEN + KD3_ERROR_BODY_MAX];
 	kd3_writer w;
 	kd3_frame fr;
@@ -688,9 +688,9 @@ static void test_error_text_cleaned(void **state)
 	/* Only printable ASCII goes out. */
 	kd3_wr_init(&w, out, sizeof(out));
 	assert_int_equal(kd3_error_encode(&w, KD3_E_BUSY,
-					  "a\x01"
-					  "b\x7f\xc3\xa9\n"),
-			 KD3_OK);
+	                                  "a\x01"
+	                                  "b\x7f\xc3\xa9\n"),
+	                 KD3_OK);
 	assert_int_equal(kd3_error_decode(out + KD3_HDR_LEN, w.len - KD3_HDR_LEN, &m), KD3_OK);
 	assert_int_equal(m.text.len, 7);
 	assert_memory_equal(m.text.p, "a?b????", 7);
@@ -763,7 +763,7 @@ static void test_record_round_trip_and_bounds(void **state)
 	assert_int_equal(kd3_record_decode(f, f + KD3_HDR_LEN, n - KD3_HDR_LEN, &r), KD3_OK);
 	n = build_record(f, sizeof(f), 1, KD3_TAG_LEN);
 	assert_int_equal(kd3_record_decode(f, f + KD3_HDR_LEN, n - KD3_HDR_LEN, &r),
-			 KD3_E_MALFORMED);
+	                 KD3_E_MALFORMED);
 	for (size_t body = 0; body <= KD3_SEQ_LEN; body++)
 		assert_int_equal(kd3_record_decode(f, f + KD3_HDR_LEN, body, &r), KD3_E_MALFORMED);
 
@@ -796,11 +796,11 @@ static void test_name_table(void **state)
 		const char *name;
 		int valid;
 	} table[] = {
-	    {"a", 1},		{"alice", 1}, {"Bob-2", 1}, {"svc/host.example@REALM", 1},
-	    {"under_score", 1}, {"..", 1},    {"-", 1},	    {"", 0},
-	    {" ", 0},		{"a b", 0},   {"a:b", 0},   {"a+b", 0},
-	    {"a\\b", 0},	{"a%b", 0},   {"a*", 0},    {"\xc3\xa9", 0},
-	    {"a\tb", 0},	{"bob\n", 0}, {"[::1]", 0},
+	    {"a", 1},           {"alice", 1}, {"Bob-2", 1}, {"svc/host.example@REALM", 1},
+	    {"under_score", 1}, {"..", 1},    {"-", 1},     {"", 0},
+	    {" ", 0},           {"a b", 0},   {"a:b", 0},   {"a+b", 0},
+	    {"a\\b", 0},        {"a%b", 0},   {"a*", 0},    {"\xc3\xa9", 0},
+	    {"a\tb", 0},        {"bob\n", 0}, {"[::1]", 0},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const char *s = table[i].name;

@@ -26,7 +26,7 @@ static void parse_ok(const char *text, uint16_t def, int family, const char *for
 		fail_msg("\"%s\": %d, want KD3_OK", text, ret);
 	assert_int_equal(a.ss.ss_family, family);
 	assert_int_equal(a.len, family == AF_INET ? sizeof(struct sockaddr_in)
-						  : sizeof(struct sockaddr_in6));
+	                                          : sizeof(struct sockaddr_in6));
 	kd3_addr_format(&a, out, sizeof(out));
 	if (strcmp(out, formatted) != 0)
 		fail_msg("\"%s\" formats as \"%s\", want \"%s\"", text, out, formatted);

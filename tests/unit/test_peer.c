@@ -102,17 +102,17 @@ struct legal {
 
 /* The legal pairs, written out here independently of peer.c's table. */
 static const struct legal legal_pairs[] = {
-	{KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_M4},
-	{KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_ERROR},
-	{KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD},
-	{KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_ERROR},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M1, KD3_SRC_PEER, KD3_T_M1},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_M3},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_ERROR},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_PEER, KD3_T_ERROR},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_RECORD},
-	{KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_ERROR},
-	{KD3_ROLE_RESPONDER, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD},
+    {KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_M4},
+    {KD3_ROLE_INITIATOR, KD3_PS_WAIT_M4, KD3_SRC_PEER, KD3_T_ERROR},
+    {KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD},
+    {KD3_ROLE_INITIATOR, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_ERROR},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M1, KD3_SRC_PEER, KD3_T_M1},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_M3},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_KDC, KD3_T_ERROR},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_M3, KD3_SRC_PEER, KD3_T_ERROR},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_RECORD},
+    {KD3_ROLE_RESPONDER, KD3_PS_WAIT_FINISHED, KD3_SRC_PEER, KD3_T_ERROR},
+    {KD3_ROLE_RESPONDER, KD3_PS_ESTABLISHED, KD3_SRC_PEER, KD3_T_RECORD},
 };
 
 static int is_legal(kd3_role role, kd3_peer_state st, kd3_source src, uint8_t type)
@@ -156,7 +156,8 @@ static h_world *world_at(kd3_role role, kd3_peer_state st)
 		assert_int_equal(feed(&w->resp, KD3_SRC_KDC, &rec->frames[F_M3], 0, &out), KD3_OK);
 		if (st == KD3_PS_ESTABLISHED)
 			assert_int_equal(
-			    feed(&w->resp, KD3_SRC_PEER, &rec->frames[F_FINISHED], 0, &out), KD3_OK);
+			    feed(&w->resp, KD3_SRC_PEER, &rec->frames[F_FINISHED], 0, &out),
+			    KD3_OK);
 	}
 	world_free(rec);
 	assert_int_equal(w->resp.state, st);
@@ -196,13 +197,15 @@ static void check_pairs(kd3_role role, const kd3_peer_state *states, size_t nsta
 					assert_int_not_equal(ret, KD3_E_UNEXPECTED);
 				} else {
 					if (ret != KD3_E_UNEXPECTED)
-						fail_msg("role %d state %s src %d type %s: %s", role,
-							 kd3_peer_state_name(states[s]), src,
-							 kd3_type_name(types[t]), kd3_strerror(ret));
+						fail_msg("role %d state %s src %d type %s: %s",
+						         role, kd3_peer_state_name(states[s]), src,
+						         kd3_type_name(types[t]),
+						         kd3_strerror(ret));
 					assert_int_equal(p->state, KD3_PS_FAILED);
 					/* Sticky: nothing is accepted after a failure. */
-					assert_int_equal(feed(p, (kd3_source)src, &samples[t], 0, &out),
-							 KD3_E_UNEXPECTED);
+					assert_int_equal(
+					    feed(p, (kd3_source)src, &samples[t], 0, &out),
+					    KD3_E_UNEXPECTED);
 				}
 				world_free(w);
 			}
@@ -219,7 +222,7 @@ static void test_responder_pairs(void **state)
 {
 	(void)state;
 	const kd3_peer_state st[] = {KD3_PS_WAIT_M1, KD3_PS_WAIT_M3, KD3_PS_WAIT_FINISHED,
-				     KD3_PS_ESTABLISHED};
+	                             KD3_PS_ESTABLISHED};
 	check_pairs(KD3_ROLE_RESPONDER, st, 4);
 }
 
@@ -282,7 +285,7 @@ static int both_established_after_flip(uint8_t fs, int frame, size_t at, uint8_t
 			ret = feed(&w->resp, KD3_SRC_PEER, &cur, 0, &out);
 		else if (step == F_M2)
 			ret = kd3_kdc_handle(&w->kdc, cur.bytes, cur.len, 0, to_peer_buf,
-					     sizeof(to_peer_buf), &to_peer.len, &res);
+			                     sizeof(to_peer_buf), &to_peer.len, &res);
 		else if (step == F_M3)
 			ret = feed(&w->resp, KD3_SRC_KDC, &cur, 0, &out);
 		else
@@ -308,7 +311,7 @@ static void test_every_byte_flip_fails(void **state)
 			for (size_t at = 0; at < 200; at++)
 				if (both_established_after_flip(fs, frame, at, 0x01))
 					fail_msg("fs %u: flip in frame %d at %zu accepted", fs,
-						 frame, at);
+					         frame, at);
 	}
 }
 
@@ -328,8 +331,8 @@ static int rec_setup(void **state)
 	for (int i = 0; i < 3; i++) {
 		kd3_wr_init(&to_peer, to_peer_buf, sizeof(to_peer_buf));
 		assert_int_equal(kd3_peer_send(&f->w->ini, (const uint8_t *)msgs[i],
-					       strlen(msgs[i]), 0, &to_peer),
-				 KD3_OK);
+		                               strlen(msgs[i]), 0, &to_peer),
+		                 KD3_OK);
 		memcpy(dst[i]->bytes, to_peer_buf, to_peer.len);
 		dst[i]->len = to_peer.len;
 	}
@@ -394,7 +397,7 @@ static void test_record_reflected(void **state)
 	/* The FINISHED record has seq 0: the seq matches, and the direction's key does not. */
 	h_world *w = honest_run(0);
 	assert_int_equal(feed(&w->ini, KD3_SRC_PEER, &w->frames[F_FINISHED], 0, &out),
-			 KD3_E_RECORD_AUTH);
+	                 KD3_E_RECORD_AUTH);
 	world_free(w);
 }
 
@@ -450,12 +453,12 @@ static void test_data_before_finished(void **state)
 	/* The recorded initiator (same keys) sends DATA where FINISHED belongs: re-key a
 	 * fresh initiator channel and seal DATA at seq 0. */
 	kd3_channel ch;
-	assert_int_equal(kd3_channel_init(&ch, &w->crypto, KD3_SUITE_CHACHAPOLY,
-					  w->resp.ch.rx.ts, w->resp.ch.tx.ts),
-			 KD3_OK);
+	assert_int_equal(kd3_channel_init(&ch, &w->crypto, KD3_SUITE_CHACHAPOLY, w->resp.ch.rx.ts,
+	                                  w->resp.ch.tx.ts),
+	                 KD3_OK);
 	kd3_wr_init(&to_peer, to_peer_buf, sizeof(to_peer_buf));
 	assert_int_equal(kd3_channel_seal(&ch, KD3_R_DATA, (const uint8_t *)"x", 1, &to_peer),
-			 KD3_OK);
+	                 KD3_OK);
 	h_frame data;
 	memcpy(data.bytes, to_peer_buf, to_peer.len);
 	data.len = to_peer.len;
@@ -474,7 +477,7 @@ static void test_finished_twice(void **state)
 	kd3_wr_init(&to_peer, to_peer_buf, sizeof(to_peer_buf));
 	/* A second FINISHED, properly sealed at the next seq. */
 	assert_int_equal(kd3_channel_seal(&w->ini.ch, KD3_R_FINISHED, w->ini.th, 32, &to_peer),
-			 KD3_OK);
+	                 KD3_OK);
 	h_frame again;
 	memcpy(again.bytes, to_peer_buf, to_peer.len);
 	again.len = to_peer.len;
@@ -493,7 +496,7 @@ static void test_close_both_ways(void **state)
 	memcpy(fr.bytes, to_peer_buf, to_peer.len);
 	fr.len = to_peer.len;
 	assert_int_equal(kd3_peer_send(&w->ini, (const uint8_t *)"late", 4, 0, &to_peer),
-			 KD3_E_CLOSED);
+	                 KD3_E_CLOSED);
 	assert_int_equal(feed(&w->resp, KD3_SRC_PEER, &fr, 0, &out), KD3_OK);
 	assert_true(out.events & KD3_EV_PEER_CLOSED);
 	assert_int_equal(out.close_text.len, 3);
@@ -544,9 +547,10 @@ static void test_expiry(void **state)
 	h_world *w = honest_run(0);
 	uint64_t end = w->resp.expires_ms;
 	kd3_wr_init(&to_peer, to_peer_buf, sizeof(to_peer_buf));
-	assert_int_equal(kd3_peer_send(&w->ini, (const uint8_t *)"a", 1, end - 1, &to_peer), KD3_OK);
+	assert_int_equal(kd3_peer_send(&w->ini, (const uint8_t *)"a", 1, end - 1, &to_peer),
+	                 KD3_OK);
 	assert_int_equal(kd3_peer_send(&w->ini, (const uint8_t *)"a", 1, end, &to_peer),
-			 KD3_E_EXPIRED);
+	                 KD3_E_EXPIRED);
 	assert_int_equal(kd3_peer_check_expiry(&w->resp, end + 5), KD3_E_EXPIRED);
 	world_free(w);
 }
@@ -567,9 +571,9 @@ static void test_kdc_error_forwarded(void **state)
 	memcpy(m2.bytes, to_kdc_buf, to_kdc.len);
 	m2.len = to_kdc.len;
 	w->principals[0].keys[0].sub.auth[0] ^= 1; /* the KDC holds another key for alice */
-	assert_int_equal(kd3_kdc_handle(&w->kdc, m2.bytes, m2.len, 0, err.bytes, sizeof(err.bytes),
-					&n, &res),
-			 KD3_E_BAD_AUTH);
+	assert_int_equal(
+	    kd3_kdc_handle(&w->kdc, m2.bytes, m2.len, 0, err.bytes, sizeof(err.bytes), &n, &res),
+	    KD3_E_BAD_AUTH);
 	err.len = n;
 	assert_int_equal(feed(&w->resp, KD3_SRC_KDC, &err, 0, &out), KD3_E_PEER_ERROR);
 	assert_int_equal(out.peer_error, KD3_E_BAD_AUTH);
@@ -592,20 +596,20 @@ static void test_responder_checks_m1(void **state)
 	h_world *w = world(KD3_SUITE_CHACHAPOLY, 0);
 	snprintf(w->resp.cfg.self, sizeof(w->resp.cfg.self), "carol");
 	assert_int_equal(feed(&w->resp, KD3_SRC_PEER, &rec->frames[F_M1], 0, &out),
-			 KD3_E_UNKNOWN_PRINCIPAL);
+	                 KD3_E_UNKNOWN_PRINCIPAL);
 	assert_int_equal(to_peer_buf[1], KD3_T_ERROR);
 	world_free(w);
 	/* A responder that allows only AES refuses ChaCha. */
 	w = world(KD3_SUITE_CHACHAPOLY, 0);
 	w->resp.cfg.suites_allowed = 1u << KD3_SUITE_AES256GCM;
 	assert_int_equal(feed(&w->resp, KD3_SRC_PEER, &rec->frames[F_M1], 0, &out),
-			 KD3_E_UNSUPPORTED);
+	                 KD3_E_UNSUPPORTED);
 	world_free(w);
 	/* A responder that requires forward secrecy refuses an M1 without it. */
 	w = world(KD3_SUITE_CHACHAPOLY, 0);
 	w->resp.cfg.forward_secret = 1;
 	assert_int_equal(feed(&w->resp, KD3_SRC_PEER, &rec->frames[F_M1], 0, &out),
-			 KD3_E_POLICY_DENIED);
+	                 KD3_E_POLICY_DENIED);
 	world_free(w);
 	world_free(rec);
 }
@@ -618,11 +622,11 @@ static void test_initiator_config_refused(void **state)
 	kd3_peer p;
 	snprintf(cfg.peer_name, sizeof(cfg.peer_name), "alice");
 	assert_int_equal(kd3_peer_init(&p, &cfg, &w->crypto, h_rng_fn, &w->rng_i),
-			 KD3_E_SAME_PRINCIPAL);
+	                 KD3_E_SAME_PRINCIPAL);
 	cfg = w->ini.cfg;
 	cfg.suite = 9;
 	assert_int_equal(kd3_peer_init(&p, &cfg, &w->crypto, h_rng_fn, &w->rng_i),
-			 KD3_E_UNSUPPORTED);
+	                 KD3_E_UNSUPPORTED);
 	cfg = w->ini.cfg;
 	cfg.nkeys = 0;
 	assert_int_equal(kd3_peer_init(&p, &cfg, &w->crypto, h_rng_fn, &w->rng_i), KD3_E_USAGE);
@@ -632,29 +636,29 @@ static void test_initiator_config_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_honest_runs),
-		cmocka_unit_test(test_initiator_pairs),
-		cmocka_unit_test(test_responder_pairs),
-		cmocka_unit_test(test_replayed_m3_refused),
-		cmocka_unit_test(test_replayed_m4_refused),
-		cmocka_unit_test(test_every_byte_flip_fails),
-		cmocka_unit_test_setup_teardown(test_records_in_order, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_replayed, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_dropped, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_reordered, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_reflected, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_tampered, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_record_truncated, rec_setup, rec_teardown),
-		cmocka_unit_test_setup_teardown(test_failure_sends_close, rec_setup, rec_teardown),
-		cmocka_unit_test(test_data_before_finished),
-		cmocka_unit_test(test_finished_twice),
-		cmocka_unit_test(test_close_both_ways),
-		cmocka_unit_test(test_truncated_session),
-		cmocka_unit_test(test_key_update_every_record),
-		cmocka_unit_test(test_expiry),
-		cmocka_unit_test(test_kdc_error_forwarded),
-		cmocka_unit_test(test_responder_checks_m1),
-		cmocka_unit_test(test_initiator_config_refused),
+	    cmocka_unit_test(test_honest_runs),
+	    cmocka_unit_test(test_initiator_pairs),
+	    cmocka_unit_test(test_responder_pairs),
+	    cmocka_unit_test(test_replayed_m3_refused),
+	    cmocka_unit_test(test_replayed_m4_refused),
+	    cmocka_unit_test(test_every_byte_flip_fails),
+	    cmocka_unit_test_setup_teardown(test_records_in_order, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_replayed, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_dropped, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_reordered, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_reflected, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_tampered, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_record_truncated, rec_setup, rec_teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_sends_close, rec_setup, rec_teardown),
+	    cmocka_unit_test(test_data_before_finished),
+	    cmocka_unit_test(test_finished_twice),
+	    cmocka_unit_test(test_close_both_ways),
+	    cmocka_unit_test(test_truncated_session),
+	    cmocka_unit_test(test_key_update_every_record),
+	    cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_kdc_error_forwarded),
+	    cmocka_unit_test(test_responder_checks_m1),
+	    cmocka_unit_test(test_initiator_config_refused),
 	};
 	return cmocka_run_group_tests_name("peer", tests, NULL, NULL);
 }

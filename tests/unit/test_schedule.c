@@ -18,18 +18,18 @@
 
 /* Frames of the first run (forward secrecy off), headers included. */
 static const char m1_hex[] = "01010050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-			     "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746beeeeb"
-			     "8217bfff94cb86c2c2b207a79af0b2fafa495b00";
+                             "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746beeeeb"
+                             "8217bfff94cb86c2c2b207a79af0b2fafa495b00";
 static const char m2_hex[] = "010200960050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacad"
-			     "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746be"
-			     "eeeb8217bfff94cb86c2c2b207a79af0b2fafa495b00b0b1b2b3b4b5b6b7b8b9"
-			     "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002aa8af941b085"
-			     "653dd71fc36fde327ad0a115668ab971373da070012e1062f100";
+                             "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746be"
+                             "eeeb8217bfff94cb86c2c2b207a79af0b2fafa495b00b0b1b2b3b4b5b6b7b8b9"
+                             "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002aa8af941b085"
+                             "653dd71fc36fde327ad0a115668ab971373da070012e1062f100";
 static const char m3_hex[] = "01030084b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-			     "cccdcecf00000e104bf4705583ddce753af20a6bb35fbee478fd2d28e79f128e"
-			     "18b9fe58247612e49fc264ba2a96323f039a292ed694dbaf31ac465b077c49e7"
-			     "6551939e0890ce25d5048f17f36899442fa632d2573626d4d5ea6b5a5d841f64"
-			     "3bdddac944425be6";
+                             "cccdcecf00000e104bf4705583ddce753af20a6bb35fbee478fd2d28e79f128e"
+                             "18b9fe58247612e49fc264ba2a96323f039a292ed694dbaf31ac465b077c49e7"
+                             "6551939e0890ce25d5048f17f36899442fa632d2573626d4d5ea6b5a5d841f64"
+                             "3bdddac944425be6";
 
 static const char ki_auth_hex[] =
     "fadc09f0dfa4a03edf350478aa8baf39df1f7eacfc65ee07de337d85794e0d11";
@@ -149,14 +149,14 @@ static void test_authenticators_golden(void **state)
 	uint8_t mac[KD3_MAC_LEN];
 
 	assert_int_equal(kd3_authenticator(c, ki_auth.b, KD3_LABEL_M1, m1_body, m1_signed, mac),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_equal(mac, m1_body + m1_signed, KD3_MAC_LEN);
 	assert_int_equal(kd3_authenticator_check(c, ki_auth.b, KD3_LABEL_M1, m1_body, m1_signed,
-						 m1_body + m1_signed),
-			 KD3_OK);
+	                                         m1_body + m1_signed),
+	                 KD3_OK);
 	assert_int_equal(kd3_authenticator_check(c, kr_auth.b, KD3_LABEL_M2, m2_body, m2_signed,
-						 m2_body + m2_signed),
-			 KD3_OK);
+	                                         m2_body + m2_signed),
+	                 KD3_OK);
 }
 
 static void test_authenticator_check_refuses(void **state)
@@ -252,30 +252,30 @@ static void test_blob_golden(void **state)
 
 	range(want_sk, sizeof(want_sk), 0xc0);
 	assert_int_equal(kd3_blob_open(c, KD3_SUITE_CHACHAPOLY, kr_wrap.b, KD3_ROLE_RESPONDER, th.b,
-				       3600, blob_r, sk),
-			 KD3_OK);
+	                               3600, blob_r, sk),
+	                 KD3_OK);
 	assert_memory_equal(sk, want_sk, KD3_KEY_LEN);
 	assert_int_equal(kd3_blob_open(c, KD3_SUITE_CHACHAPOLY, ki_wrap.b, KD3_ROLE_INITIATOR, th.b,
-				       3600, blob_i, sk),
-			 KD3_OK);
+	                               3600, blob_i, sk),
+	                 KD3_OK);
 	assert_memory_equal(sk, want_sk, KD3_KEY_LEN);
 
 	/* Sealing is deterministic (a key per exchange and lifetime, zero nonce): the same
 	 * bytes again. */
 	assert_int_equal(kd3_blob_seal(c, KD3_SUITE_CHACHAPOLY, kr_wrap.b, KD3_ROLE_RESPONDER, th.b,
-				       3600, want_sk, blob),
-			 KD3_OK);
+	                               3600, want_sk, blob),
+	                 KD3_OK);
 	assert_memory_equal(blob, blob_r, KD3_BLOB_LEN);
 	assert_int_equal(kd3_blob_seal(c, KD3_SUITE_CHACHAPOLY, ki_wrap.b, KD3_ROLE_INITIATOR, th.b,
-				       3600, want_sk, blob),
-			 KD3_OK);
+	                               3600, want_sk, blob),
+	                 KD3_OK);
 	assert_memory_equal(blob, blob_i, KD3_BLOB_LEN);
 }
 
 /* Opening must fail with BLOB_AUTH (or want) and leave sk all zero. */
 static void blob_open_must_fail(kd3_crypto *c, uint8_t suite, const uint8_t *wrap, kd3_role role,
-				const uint8_t *th, uint32_t lifetime, const uint8_t *blob, int want,
-				const char *what)
+                                const uint8_t *th, uint32_t lifetime, const uint8_t *blob, int want,
+                                const char *what)
 {
 	uint8_t sk[KD3_KEY_LEN];
 	memset(sk, 0xaa, sizeof(sk));
@@ -303,43 +303,43 @@ static void blob_suite(kd3_crypto *c, uint8_t suite)
 	range(sk, sizeof(sk), 0x50);
 
 	assert_int_equal(kd3_blob_seal(c, suite, wrap, KD3_ROLE_INITIATOR, th, 600, sk, blob),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_not_equal(blob, sk, KD3_KEY_LEN);
 	assert_int_equal(kd3_blob_open(c, suite, wrap, KD3_ROLE_INITIATOR, th, 600, blob, back),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_equal(back, sk, KD3_KEY_LEN);
 
 	/* The two roles' blobs of one exchange differ (different keys). */
 	assert_int_equal(kd3_blob_seal(c, suite, wrap, KD3_ROLE_RESPONDER, th, 600, sk, blob2),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_not_equal(blob, blob2, KD3_BLOB_LEN);
 
 	blob_open_must_fail(c, suite, wrap, KD3_ROLE_RESPONDER, th, 600, blob, KD3_E_BLOB_AUTH,
-			    "wrong role");
+	                    "wrong role");
 	blob_open_must_fail(c, suite, wrap, KD3_ROLE_INITIATOR, other_th, 600, blob,
-			    KD3_E_BLOB_AUTH, "wrong TH");
+	                    KD3_E_BLOB_AUTH, "wrong TH");
 	blob_open_must_fail(c, suite, wrap, KD3_ROLE_INITIATOR, th, 601, blob, KD3_E_BLOB_AUTH,
-			    "wrong lifetime");
+	                    "wrong lifetime");
 	blob_open_must_fail(c, suite, wrap, KD3_ROLE_INITIATOR, th, 0x80000000u | 600, blob,
-			    KD3_E_BLOB_AUTH, "lifetime high bit");
+	                    KD3_E_BLOB_AUTH, "lifetime high bit");
 	blob_open_must_fail(c, other_suite, wrap, KD3_ROLE_INITIATOR, th, 600, blob,
-			    KD3_E_BLOB_AUTH, "wrong suite");
+	                    KD3_E_BLOB_AUTH, "wrong suite");
 	blob_open_must_fail(c, suite, other_wrap, KD3_ROLE_INITIATOR, th, 600, blob,
-			    KD3_E_BLOB_AUTH, "wrong wrap key");
+	                    KD3_E_BLOB_AUTH, "wrong wrap key");
 	blob_open_must_fail(c, 3, wrap, KD3_ROLE_INITIATOR, th, 600, blob, KD3_E_UNSUPPORTED,
-			    "unknown suite");
+	                    "unknown suite");
 	for (size_t i = 0; i < KD3_BLOB_LEN; i++) {
 		blob[i] ^= 0x01;
 		blob_open_must_fail(c, suite, wrap, KD3_ROLE_INITIATOR, th, 600, blob,
-				    KD3_E_BLOB_AUTH, "blob byte flipped");
+		                    KD3_E_BLOB_AUTH, "blob byte flipped");
 		blob[i] ^= 0x01;
 	}
 	/* Unharmed after all that. */
 	assert_int_equal(kd3_blob_open(c, suite, wrap, KD3_ROLE_INITIATOR, th, 600, blob, back),
-			 KD3_OK);
+	                 KD3_OK);
 	assert_memory_equal(back, sk, KD3_KEY_LEN);
 	assert_int_equal(kd3_blob_seal(c, 0, wrap, KD3_ROLE_INITIATOR, th, 600, sk, blob),
-			 KD3_E_UNSUPPORTED);
+	                 KD3_E_UNSUPPORTED);
 }
 
 static void test_blob_round_trip_and_refusals(void **state)

@@ -169,11 +169,11 @@ static void test_bad_headers(void **state)
 {
 	(void)state;
 	static const uint8_t bad[][KD3_HDR_LEN] = {
-	    {2, KD3_T_M1, 0, 10},		     /* version */
-	    {0, KD3_T_M1, 0, 10},		     /* version */
-	    {KD3_VERSION, 0x05, 0, 10},		     /* unknown type */
-	    {KD3_VERSION, 0x00, 0, 0},		     /* unknown type */
-	    {KD3_VERSION, KD3_T_M3, 0, 133},	     /* longer than M3 ever is */
+	    {2, KD3_T_M1, 0, 10},                    /* version */
+	    {0, KD3_T_M1, 0, 10},                    /* version */
+	    {KD3_VERSION, 0x05, 0, 10},              /* unknown type */
+	    {KD3_VERSION, 0x00, 0, 0},               /* unknown type */
+	    {KD3_VERSION, KD3_T_M3, 0, 133},         /* longer than M3 ever is */
 	    {KD3_VERSION, KD3_T_RECORD, 0xff, 0xff}, /* 64 KiB */
 	    {KD3_VERSION, KD3_T_RECORD, 0x40, 0x1a}, /* KD3_RECORD_BODY_MAX + 1 */
 	    {KD3_VERSION, KD3_T_ERROR, 0x01, 0x03},  /* KD3_ERROR_BODY_MAX + 1 */
@@ -263,7 +263,7 @@ static void test_buffer_bound(void **state)
 			long need = kd3_frame_size(h, sizeof(h));
 			if (need > (long)KD3_FRAME_MAX)
 				fail_msg("type %d length %u: frame of %ld bytes accepted", type, l,
-					 need);
+				         need);
 		}
 	}
 }

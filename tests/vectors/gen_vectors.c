@@ -21,7 +21,8 @@ static void hex_line(const char *name, const uint8_t *p, size_t n)
 static void hex_block(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		printf("%s%02x%s", i % 32 == 0 ? "    " : "", p[i], (i % 32 == 31 || i + 1 == n) ? "\n" : "");
+		printf("%s%02x%s", i % 32 == 0 ? "    " : "", p[i],
+		       (i % 32 == 31 || i + 1 == n) ? "\n" : "");
 }
 
 static int print_derived(h_world *w)
@@ -112,7 +113,8 @@ int main(void)
 	printf("Inputs (all runs):\n\n```\n");
 	hex_line("K_I", in.k_i, 32);
 	hex_line("K_R", in.k_r, 32);
-	printf("%-10s = alice, kvno %u\n%-10s = bob, kvno %u\n", "id_i", in.kvno_i, "id_r", in.kvno_r);
+	printf("%-10s = alice, kvno %u\n%-10s = bob, kvno %u\n", "id_i", in.kvno_i, "id_r",
+	       in.kvno_r);
 	hex_line("n_i", in.n_i, 32);
 	hex_line("n_r", in.n_r, 32);
 	hex_line("KDC secret", in.realm_secret, 32);
