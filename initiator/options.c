@@ -82,7 +82,8 @@ static void print_help(const kd3_option *t)
 	       "  %d  other runtime error\n"
 	       "  %d  usage, config or key file error\n"
 	       "  %d  handshake failed (including an ERROR from the responder or the KDC)\n"
-	       "  %d  authentication failure (a record, confirm_r or the sealed key)\n"
+	       "  %d  authentication failure (a record, confirm_r or the sealed key; also\n"
+	       "     the responder reporting that our FINISHED or records failed)\n"
 	       "  %d  responder unreachable or vanished, session truncated, timeout, key expired\n",
 	       KD3_EXIT_OK, KD3_EXIT_RUNTIME, KD3_EXIT_USAGE, KD3_EXIT_HANDSHAKE, KD3_EXIT_AUTH,
 	       KD3_EXIT_GONE);

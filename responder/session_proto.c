@@ -191,6 +191,8 @@ static void proto_peer_closed(resp_session *s, const kd3_peer_out *out, uint64_t
 		return;
 	}
 	if (s->has_child) { /* --exec: the child's output still flows, then our CLOSE */
+		if (reason)
+			kd3_log_info("session %llu: %s", (unsigned long long)s->id, reason);
 		resp_exec_peer_closed(s);
 		return;
 	}

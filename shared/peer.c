@@ -38,12 +38,15 @@ static uint16_t wire_code(int err)
 	case KD3_E_UNEXPECTED:
 	case KD3_E_NONCE:
 	case KD3_E_RECORD_TYPE:
+	case KD3_E_RECORD_SEQ:
 		return KD3_E_MALFORMED;
 	case KD3_E_BLOB_AUTH:
 	case KD3_E_CONFIRM:
 	case KD3_E_WEAK_KEY:
+	case KD3_E_RECORD_AUTH: /* e.g. a FINISHED that failed its tag */
 		return KD3_E_BAD_AUTH;
 	case KD3_E_NO_KDC:
+	case KD3_E_EXPIRED:
 		return KD3_E_TIMEOUT;
 	default:
 		return KD3_E_INTERNAL;

@@ -528,6 +528,13 @@ void kd3_sio_report(const kd3_sio *s, int err)
 		kd3_log_error("%s", kd3_strerror(err));
 }
 
+/* Failures of authentication: ours, or the peer's report of one about our records. */
+static int is_auth_failure(int err)
+{
+	return err == KD3_E_BAD_AUTH || err == KD3_E_RECORD_AUTH || err == KD3_E_CONFIRM ||
+	       err == KD3_E_BLOB_AUTH || err == KD3_E_RECORD_SEQ;
+}
+
 int kd3_sio_exit_code(const kd3_sio *s, int err)
 {
 	switch (err) {
@@ -549,7 +556,9 @@ int kd3_sio_exit_code(const kd3_sio *s, int err)
 	case KD3_E_NO_KDC:
 		return KD3_EXIT_GONE;
 	case KD3_E_PEER_ERROR: /* an ERROR in the handshake; a CLOSE with a reason after */
-		return s && s->established ? KD3_EXIT_RUNTIME : KD3_EXIT_HANDSHAKE;
+		if (s && s->established)
+			return is_auth_failure(s->peer_error) ? KD3_EXIT_AUTH : KD3_EXIT_RUNTIME;
+		return KD3_EXIT_HANDSHAKE;
 	default:
 		break;
 	}

@@ -120,9 +120,13 @@ class Realm:
         self.db = os.path.join(self.dir, "kd3.db")
         self.procs = []
         self.kdc_port = None
-        run([exe("kdc"), "init", "--db", self.db], check=True)
-        for name in principals:
-            self.add(name)
+        try:
+            run([exe("kdc"), "init", "--db", self.db], check=True)
+            for name in principals:
+                self.add(name)
+        except BaseException:
+            self.close()
+            raise
 
     def keyfile(self, name):
         return os.path.join(self.dir, name + ".key")
@@ -131,26 +135,43 @@ class Realm:
         run([exe("kdc"), "add", name, "--db", self.db, "--keyfile", self.keyfile(name)],
             check=True)
 
+    def _start(self, make_argv, ready, port=None, env=None):
+        """Starts a server on a free port, or the given one. free_port() releases the
+        port before the server binds it, so another process may take it first: then
+        the server says so, and we try another port."""
+        for _ in range(5):
+            p_port = port or free_port()
+            p = Proc(make_argv(p_port), env=env)
+            self.procs.append(p)
+            try:
+                p.wait_for(ready)
+            except AssertionError:
+                if port is None and "Address already in use" in p.text():
+                    p.stop()
+                    continue
+                raise
+            p.port = p_port
+            return p
+        raise AssertionError("no free port after 5 tries")
+
     def start_kdc(self, *extra, port=None, workers=2):
-        self.kdc_port = port or free_port()
-        p = Proc([exe("kdc"), "serve", "--db", self.db, "--listen",
-                  f"127.0.0.1:{self.kdc_port}", "--workers", str(workers), *extra])
-        self.procs.append(p)
-        p.wait_for(r"serving on")
+        p = self._start(lambda prt: [exe("kdc"), "serve", "--db", self.db, "--listen",
+                                     f"127.0.0.1:{prt}", "--workers", str(workers), *extra],
+                        r"serving on", port)
+        self.kdc_port = p.port
         return p
 
     def start_responder(self, *extra, name="bob", kdc=None, port=None, env=None):
-        port = port or free_port()
         kdcs = kdc if kdc is not None else [f"127.0.0.1:{self.kdc_port}"]
-        argv = [exe("responder"), "--listen", f"127.0.0.1:{port}",
-                "--keyfile", self.keyfile(name)]
-        for k in kdcs:
-            argv += ["--kdc", k]
-        p = Proc(argv + list(extra), env=env)
-        p.port = port
-        self.procs.append(p)
-        p.wait_for(r"listening on")
-        return p
+
+        def argv(prt):
+            a = [exe("responder"), "--listen", f"127.0.0.1:{prt}",
+                 "--keyfile", self.keyfile(name)]
+            for k in kdcs:
+                a += ["--kdc", k]
+            return a + list(extra)
+
+        return self._start(argv, r"listening on", port, env)
 
     def initiator_argv(self, port, *extra, name="alice", peer="bob"):
         return [exe("initiator"), "--connect", f"127.0.0.1:{port}",

@@ -59,6 +59,7 @@ class _TcpConn:
         self.counts = {"I->R": 0, "R->I": 0}
         self.lock = threading.Lock()
         self.closed = False
+        self.ended = 0  # directions whose sender ended its stream (half_close)
         self._current_src = None
 
     def back(self, frame):
@@ -77,11 +78,28 @@ class _TcpConn:
                 pass
             s.close()
 
+    def _pass_eof(self, dst):
+        """half_close: passes an end of stream on as one (shutdown SHUT_WR), as a real
+        peer sees it. True while the other direction still runs."""
+        with self.lock:
+            if self.closed:
+                return False
+            self.ended += 1
+            if self.ended == 2:
+                return False
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
+
     def pump(self, src, dst, direction):
+        eof = False
         try:
             while True:
                 frame = read_frame(src)
                 if frame is None:
+                    eof = True
                     break
                 with self.lock:
                     n = self.counts[direction]
@@ -95,15 +113,23 @@ class _TcpConn:
                     dst.sendall(f)
         except OSError:
             pass
+        if eof and self.mitm.half_close and self._pass_eof(dst):
+            return
         self.cut()
 
 
 class TcpMitm:
-    """Listens on 127.0.0.1:port and relays to 127.0.0.1:upstream_port."""
+    """Listens on 127.0.0.1:port and relays to 127.0.0.1:upstream_port.
 
-    def __init__(self, upstream_port, hook=honest):
+    By default the end of either stream cuts both. half_close=True passes an end of
+    stream on as a half-close instead (the other direction goes on until it ends too),
+    so that a peer which shuts down its writing side and lingers (the responder after
+    its CLOSE) is seen as such, not as a reset connection."""
+
+    def __init__(self, upstream_port, hook=honest, half_close=False):
         self.upstream_port = upstream_port
         self.hook = hook
+        self.half_close = half_close
         self.log = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
