@@ -101,9 +101,11 @@ static void aead_scrub(kd3_aead *aead)
 
 #define BLOB_AD_MAX (sizeof(KD3_LABEL_M3) + sizeof(KD3_ROLE_I) + KD3_HASH_LEN + 4)
 
-int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
-                  uint8_t blob[KD3_BLOB_LEN])
+/* Seal (sealing = 1) or open one blob: the per-exchange key and AD, then the AEAD
+ * over the thread's context, which is scrubbed again on every path. */
+static int blob_crypt(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
+                      kd3_role role, const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                      int sealing, const uint8_t *in, uint8_t *out)
 {
 	static const uint8_t zero_iv[KD3_IV_LEN];
 	uint8_t key[KD3_KEY_LEN], ad_buf[BLOB_AD_MAX];
@@ -118,36 +120,30 @@ int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
 		goto out;
 	if ((ret = kd3_aead_setkey(aead, key)) != KD3_OK)
 		goto out;
-	ret = kd3_aead_seal(aead, zero_iv, ad.p, ad.len, sk, KD3_KEY_LEN, blob);
+	if (sealing)
+		ret = kd3_aead_seal(aead, zero_iv, ad.p, ad.len, in, KD3_KEY_LEN, out);
+	else
+		ret = kd3_aead_open(aead, zero_iv, ad.p, ad.len, in, KD3_BLOB_LEN, out);
 out:
 	kd3_wipe(key, sizeof(key));
 	aead_scrub(aead);
 	return ret;
 }
 
+int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
+                  uint8_t blob[KD3_BLOB_LEN])
+{
+	return blob_crypt(c, suite, wrap, role, th, lifetime, 1, sk, blob);
+}
+
 int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
                   const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
                   const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
 {
-	static const uint8_t zero_iv[KD3_IV_LEN];
-	uint8_t key[KD3_KEY_LEN], ad_buf[BLOB_AD_MAX];
-	kd3_writer ad;
-	kd3_aead *aead = kd3_crypto_aead(c, suite);
-	int ret = KD3_E_UNSUPPORTED;
-
-	kd3_wr_init(&ad, ad_buf, sizeof(ad_buf));
-	if (!aead)
-		goto out;
-	if ((ret = blob_key_ad(c, wrap, role, th, lifetime, key, &ad)) != KD3_OK)
-		goto out;
-	if ((ret = kd3_aead_setkey(aead, key)) != KD3_OK)
-		goto out;
-	ret = kd3_aead_open(aead, zero_iv, ad.p, ad.len, blob, KD3_BLOB_LEN, sk);
+	int ret = blob_crypt(c, suite, wrap, role, th, lifetime, 0, blob, sk);
 	if (ret == KD3_E_RECORD_AUTH)
 		ret = KD3_E_BLOB_AUTH;
-out:
-	kd3_wipe(key, sizeof(key));
-	aead_scrub(aead);
 	if (ret != KD3_OK)
 		kd3_wipe(sk, KD3_KEY_LEN);
 	return ret;

@@ -13,54 +13,13 @@
 
 #include <cmocka.h>
 
+#include "unit_hex.h"
+
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
 
 #include "crypto.h"
 #include "err.h"
-
-#define HEX_MAX 256
-
-typedef struct hexbuf {
-	uint8_t b[HEX_MAX];
-	size_t len;
-} hexbuf;
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	fail_msg("bad hex digit '%c'", c);
-	return 0;
-}
-
-static hexbuf unhex(const char *hex)
-{
-	hexbuf h;
-	size_t n = strlen(hex);
-	assert_int_equal(n % 2, 0);
-	assert_true(n / 2 <= sizeof(h.b));
-	for (size_t i = 0; i < n / 2; i++)
-		h.b[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
-	h.len = n / 2;
-	return h;
-}
-
-static void range(uint8_t *p, size_t n, uint8_t first)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(first + i);
-}
-
-static int all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
 
 /* A small deterministic generator for the cross-checks (not for keys). */
 static uint32_t xs_state = 0x12345678;

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "unit_hex.h"
+
 #include "buf.h"
 #include "err.h"
 #include "msg.h"
@@ -62,24 +64,9 @@ typedef struct frame_buf {
 	size_t len;
 } frame_buf;
 
-static int hex_nibble(char c)
+static void unhex_frame(const char *hex, frame_buf *f)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	fail_msg("bad hex digit '%c'", c);
-	return 0;
-}
-
-static void unhex(const char *hex, frame_buf *f)
-{
-	size_t n = strlen(hex);
-	assert_int_equal(n % 2, 0);
-	assert_true(n / 2 <= sizeof(f->b));
-	for (size_t i = 0; i < n / 2; i++)
-		f->b[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
-	f->len = n / 2;
+	f->len = hex_decode(hex, f->b, sizeof(f->b));
 }
 
 static uint8_t *body_of(frame_buf *f)
@@ -127,7 +114,7 @@ static void test_frame_decode_golden(void **state)
 	frame_buf f;
 	kd3_frame fr;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	assert_int_equal(kd3_frame_decode(f.b, f.len, &fr), KD3_OK);
 	assert_int_equal(fr.version, KD3_VERSION);
 	assert_int_equal(fr.type, KD3_T_M1);
@@ -142,7 +129,7 @@ static void test_frame_bad_version(void **state)
 	frame_buf f;
 	kd3_frame fr;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	for (size_t i = 0; i < sizeof(versions); i++) {
 		f.b[0] = versions[i];
 		assert_int_equal(kd3_frame_decode(f.b, f.len, &fr), KD3_E_UNSUPPORTED);
@@ -173,7 +160,7 @@ static void test_frame_length_mismatch(void **state)
 	frame_buf f;
 	kd3_frame fr;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	/* One byte missing, one byte extra. */
 	assert_int_equal(kd3_frame_decode(f.b, f.len - 1, &fr), KD3_E_MALFORMED);
 	f.b[f.len] = 0;
@@ -226,7 +213,7 @@ static void test_frame_size_stream(void **state)
 	(void)state;
 	frame_buf f;
 
-	unhex(m2_hex, &f);
+	unhex_frame(m2_hex, &f);
 	/* Fewer than a header: "need more". */
 	for (size_t n = 0; n < KD3_HDR_LEN; n++)
 		assert_int_equal(kd3_frame_size(f.b, n), 0);
@@ -272,16 +259,16 @@ static void test_m1_decode_golden(void **state)
 	frame_buf f;
 	kd3_m1 m;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_OK);
 	check_m1_fields(&m, body_of(&f), body_len(&f), 0);
 
-	unhex(m1_fs_hex, &f);
+	unhex_frame(m1_fs_hex, &f);
 	assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_OK);
 	check_m1_fields(&m, body_of(&f), body_len(&f), 1);
 	/* X25519(e_i priv = 40..5f, 9), as printed by gen_vectors. */
 	frame_buf e;
-	unhex("79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a", &e);
+	unhex_frame("79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a", &e);
 	assert_memory_equal(m.e_i, e.b, KD3_DH_LEN);
 }
 
@@ -293,7 +280,7 @@ static void check_m1_encode(const char *hex)
 	kd3_writer w;
 	size_t start;
 
-	unhex(hex, &g);
+	unhex_frame(hex, &g);
 	assert_int_equal(kd3_m1_decode(body_of(&g), body_len(&g), &m), KD3_OK);
 	kd3_wr_init(&w, out.b, sizeof(out.b));
 	assert_int_equal(kd3_frame_begin(&w, KD3_T_M1, &start), KD3_OK);
@@ -318,7 +305,7 @@ static void test_m1_encode_golden(void **state)
 static void check_truncations(const char *hex, int (*decode)(const uint8_t *, size_t))
 {
 	frame_buf f;
-	unhex(hex, &f);
+	unhex_frame(hex, &f);
 	assert_int_equal(decode(body_of(&f), body_len(&f)), KD3_OK);
 	for (size_t n = 0; n < body_len(&f); n++) {
 		int ret = decode(body_of(&f), n);
@@ -379,7 +366,7 @@ static void test_m1_unknown_flags(void **state)
 	frame_buf f;
 	kd3_m1 m;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	for (int bit = 1; bit < 8; bit++) {
 		body_of(&f)[1] = (uint8_t)(1u << bit);
 		assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_E_UNSUPPORTED);
@@ -390,7 +377,7 @@ static void test_m1_unknown_flags(void **state)
 	body_of(&f)[1] = KD3_FLAG_FS;
 	assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_E_MALFORMED);
 	/* And the FS body with the flag cleared has 32 bytes too many. */
-	unhex(m1_fs_hex, &f);
+	unhex_frame(m1_fs_hex, &f);
 	body_of(&f)[1] = 0;
 	assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_E_MALFORMED);
 }
@@ -402,7 +389,7 @@ static void test_m1_unknown_suite(void **state)
 	frame_buf f;
 	kd3_m1 m;
 
-	unhex(m1_hex, &f);
+	unhex_frame(m1_hex, &f);
 	for (size_t i = 0; i < sizeof(bad); i++) {
 		body_of(&f)[0] = bad[i];
 		assert_int_equal(kd3_m1_decode(body_of(&f), body_len(&f), &m), KD3_E_UNSUPPORTED);
@@ -472,8 +459,8 @@ static void check_m2_golden(const char *m2hex, const char *m1hex, int fs)
 	kd3_writer w;
 	size_t start;
 
-	unhex(m2hex, &g);
-	unhex(m1hex, &g1);
+	unhex_frame(m2hex, &g);
+	unhex_frame(m1hex, &g1);
 	fill(n_r, sizeof(n_r), 0xb0);
 	assert_int_equal(kd3_m2_decode(body_of(&g), body_len(&g), &m), KD3_OK);
 	/* The inner M1 is the M1 frame's body verbatim. */
@@ -522,7 +509,7 @@ static void test_m2_inner_length_off_by_one(void **state)
 	frame_buf f;
 	kd3_m2 m;
 
-	unhex(m2_hex, &f);
+	unhex_frame(m2_hex, &f);
 	uint16_t inner = kd3_get_u16(body_of(&f));
 	assert_int_equal(inner, 80);
 	kd3_put_u16(body_of(&f), (uint16_t)(inner + 1));
@@ -542,18 +529,18 @@ static void test_m2_inner_m1_checked(void **state)
 	kd3_m2 m;
 
 	/* The inner M1's suite, flags and names are judged as in a bare M1. */
-	unhex(m2_hex, &f);
+	unhex_frame(m2_hex, &f);
 	body_of(&f)[2] = 0x03;
 	assert_int_equal(kd3_m2_decode(body_of(&f), body_len(&f), &m), KD3_E_UNSUPPORTED);
-	unhex(m2_hex, &f);
+	unhex_frame(m2_hex, &f);
 	body_of(&f)[3] = 0x80;
 	assert_int_equal(kd3_m2_decode(body_of(&f), body_len(&f), &m), KD3_E_UNSUPPORTED);
-	unhex(m2_hex, &f);
+	unhex_frame(m2_hex, &f);
 	body_of(&f)[2 + 2 + 1] = ' '; /* first byte of "alice" */
 	assert_int_equal(kd3_m2_decode(body_of(&f), body_len(&f), &m), KD3_E_MALFORMED);
 
 	/* The inner FS flag decides whether e_r is there: an FS M2 without e_r is short. */
-	unhex(m2_fs_hex, &f);
+	unhex_frame(m2_fs_hex, &f);
 	size_t blen = body_len(&f);
 	memmove(body_of(&f) + blen - 64, body_of(&f) + blen - 32, 32);
 	assert_int_equal(kd3_m2_decode(body_of(&f), blen - 32, &m), KD3_E_MALFORMED);
@@ -569,7 +556,7 @@ static void test_m3_golden(void **state)
 	kd3_m3 m;
 	kd3_writer w;
 
-	unhex(m3_hex, &g);
+	unhex_frame(m3_hex, &g);
 	fill(n_r, sizeof(n_r), 0xb0);
 	assert_int_equal(body_len(&g), KD3_M3_BODY_LEN);
 	assert_int_equal(kd3_m3_decode(body_of(&g), body_len(&g), &m), KD3_OK);
@@ -594,7 +581,7 @@ static void check_m4_golden(const char *hex, int fs)
 	kd3_m4 m;
 	kd3_writer w;
 
-	unhex(hex, &g);
+	unhex_frame(hex, &g);
 	assert_int_equal(kd3_m4_decode(body_of(&g), body_len(&g), fs, &m), KD3_OK);
 	assert_ptr_equal(m.n_r, body_of(&g));
 	assert_int_equal(m.kvno_r, 2);
@@ -627,9 +614,9 @@ static void test_m4_fs_mismatch(void **state)
 	frame_buf f;
 	kd3_m4 m;
 
-	unhex(m4_hex, &f);
+	unhex_frame(m4_hex, &f);
 	assert_int_equal(kd3_m4_decode(body_of(&f), body_len(&f), 1, &m), KD3_E_MALFORMED);
-	unhex(m4_fs_hex, &f);
+	unhex_frame(m4_fs_hex, &f);
 	assert_int_equal(kd3_m4_decode(body_of(&f), body_len(&f), 0, &m), KD3_E_MALFORMED);
 }
 
@@ -719,7 +706,7 @@ static void test_record_golden(void **state)
 	kd3_frame fr;
 	kd3_record r;
 
-	unhex(finished_hex, &g);
+	unhex_frame(finished_hex, &g);
 	assert_int_equal(kd3_frame_decode(g.b, g.len, &fr), KD3_OK);
 	assert_int_equal(fr.type, KD3_T_RECORD);
 	assert_int_equal(kd3_record_decode(g.b, fr.body.p, fr.body.len, &r), KD3_OK);
@@ -836,7 +823,7 @@ static void test_encoders_no_space(void **state)
 	kd3_m3 m3;
 	kd3_writer w;
 
-	unhex(m3_hex, &g);
+	unhex_frame(m3_hex, &g);
 	assert_int_equal(kd3_m3_decode(body_of(&g), body_len(&g), &m3), KD3_OK);
 	kd3_wr_init(&w, out, sizeof(out) - 1);
 	assert_int_equal(kd3_m3_encode(&w, &m3), KD3_E_NO_SPACE);

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "unit_hex.h"
+
 #include "buf.h"
 #include "crypto.h"
 #include "err.h"
@@ -61,47 +63,6 @@ static const struct session_vector {
      "a21f2bde91b43373fe1b960ea03b868acc79808e3725df3195913b21798307b5", "f7b67caf9f60485e330ffa77",
      "607d7db70ae98ac3fe4430392b70fd868be9d3dfbc9b8ada59061ffb4aedbe1d"},
 };
-
-typedef struct hexbuf {
-	uint8_t b[256];
-	size_t len;
-} hexbuf;
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	fail_msg("bad hex digit '%c'", c);
-	return 0;
-}
-
-static hexbuf unhex(const char *hex)
-{
-	hexbuf h;
-	size_t n = strlen(hex);
-	assert_int_equal(n % 2, 0);
-	assert_true(n / 2 <= sizeof(h.b));
-	for (size_t i = 0; i < n / 2; i++)
-		h.b[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
-	h.len = n / 2;
-	return h;
-}
-
-static void range(uint8_t *p, size_t n, uint8_t first)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(first + i);
-}
-
-static int all_zero(const uint8_t *p, size_t n)
-{
-	uint8_t acc = 0;
-	for (size_t i = 0; i < n; i++)
-		acc |= p[i];
-	return acc == 0;
-}
 
 static int setup(void **state)
 {
