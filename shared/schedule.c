@@ -103,9 +103,9 @@ static void aead_scrub(kd3_aead *aead)
 
 /* Seal (sealing = 1) or open one blob: the per-exchange key and AD, then the AEAD
  * over the thread's context, which is scrubbed again on every path. */
-static int blob_crypt(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
-                      kd3_role role, const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
-                      int sealing, const uint8_t *in, uint8_t *out)
+static int blob_crypt(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
+                      const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, int sealing,
+                      const uint8_t *in, uint8_t *out)
 {
 	static const uint8_t zero_iv[KD3_IV_LEN];
 	uint8_t key[KD3_KEY_LEN], ad_buf[BLOB_AD_MAX];
