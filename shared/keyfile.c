@@ -80,6 +80,13 @@ static int keyfile_open(const char *path, int *fd_out, char *err, size_t len)
 		close(fd);
 		return KD3_E_KEYFILE_PERMS;
 	}
+	/* Like ssh's StrictModes: a key file someone else owns could be swapped under us. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		err_set(err, len, "%s: key file is owned by uid %u, not by us (uid %u) or root",
+		        path, (unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return KD3_E_KEYFILE_PERMS;
+	}
 	if (st.st_size > KEYFILE_SIZE_MAX) {
 		err_set(err, len, "%s: file is too large (%lld bytes, max %d)", path,
 		        (long long)st.st_size, KEYFILE_SIZE_MAX);

@@ -175,6 +175,24 @@ static void test_perms_refused(void **state)
 	kd3_keyfile_wipe(&kf);
 }
 
+/* A key file owned by someone else (not us, not root) is refused. Needs root to
+ * give the file away; skipped otherwise. */
+static void test_foreign_owner_refused(void **state)
+{
+	kd3_keyfile kf;
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	write_text(path, "principal = alice\nkey = 1:" HEX_A "\n", 0600);
+	assert_int_equal(chown(path, 54321, 54321), 0);
+	assert_int_equal(kd3_keyfile_load(path, &kf, err, sizeof(err)), KD3_E_KEYFILE_PERMS);
+	assert_non_null(strstr(err, "owned by uid 54321"));
+	assert_true(is_zero(&kf, sizeof(kf)));
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(kd3_keyfile_load(path, &kf, err, sizeof(err)), KD3_OK);
+	kd3_keyfile_wipe(&kf);
+}
+
 static void test_bad_hex(void **state)
 {
 	kd3_keyfile kf;
@@ -359,6 +377,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_format, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_perms_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_owner_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_hex, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kvno_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
