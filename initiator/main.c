@@ -2,7 +2,6 @@
  * then carries lines of stdin as DATA records and prints the DATA it receives.
  * The protocol is in shared/peer.c; this file wires options, keys and the socket. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include "net.h"
 #include "options.h"
 #include "peer.h"
+#include "proc.h"
 #include "schedule.h"
 #include "session_io.h"
 #include "trace.h"
@@ -182,7 +182,12 @@ int main(int argc, char **argv)
 	int ret;
 
 	kd3_log_set_program("initiator");
-	signal(SIGPIPE, SIG_IGN); /* a closed socket is an error return, not a signal */
+	/* Before anything opens a descriptor: a closed stdout must not become our socket
+	 * (received plaintext would go to the responder). Also: no core dumps, no SIGPIPE. */
+	if (kd3_proc_harden() != KD3_OK) {
+		kd3_log_error("cannot open /dev/null on a closed standard descriptor (0, 1 or 2)");
+		return KD3_EXIT_RUNTIME;
+	}
 	sio.sock = -1;
 	ret = ini_options_parse(argc, argv, &settings, &done);
 	if (ret != KD3_OK || done)

@@ -1,10 +1,13 @@
 /* kdc admin subcommands: each database change is one transaction, and a key file that
- * cannot be written rolls the change back, so the database and the key files agree. */
+ * cannot be written rolls the change back, so the database and the key files agree.
+ * A new key file is staged before the commit and renamed into place after it (stage.h):
+ * a failed commit never leaves a key file the database does not match. */
 #include "admin.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 #include "keyfile.h"
 #include "log.h"
 #include "msg.h"
+#include "stage.h"
 
 #define ADMIN_ERR_MAX 640
 
@@ -93,16 +97,21 @@ int kdc_cmd_init(kdc_opts *o)
 	return KD3_OK;
 }
 
-/* Inside a transaction: the new principal, its key, then the key file. */
-static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf, char *err,
-                     size_t len)
+/* Inside a transaction: the new principal, its key, then the key file, staged. */
+static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf,
+                     kdc_stage *stage, char *err, size_t len)
 {
+	struct stat sb;
 	int64_t now = (int64_t)time(NULL);
 	int ret = kdc_db_principal_insert(db, name, now, err, len);
 	if (ret == KD3_OK)
 		ret = kdc_db_key_insert(db, name, kf->keys[0].kvno, kf->keys[0].key, now, err, len);
+	if (ret == KD3_OK && lstat(path, &sb) == 0) { /* publishing checks again, atomically */
+		snprintf(err, len, "%.500s: already exists; refusing to overwrite it", path);
+		ret = KD3_E_EXISTS;
+	}
 	if (ret == KD3_OK)
-		ret = kd3_keyfile_write(path, kf, 0, err, len);
+		ret = kdc_stage_write(stage, path, kf, err, len);
 	return ret;
 }
 
@@ -112,6 +121,7 @@ int kdc_cmd_add(kdc_opts *o)
 	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
 	kd3_keyfile kf;
 	kdc_db db = {0};
+	kdc_stage stage = {0};
 	int ret = check_name(name);
 
 	memset(&kf, 0, sizeof(kf));
@@ -129,22 +139,27 @@ int kdc_cmd_add(kdc_opts *o)
 		kd3_log_error("%s", err);
 		goto out;
 	}
-	ret = add_in_tx(&db, name, path, &kf, err, sizeof(err));
-	int wrote_file = ret == KD3_OK;
-	ret = admin_finish(&db, ret, err);
-	if (ret != KD3_OK && wrote_file)
-		unlink(path); /* the commit failed: the key file holds a key nobody has */
-	if (ret == KD3_OK)
-		printf("added principal %s, kvno 1, key file %s\n", name, path);
+	ret = admin_finish(&db, add_in_tx(&db, name, path, &kf, &stage, err, sizeof(err)), err);
+	if (ret != KD3_OK) {
+		kdc_stage_discard(&stage); /* the staged file holds a key nobody has */
+		goto out;
+	}
+	if ((ret = kdc_stage_publish(&stage, 0, err, sizeof(err))) != KD3_OK) {
+		kd3_log_error("%s; principal %s was added: write its key file with 'kdc export %s'",
+		              err, name, name);
+		goto out;
+	}
+	printf("added principal %s, kvno 1, key file %s\n", name, path);
 out:
+	kdc_stage_discard(&stage);
 	kd3_keyfile_wipe(&kf);
 	kdc_db_close(&db);
 	return ret;
 }
 
-/* Inside a transaction: kvno max+1, then the key file with every kvno. */
-static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t *kvno, char *err,
-                        size_t len)
+/* Inside a transaction: kvno max+1, then the key file with every kvno, staged. */
+static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t *kvno,
+                        kdc_stage *stage, char *err, size_t len)
 {
 	kdc_db_principal p;
 	kd3_keyfile kf;
@@ -168,9 +183,10 @@ static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t
 	ret = kdc_db_key_insert(db, name, *kvno, key, (int64_t)time(NULL), err, len);
 	if (ret == KD3_OK)
 		ret = kdc_db_keys_get(db, name, &kf, err, len);
-	/* The new file holds every kvno, the old ones too: it replaces the old file. */
+	/* The new file holds every kvno, the old ones too: it replaces the old file once
+	 * the database has committed the new kvno. */
 	if (ret == KD3_OK)
-		ret = kd3_keyfile_write(path, &kf, 1, err, len);
+		ret = kdc_stage_write(stage, path, &kf, err, len);
 out:
 	kd3_wipe(key, sizeof(key));
 	kd3_keyfile_wipe(&kf);
@@ -182,6 +198,7 @@ int kdc_cmd_rotate(kdc_opts *o)
 	const char *name = o->args[0];
 	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
 	kdc_db db = {0};
+	kdc_stage stage = {0};
 	uint32_t kvno = 0;
 	int ret = check_name(name);
 
@@ -190,14 +207,24 @@ int kdc_cmd_rotate(kdc_opts *o)
 	keyfile_path(o, name, path);
 	if ((ret = admin_open(o, 1, &db)) != KD3_OK)
 		return ret;
-	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK)
+	if ((ret = kdc_db_begin(&db, err, sizeof(err))) != KD3_OK) {
 		kd3_log_error("%s", err);
-	else
-		ret =
-		    admin_finish(&db, rotate_in_tx(&db, name, path, &kvno, err, sizeof(err)), err);
-	if (ret == KD3_OK)
-		printf("rotated principal %s to kvno %u, key file %s (holds every kvno)\n", name,
-		       (unsigned)kvno, path);
+		goto out;
+	}
+	ret =
+	    admin_finish(&db, rotate_in_tx(&db, name, path, &kvno, &stage, err, sizeof(err)), err);
+	if (ret != KD3_OK) /* the old key file stays: the database still matches it */
+		goto out;
+	if ((ret = kdc_stage_publish(&stage, 1, err, sizeof(err))) != KD3_OK) {
+		kd3_log_error("%s; the database has kvno %u of %s: write its key file with "
+		              "'kdc export %s --force'",
+		              err, (unsigned)kvno, name, name);
+		goto out;
+	}
+	printf("rotated principal %s to kvno %u, key file %s (holds every kvno)\n", name,
+	       (unsigned)kvno, path);
+out:
+	kdc_stage_discard(&stage);
 	kdc_db_close(&db);
 	return ret;
 }

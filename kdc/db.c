@@ -16,6 +16,14 @@
 
 #define DB_BUSY_TIMEOUT_MS 5000
 
+/* How long a statement waits for another connection's lock. */
+static int db_busy_timeout_ms = DB_BUSY_TIMEOUT_MS;
+
+void kdc_db_set_busy_timeout_ms(int ms)
+{
+	db_busy_timeout_ms = ms >= 0 ? ms : DB_BUSY_TIMEOUT_MS;
+}
+
 static const char db_schema[] =
     "BEGIN;"
     "CREATE TABLE principals ("
@@ -94,7 +102,7 @@ static int db_connect(kdc_db *db, const char *path, int flags, char *err, size_t
 		return ret;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
-	sqlite3_busy_timeout(db->h, DB_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(db->h, db_busy_timeout_ms);
 	sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	/* secure_delete: a removed key is overwritten in the file, not left in a free page. */
 	int ret = db_exec(db, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", err, len,
@@ -143,29 +151,83 @@ int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc
 	return ret;
 }
 
-static int db_check_file(const char *path, char *err, size_t len)
+static int db_stat_error(const char *path, int saved, char *err, size_t len)
 {
-	struct stat st;
-	if (lstat(path, &st) != 0) {
-		if (errno == ENOENT) {
-			snprintf(err, len, "%s: no such database; create it with 'kdc init'", path);
-			return KD3_E_NOT_FOUND;
-		}
-		snprintf(err, len, "%s: %s", path, strerror(errno));
-		return KD3_E_DB;
+	if (saved == ENOENT) {
+		snprintf(err, len, "%s: no such database; create it with 'kdc init'", path);
+		return KD3_E_NOT_FOUND;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (saved == ELOOP)
+		snprintf(err, len, "%s: is a symbolic link; refusing to follow it", path);
+	else
+		snprintf(err, len, "%s: %s", path, strerror(saved));
+	return KD3_E_DB;
+}
+
+/* What was opened: a regular file, ours, private. */
+static int db_check_stat(const char *path, const struct stat *st, char *err, size_t len)
+{
+	if (!S_ISREG(st->st_mode)) {
 		snprintf(err, len, "%s: not a regular file", path);
 		return KD3_E_DB;
 	}
-	if ((st.st_mode & 077) != 0) {
+	/* Someone else's file could be changed or swapped under us. */
+	if (st->st_uid != geteuid()) {
+		snprintf(err, len, "%s: database is owned by uid %u, not by this user (uid %u)",
+		         path, (unsigned)st->st_uid, (unsigned)geteuid());
+		return KD3_E_KEYFILE_PERMS;
+	}
+	if ((st->st_mode & 077) != 0) {
 		snprintf(
 		    err, len,
 		    "%s: database is readable by group or others (mode 0%03o); run chmod 600 %s",
-		    path, (unsigned)(st.st_mode & 0777), path);
+		    path, (unsigned)(st->st_mode & 0777), path);
 		return KD3_E_KEYFILE_PERMS;
 	}
 	return KD3_OK;
+}
+
+/* Checks the file itself, not its name: lstat names it (a symbolic link is refused),
+ * open without following links, and fstat on that descriptor must show the same file
+ * (device and inode), so the checks apply to what was opened. *id gets that file, for
+ * db_same_file once SQLite opened the path. */
+static int db_check_file(const char *path, struct stat *id, char *err, size_t len)
+{
+	struct stat named, opened;
+	if (lstat(path, &named) != 0)
+		return db_stat_error(path, errno, err, len);
+	if (!S_ISREG(named.st_mode)) {
+		snprintf(err, len, "%s: not a regular file", path);
+		return KD3_E_DB;
+	}
+	/* O_NONBLOCK: a FIFO swapped in after lstat cannot block the open. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return db_stat_error(path, errno, err, len);
+	int ret = KD3_E_DB;
+	if (fstat(fd, &opened) != 0) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (opened.st_dev != named.st_dev || opened.st_ino != named.st_ino) {
+		snprintf(err, len, "%s: the file changed while it was being opened", path);
+		goto out;
+	}
+	ret = db_check_stat(path, &opened, err, len);
+	*id = opened;
+out:
+	close(fd);
+	return ret;
+}
+
+/* The path still names the file db_check_file checked (SQLite opened it by name). */
+static int db_same_file(const char *path, const struct stat *id, char *err, size_t len)
+{
+	struct stat now;
+	if (lstat(path, &now) == 0 && now.st_dev == id->st_dev && now.st_ino == id->st_ino)
+		return KD3_OK;
+	snprintf(err, len, "%s: the file changed while it was being opened", path);
+	return KD3_E_DB;
 }
 
 static int db_check_schema(kdc_db *db, char *err, size_t len)
@@ -193,12 +255,15 @@ out:
 
 int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t err_len)
 {
+	struct stat id = {0};
 	memset(db, 0, sizeof(*db));
-	int ret = db_check_file(path, err, err_len);
+	int ret = db_check_file(path, &id, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	ret = db_connect(db, path, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, err,
 	                 err_len);
+	if (ret == KD3_OK)
+		ret = db_same_file(path, &id, err, err_len);
 	if (ret == KD3_OK)
 		ret = db_check_schema(db, err, err_len);
 	if (ret != KD3_OK)

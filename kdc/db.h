@@ -28,8 +28,12 @@ typedef struct kdc_db {
 /* Creates a new database file (mode 0600); refuses an existing path. */
 int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db, char *err,
                   size_t err_len);
-/* Opens an existing kd3 database; refuses one readable by group or others. */
+/* Opens an existing kd3 database; refuses a symbolic link, a file another user owns, and
+ * one readable by group or others (checked on the opened file, not on its name). */
 int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t err_len);
+/* How long a statement waits for another connection's lock, for connections opened
+ * after the call (default 5000 ms; < 0 restores it). For tests. */
+void kdc_db_set_busy_timeout_ms(int ms);
 void kdc_db_close(kdc_db *db);
 
 /* BEGIN IMMEDIATE: takes the write lock now, so the checks inside see the final state. */

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "log.h"
 #include "options.h"
+#include "proc.h"
 
 #ifndef KD3_VERSION_STRING
 #define KD3_VERSION_STRING "unknown"
@@ -58,6 +59,12 @@ int main(int argc, char **argv)
 	kdc_opts o;
 
 	kd3_log_set_program("kdc");
+	/* Before anything opens a descriptor: a closed stdout or stderr must not become the
+	 * database or a socket. Also: no core dumps (keys), no SIGPIPE. */
+	if (kd3_proc_harden() != KD3_OK) {
+		kd3_log_error("cannot open /dev/null on a closed standard descriptor (0, 1 or 2)");
+		return EXIT_RUNTIME;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

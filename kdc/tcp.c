@@ -63,17 +63,49 @@ static void conn_close(kdc_worker *w, kdc_conn *c)
 	w->free_list = c;
 }
 
-/* Out of descriptors: free the spare one to accept and close the connection at once,
- * so the listening socket does not stay readable and spin the loop. */
+/* Stops watching the listening socket for KDC_TCP_PAUSE_MS; kdc_tcp_expire resumes. */
+static void listen_pause(kdc_worker *w)
+{
+	if (w->listen_resume_ms)
+		return;
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->tcp_fd, NULL);
+	w->listen_resume_ms = kd3_now_ms() + KDC_TCP_PAUSE_MS;
+}
+
+static void listen_resume(kdc_worker *w)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	ev.data.u64 = KDC_TAG_LISTEN;
+	w->listen_resume_ms = 0;
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tcp_fd, &ev) != 0 && errno != EEXIST) {
+		kd3_log_error("tcp: cannot watch the listening socket: %s", strerror(errno));
+		listen_pause(w); /* try again later */
+	}
+}
+
+/* Out of descriptors: free this worker's spare one to accept and close the connection
+ * at once, so the listening socket does not stay readable and spin the loop. The
+ * descriptor table is the process's, though: another thread may take the freed slot
+ * before our accept() or open(), leaving us without a spare. Unless a connection was
+ * shed and the spare is back, stop watching the listening socket for a moment rather
+ * than spin on it while it stays readable. */
 static void accept_shed(kdc_worker *w)
 {
-	if (w->spare_fd < 0)
-		return;
-	close(w->spare_fd);
-	int fd = accept(w->tcp_fd, NULL, NULL);
-	if (fd >= 0)
-		close(fd);
-	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int shed = 0;
+	if (w->spare_fd >= 0) {
+		close(w->spare_fd);
+		w->spare_fd = -1;
+		int fd = accept(w->tcp_fd, NULL, NULL);
+		if (fd >= 0) {
+			close(fd);
+			shed = 1;
+		}
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (!shed || w->spare_fd < 0)
+		listen_pause(w);
 }
 
 static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
@@ -207,6 +239,11 @@ void kdc_tcp_readable(kdc_worker *w, kdc_conn *c)
 
 int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 {
+	uint64_t wait = 1000;
+	if (w->listen_resume_ms && w->listen_resume_ms <= now_ms)
+		listen_resume(w);
+	if (w->listen_resume_ms)
+		wait = w->listen_resume_ms - now_ms;
 	while (w->active_head && w->active_head->deadline_ms <= now_ms) {
 		kdc_conn *c = w->active_head;
 		char addr[64];
@@ -214,9 +251,10 @@ int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 		kd3_log_debug("tcp %s: idle timeout, connection closed", addr);
 		conn_close(w, c);
 	}
-	if (!w->active_head)
+	if (!w->active_head && !w->listen_resume_ms)
 		return -1; /* nothing to time: wait for an event */
-	uint64_t wait = w->active_head->deadline_ms - now_ms;
+	if (w->active_head && w->active_head->deadline_ms - now_ms < wait)
+		wait = w->active_head->deadline_ms - now_ms;
 	return wait > 1000 ? 1000 : (int)wait;
 }
 

@@ -18,9 +18,10 @@
 #include "table.h"
 #include "wire.h"
 
-#define KDC_UDP_BATCH 32
-#define KDC_UDP_BUF   2048 /* > the largest M2 frame; a longer datagram is refused */
-#define KDC_REPLY_MAX 512  /* >= an M3 or an ERROR frame */
+#define KDC_UDP_BATCH    32
+#define KDC_UDP_BUF      2048 /* > the largest M2 frame; a longer datagram is refused */
+#define KDC_REPLY_MAX    512  /* >= an M3 or an ERROR frame */
+#define KDC_TCP_PAUSE_MS 100  /* out of descriptors: the listening socket rests this long */
 
 /* epoll tags; connection i is KDC_TAG_CONN + i. */
 #define KDC_TAG_STOP   0
@@ -56,7 +57,9 @@ typedef struct kdc_worker {
 	unsigned id;
 	const kdc_serve_cfg *cfg;
 	int epfd, udp_fd, tcp_fd, stop_fd;
-	int spare_fd; /* given up to accept-and-close when out of descriptors */
+	int spare_fd;              /* this worker's, given up to accept-and-close when out of
+	                            * descriptors; -1 when another thread took the slot */
+	uint64_t listen_resume_ms; /* 0, or when to watch tcp_fd again (out of descriptors) */
 	kd3_crypto crypto;
 	int crypto_ready;
 	kd3_kdc *kdc;

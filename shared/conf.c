@@ -2,6 +2,7 @@
  * table, so a file key and a long option always mean the same thing. */
 #include "conf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,15 +17,19 @@
 /* Longest value quoted back in an error message. */
 #define CONF_QUOTE_MAX 64
 
+/* Most options one table may have (the kdc has 16): seen_line has a slot for each. */
+#define CONF_OPTS_MAX 64
+
 struct conf_ctx {
 	FILE *file;
 	const char *section;
 	const kd3_option *opts;
 	size_t nopts;
-	int lineno;    /* lines handed to inih so far: the line being parsed */
-	int err;       /* first failure, KD3_OK while none */
-	int err_line;  /* where it happened */
-	char why[320]; /* its reason, without the "path:line: " prefix */
+	int lineno;                   /* lines handed to inih so far: the line being parsed */
+	int seen_line[CONF_OPTS_MAX]; /* where each option was set in this file (0: not yet) */
+	int err;                      /* first failure, KD3_OK while none */
+	int err_line;                 /* where it happened */
+	char why[320];                /* its reason, without the "path:line: " prefix */
 };
 
 static void why_set(char *why, size_t len, const char *fmt, ...)
@@ -277,6 +282,15 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		ctx_fail(cx, KD3_E_CONFIG, "unknown key '%.*s'", CONF_QUOTE_MAX, name);
 		return 0;
 	}
+	/* A second value would silently replace the first: only a list may repeat. */
+	int *seen = &cx->seen_line[o - cx->opts];
+	if (*seen && o->type != KD3_OPT_LIST) {
+		ctx_fail(cx, KD3_E_CONFIG,
+		         "%s: set twice (first on line %d); only list options may repeat", o->name,
+		         *seen);
+		return 0;
+	}
+	*seen = cx->lineno;
 	if (opt_apply(o, value, why, sizeof(why)) != KD3_OK) {
 		ctx_fail(cx, KD3_E_CONFIG, "%s: %s", o->name, why);
 		return 0;
@@ -284,22 +298,71 @@ static int conf_handler(void *user, const char *section, const char *name, const
 	return 1;
 }
 
-/* inih's line reader over our FILE: counts lines (so the handler knows where it is)
- * and refuses a line longer than inih's buffer instead of letting inih split it. */
+static int is_blank(char c)
+{
+	return isspace((unsigned char)c) != 0;
+}
+
+/* Debian's inih is built with multi-line values and inline comments on: it would take
+ * an indented line as a continuation that replaces the previous key's value, and cut a
+ * value at " ;" (so "exec = a ; b" would run "a"). Both change a value silently, so
+ * neither is allowed: a line is a comment, a [section], or key = value from column 0,
+ * and a value holds no blank followed by ';' or '#'. */
+static int check_line_text(struct conf_ctx *cx, const char *line)
+{
+	const char *p = line;
+	while (*p && is_blank(*p))
+		p++;
+	if (*p == '\0' || *p == ';' || *p == '#')
+		return KD3_OK; /* blank, or a comment line (indented or not) */
+	if (p > line) {
+		ctx_fail(cx, KD3_E_CONFIG, "indented line: continuation lines are not supported");
+		return KD3_E_CONFIG;
+	}
+	for (; *p; p++) {
+		if (is_blank(p[0]) && (p[1] == ';' || p[1] == '#')) {
+			ctx_fail(
+			    cx, KD3_E_CONFIG,
+			    "inline comments are not supported; put the comment on its own line");
+			return KD3_E_CONFIG;
+		}
+	}
+	return KD3_OK;
+}
+
+/* inih's line reader over our FILE: counts lines (so the handler knows where it is),
+ * refuses a NUL byte (it would cut the line short) and a line longer than inih's buffer
+ * (instead of letting inih split it), then the shapes check_line_text refuses.
+ * A line holds at most num - 2 bytes before its '\n': with the '\n' and the
+ * terminating NUL it fills str[num]. */
 static char *conf_reader(char *str, int num, void *stream)
 {
 	struct conf_ctx *cx = stream;
-	if (cx->err)
+	size_t n = 0, cap = num > 1 ? (size_t)num - 1 : 0;
+	int c = 0, has_nul = 0;
+
+	if (cx->err || cap == 0)
 		return NULL; /* stop at the first error */
-	if (!fgets(str, num, cx->file))
-		return NULL;
+	while (n < cap && (c = getc(cx->file)) != EOF) {
+		str[n++] = (char)c;
+		has_nul |= c == '\0';
+		if (c == '\n')
+			break;
+	}
+	if (n == 0)
+		return NULL; /* end of file (or a read error, which ferror tells) */
+	str[n] = '\0';
 	cx->lineno++;
-	size_t n = strlen(str);
-	if (n > 0 && str[n - 1] != '\n' && !feof(cx->file)) {
-		ctx_fail(cx, KD3_E_CONFIG, "line is too long (max %d bytes)", num - 3);
+	if (has_nul) {
+		ctx_fail(cx, KD3_E_CONFIG, "line contains a NUL byte");
 		return NULL;
 	}
-	return str;
+	if (n == cap && str[n - 1] != '\n') {
+		ctx_fail(cx, KD3_E_CONFIG, "line is too long (max %d bytes before the line end)",
+		         num - 2);
+		return NULL;
+	}
+	return check_line_text(cx, str) == KD3_OK ? str : NULL;
 }
 
 int kd3_conf_load(const char *path, const char *section, const kd3_option *opts, size_t nopts,
@@ -308,6 +371,11 @@ int kd3_conf_load(const char *path, const char *section, const kd3_option *opts,
 	struct conf_ctx cx;
 
 	memset(&cx, 0, sizeof(cx));
+	if (nopts > CONF_OPTS_MAX) {
+		snprintf(err, err_len, "%s: the option table has %zu entries (max %d)", path, nopts,
+		         CONF_OPTS_MAX);
+		return KD3_E_CONFIG;
+	}
 	cx.section = section;
 	cx.opts = opts;
 	cx.nopts = nopts;

@@ -18,6 +18,8 @@
 /* The established loop wakes at least this often, to check the key lifetime. */
 #define SIO_TICK_MS 1000
 #define SIO_CHUNK   4096
+/* At the end, how long to drain the peer's bytes so that our last frame is delivered. */
+#define SIO_LINGER_MS 1000
 
 int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const char *rx_dir,
                  const char *peer_role, int io_timeout_ms)
@@ -39,8 +41,32 @@ int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const
 	return KD3_OK;
 }
 
+static int wait_fd(int fd, short events, uint64_t deadline_ms);
+
+/* Our last frame (a CLOSE or an ERROR) may still be in the socket's send queue, and a
+ * close() with unread input sends a TCP reset, which can destroy it before the peer
+ * reads it. So end our direction (a FIN after the queued bytes), then read and discard
+ * until the peer ends its own, for a bounded time. */
+static void sock_linger(kd3_sio *s)
+{
+	uint8_t sink[SIO_CHUNK];
+	int ms = s->io_timeout_ms < SIO_LINGER_MS ? s->io_timeout_ms : SIO_LINGER_MS;
+	uint64_t deadline = kd3_now_ms() + (uint64_t)ms;
+
+	if (shutdown(s->sock, SHUT_WR) != 0)
+		return; /* never connected, or already reset: nothing to deliver */
+	while (wait_fd(s->sock, POLLIN, deadline) == KD3_OK) {
+		ssize_t n = read(s->sock, sink, sizeof(sink));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			break;
+	}
+	kd3_wipe(sink, sizeof(sink));
+}
+
 void kd3_sio_wipe(kd3_sio *s)
 {
+	if (s->sock >= 0)
+		sock_linger(s);
 	kd3_stream_wipe(&s->rx);
 	kd3_wipe(s->tx, sizeof(s->tx));
 	kd3_wipe(s->trace_copy, sizeof(s->trace_copy));
@@ -106,9 +132,12 @@ out:
 	return ret;
 }
 
-/* Writes all of p[len]; each wait for room is bounded by io_timeout_ms. */
+/* Writes all of p[len] within io_timeout_ms in all: a peer that reads a trickle cannot
+ * hold us longer than one that reads nothing. */
 static int write_all(kd3_sio *s, const uint8_t *p, size_t len)
 {
+	uint64_t deadline = kd3_now_ms() + (uint64_t)s->io_timeout_ms;
+
 	while (len > 0) {
 		ssize_t n = send(s->sock, p, len, MSG_NOSIGNAL);
 		if (n > 0) {
@@ -119,8 +148,7 @@ static int write_all(kd3_sio *s, const uint8_t *p, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int ret =
-			    wait_fd(s->sock, POLLOUT, kd3_now_ms() + (uint64_t)s->io_timeout_ms);
+			int ret = wait_fd(s->sock, POLLOUT, deadline);
 			if (ret == KD3_E_IO)
 				s->sock_errno = errno;
 			if (ret != KD3_OK)
@@ -290,7 +318,9 @@ static int close_ours(kd3_sio *s)
 {
 	int ret = kd3_peer_close(s->peer, KD3_CLOSE_NORMAL, "bye", &s->tx_w);
 	int sent = kd3_sio_send_out(s, KD3_R_CLOSE);
-	s->last_rx_ms = kd3_now_ms(); /* the peer's CLOSE is due from now */
+	/* The peer's CLOSE is due by a fixed deadline: what it sends meanwhile does not
+	 * move it, so a peer that keeps trickling frames cannot keep us waiting. */
+	s->close_deadline_ms = kd3_now_ms() + (uint64_t)s->io_timeout_ms;
 	return ret != KD3_OK ? ret : sent;
 }
 
@@ -326,7 +356,6 @@ static int drain_frames(kd3_sio *s, FILE *out_file)
 		if (ret == KD3_OK && (out.events & KD3_EV_PEER_CLOSED))
 			ret = on_peer_closed(s, &out);
 		kd3_stream_consume(&s->rx, len);
-		s->last_rx_ms = kd3_now_ms();
 		if (ret != KD3_OK)
 			return ret;
 		if (s->peer->state == KD3_PS_CLOSED)
@@ -435,6 +464,20 @@ static int expired(kd3_sio *s)
 	return KD3_E_EXPIRED;
 }
 
+/* Once we closed, the peer must answer with its CLOSE by the deadline close_ours set:
+ * KD3_E_TIMEOUT after it, else *wait_ms shortened to wake at it. */
+static int close_wait(kd3_sio *s, int *wait_ms)
+{
+	uint64_t now = kd3_now_ms();
+	if (!s->close_deadline_ms) /* closed some other way: the deadline starts now */
+		s->close_deadline_ms = now + (uint64_t)s->io_timeout_ms;
+	if (now >= s->close_deadline_ms)
+		return KD3_E_TIMEOUT;
+	if (s->close_deadline_ms - now < (uint64_t)*wait_ms)
+		*wait_ms = (int)(s->close_deadline_ms - now);
+	return KD3_OK;
+}
+
 int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 {
 	int in_open = in_fd >= 0;
@@ -447,15 +490,14 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 			return closed_result(s);
 		if (kd3_peer_check_expiry(s->peer, kd3_now_ms()) != KD3_OK)
 			return expired(s);
-		/* Once we closed, the peer must answer with its CLOSE, or at least stay busy. */
-		if (s->peer->ch.tx.closed &&
-		    kd3_now_ms() - s->last_rx_ms >= (uint64_t)s->io_timeout_ms)
-			return KD3_E_TIMEOUT;
+		int wait_ms = SIO_TICK_MS;
+		if (s->peer->ch.tx.closed && (ret = close_wait(s, &wait_ms)) != KD3_OK)
+			return ret;
 
 		struct pollfd pfd[2] = {{.fd = s->sock, .events = POLLIN},
 		                        {.fd = in_fd, .events = POLLIN}};
 		int watch_in = in_open && !s->peer->ch.tx.closed;
-		int n = poll(pfd, watch_in ? 2 : 1, SIO_TICK_MS);
+		int n = poll(pfd, watch_in ? 2 : 1, wait_ms);
 		if (n < 0 && errno != EINTR) {
 			s->sock_errno = errno;
 			return KD3_E_IO;

@@ -14,11 +14,14 @@
  *                         CLOSE carried a reason other than KD3_CLOSE_NORMAL;
  *   - kd3_sio_report / kd3_sio_exit_code: the one-line error and the exit code.
  *
- * Every wait is bounded: writes by io_timeout_ms without progress, the established loop
- * wakes at least once a second to check the key lifetime (kd3_peer_check_expiry), and
- * once our direction is closed the peer must send a frame (its CLOSE) within
- * io_timeout_ms of the last one. When the key expires, a CLOSE with reason
- * KD3_E_EXPIRED tells the peer why the session ends.
+ * Every wait is bounded: one write of frames by io_timeout_ms in all, the established
+ * loop wakes at least once a second to check the key lifetime (kd3_peer_check_expiry),
+ * and once our CLOSE is sent the peer's CLOSE is due within io_timeout_ms of it, a
+ * fixed deadline (frames the peer sends meanwhile do not extend it). When the key
+ * expires, a CLOSE with reason KD3_E_EXPIRED tells the peer why the session ends.
+ * kd3_sio_wipe ends our direction (shutdown) and reads what the peer still sends for
+ * a moment before closing, so that our last frame (a CLOSE or an ERROR) is not lost to
+ * the TCP reset a close with unread input would send.
  * Lines are limited to KD3_PAYLOAD_MAX (16384) bytes, without their '\n'; a longer line
  * is reported on stderr and not sent. Received DATA is printed only after its record
  * verified (kd3_peer_input delivers nothing else).
@@ -72,19 +75,20 @@ typedef struct kd3_sio {
 	size_t line_len;
 	int line_too_long; /* skipping the rest of an over-long line */
 
-	int established;           /* KD3_EV_ESTABLISHED was seen */
-	uint64_t last_rx_ms;       /* when the last frame came (after our CLOSE: a deadline) */
-	int sock_errno;            /* errno of a failed socket call (0: none) */
-	int out_errno;             /* errno of a failed write to the output (0: none) */
-	uint16_t peer_error;       /* code of an ERROR received, or a CLOSE's reason if not 0 */
-	char peer_error_text[256]; /* its text, printable */
-	uint16_t close_reason;     /* reason of the peer's CLOSE */
+	int established;            /* KD3_EV_ESTABLISHED was seen */
+	uint64_t close_deadline_ms; /* once our CLOSE is sent: the peer's CLOSE is due by then */
+	int sock_errno;             /* errno of a failed socket call (0: none) */
+	int out_errno;              /* errno of a failed write to the output (0: none) */
+	uint16_t peer_error;        /* code of an ERROR received, or a CLOSE's reason if not 0 */
+	char peer_error_text[256];  /* its text, printable */
+	uint16_t close_reason;      /* reason of the peer's CLOSE */
 } kd3_sio;
 
 /* KD3_E_IO when the socket cannot be made non-blocking. */
 int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const char *rx_dir,
                  const char *peer_role, int io_timeout_ms);
-/* Wipes every buffer (they held plaintext) and closes the socket. */
+/* Wipes every buffer (they held plaintext) and closes the socket, after ending our
+ * direction and draining the peer's for at most a second (bounded by io_timeout_ms). */
 void kd3_sio_wipe(kd3_sio *s);
 
 /* Connects to a (an IP literal address), waiting at most timeout_ms. On KD3_E_IO

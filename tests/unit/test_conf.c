@@ -198,6 +198,121 @@ static void test_long_line(void **state)
 	assert_non_null(strstr(err, ":2: line is too long"));
 }
 
+/* The limit in the message is the real one: that many bytes load, one more does not. */
+static void test_long_line_limit_exact(void **state)
+{
+	char text[1200];
+	int max = 0;
+	(void)state;
+	memset(text, 'x', sizeof(text));
+	memcpy(text, "name = ", 7);
+	text[sizeof(text) - 2] = '\n';
+	text[sizeof(text) - 1] = '\0';
+	assert_int_equal(load(text), KD3_E_CONFIG);
+	assert_int_equal(sscanf(strstr(err, "(max "), "(max %d bytes", &max), 1);
+	assert_true(max > 20 && max < (int)sizeof(text) - 2);
+	char want[96];
+	snprintf(want, sizeof(want), "line is too long (max %d bytes before the line end)", max);
+	assert_err_at(1, want);
+	/* Exactly max bytes, with and without a final '\n': accepted. */
+	text[max] = '\n';
+	text[max + 1] = '\0';
+	assert_int_equal(load(text), KD3_OK);
+	assert_int_equal(strlen(S.name), (size_t)max - 7);
+	text[max] = '\0';
+	assert_int_equal(load(text), KD3_OK);
+	/* max + 1 bytes: refused, with and without the '\n'. */
+	text[max] = 'x';
+	text[max + 1] = '\n';
+	text[max + 2] = '\0';
+	assert_int_equal(load(text), KD3_E_CONFIG);
+	assert_err_at(1, want);
+	text[max + 1] = '\0';
+	assert_int_equal(load(text), KD3_E_CONFIG);
+	assert_err_at(1, want);
+}
+
+/* inih would cut "a ; b" to "a": refused, whatever the blank and the comment sign. */
+static void test_inline_comment_refused(void **state)
+{
+	static const char *const bad[] = {
+	    "name = handler --mode=strict ; logger\n",
+	    "name = handler --mode=strict # logger\n",
+	    "name = handler\t;logger\n",
+	    "name = ;x\n",
+	    "workers = 2 ; two\n",
+	    "[kdc] ; the section\n",
+	};
+	static const char reason[] =
+	    "inline comments are not supported; put the comment on its own line";
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&S, 0, sizeof(S));
+		char text[128];
+		snprintf(text, sizeof(text), "# ok\n%s", bad[i]);
+		assert_int_equal(load(text), KD3_E_CONFIG);
+		assert_err_at(2, reason);
+		assert_string_equal(S.name, ""); /* nothing was set from that line */
+	}
+	/* ';' and '#' with no blank before them are part of the value, as inih reads it. */
+	assert_int_equal(load("name = a;b#c\n; a comment\n# another\n   ; indented comment\n"),
+	                 KD3_OK);
+	assert_string_equal(S.name, "a;b#c");
+}
+
+/* inih would take an indented line as the previous key's value: refused. */
+static void test_indented_line_refused(void **state)
+{
+	static const char reason[] = "indented line: continuation lines are not supported";
+	(void)state;
+	assert_int_equal(load("name = first\n  second\n"), KD3_E_CONFIG);
+	assert_err_at(2, reason);
+	assert_string_equal(S.name, "first");
+	assert_int_equal(load("workers = 2\n\tworkers = 3\n"), KD3_E_CONFIG);
+	assert_err_at(2, reason);
+	assert_int_equal(S.workers, 2);
+	assert_int_equal(load(" workers = 4\n"), KD3_E_CONFIG);
+	assert_err_at(1, reason);
+	assert_int_equal(load("  [kdc]\n"), KD3_E_CONFIG);
+	assert_err_at(1, reason);
+	/* Blank lines made of blanks, and CRLF line ends, are fine. */
+	assert_int_equal(load("name = x\r\n   \r\n\t\nworkers = 5\r\n"), KD3_OK);
+	assert_int_equal(S.workers, 5);
+}
+
+static void test_nul_byte_refused(void **state)
+{
+	static const char text[] = "workers = 2\nname = abc\0def\n";
+	(void)state;
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	assert_int_equal(kd3_conf_load(path, "kdc", opts, NOPTS, err, sizeof(err)), KD3_E_CONFIG);
+	assert_err_at(2, "line contains a NUL byte");
+	assert_string_equal(S.name, "");
+}
+
+/* A second value for a single-value key would silently win: refused. Lists repeat. */
+static void test_repeated_key_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(load("workers = 2\nname = x\nworkers = 3\n"), KD3_E_CONFIG);
+	assert_err_at(3, "workers: set twice (first on line 1); only list options may repeat");
+	assert_int_equal(S.workers, 2);
+	/* Outside the section and inside it are the same key. */
+	assert_int_equal(load("flag = yes\n[kdc]\nflag = no\n"), KD3_E_CONFIG);
+	assert_err_at(3, "flag: set twice (first on line 1); only list options may repeat");
+	assert_int_equal(load("suites = aes-256-gcm\n\nsuites = chacha20-poly1305\n"),
+	                 KD3_E_CONFIG);
+	assert_err_at(3, "suites: set twice (first on line 1); only list options may repeat");
+	/* Each file starts afresh; a list may repeat. */
+	memset(&S, 0, sizeof(S));
+	assert_int_equal(load("workers = 7\ndeny = a->b\ndeny = c->d\n"), KD3_OK);
+	assert_int_equal(S.workers, 7);
+	assert_int_equal(S.deny.n, 2);
+}
+
 static void test_str_too_long(void **state)
 {
 	char value[KD3_CONF_STR_MAX + 8];
@@ -312,6 +427,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_line_limit_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inline_comment_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_indented_line_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_repeated_key_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_str_too_long, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_suites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),

@@ -1,6 +1,8 @@
 /* kdc/db.c and the admin subcommands over it: every path, and every failure leaves
  * the database as it was. Also the principal table and the policy built from it. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "admin.h"
 #include "crypto.h"
@@ -21,6 +28,7 @@
 #include "policy.h"
 #include "schedule.h"
 #include "table.h"
+#include "worker.h"
 
 static char dir[64];
 static char db_path[128];
@@ -164,6 +172,35 @@ static void test_open_refuses(void **state)
 	chmod(db_path, 0600);
 	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
+}
+
+/* A database file someone else owns could be changed under us: refused. */
+static void test_open_refuses_other_owner(void **state)
+{
+	kdc_db db;
+	(void)state;
+	init_db();
+	if (geteuid() != 0)
+		skip(); /* only root can give a file away */
+	assert_int_equal(chown(db_path, 4242, (gid_t)-1), 0);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_KEYFILE_PERMS);
+	assert_non_null(strstr(err, "database is owned by uid 4242, not by this user (uid 0)"));
+	assert_int_equal(kdc_cmd_add(cmd("alice", NULL, "alice.key", 0)), KD3_E_KEYFILE_PERMS);
+	assert_int_equal(chown(db_path, 0, (gid_t)-1), 0);
+	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+}
+
+static void test_open_refuses_symlink(void **state)
+{
+	char link_path[256];
+	kdc_db db;
+	(void)state;
+	init_db();
+	file_path("link.db", link_path);
+	assert_int_equal(symlink(db_path, link_path), 0);
+	assert_int_equal(kdc_db_open(link_path, 0, &db, err, sizeof(err)), KD3_E_DB);
+	assert_non_null(strstr(err, "not a regular file"));
 }
 
 /* ---- add ------------------------------------------------------------------------ */
@@ -337,6 +374,101 @@ static void test_retire(void **state)
 	assert_int_equal(kdc_cmd_retire(cmd("alice", "x", NULL, 0)), KD3_E_USAGE);
 	snapshot(after);
 	assert_string_equal(before, after);
+}
+
+/* ---- a commit that fails ------------------------------------------------------------ */
+
+static void read_text(const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+}
+
+/* Entries in the test directory: a staged key file left behind would show here. */
+static int count_files(void)
+{
+	struct dirent *e;
+	int n = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* A second connection in a read transaction holds a SHARED lock: BEGIN IMMEDIATE still
+ * works, but COMMIT cannot get its EXCLUSIVE lock and fails with SQLITE_BUSY once the
+ * (shortened) busy timeout runs out. */
+static sqlite3 *hold_read_lock(void)
+{
+	sqlite3 *h = NULL;
+	assert_int_equal(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(h, "BEGIN; SELECT count(*) FROM principals;", NULL, NULL, NULL),
+	    SQLITE_OK);
+	kdc_db_set_busy_timeout_ms(50);
+	return h;
+}
+
+static void release_read_lock(sqlite3 *h)
+{
+	kdc_db_set_busy_timeout_ms(-1);
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+}
+
+/* The new key file goes into place only after the commit: a failed commit leaves the
+ * old key file (which the database still matches) and nothing staged. */
+static void test_rotate_commit_fails_keeps_key_file(void **state)
+{
+	char before[4096], after[4096], path[256], text_before[2048], text_after[2048];
+	kd3_keyfile file;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	snapshot(before);
+	file_path("alice.key", path);
+	read_text(path, text_before, sizeof(text_before));
+
+	sqlite3 *reader = hold_read_lock();
+	int ret = kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0));
+	release_read_lock(reader);
+	assert_int_equal(ret, KD3_E_DB);
+	snapshot(after);
+	assert_string_equal(before, after);
+	read_text(path, text_after, sizeof(text_after));
+	assert_string_equal(text_before, text_after);
+	assert_int_equal(count_files(), 2); /* kd3.db and alice.key */
+
+	/* Without the lock the same rotate goes through. */
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kd3_keyfile_latest(&file)->kvno, 2);
+	assert_int_equal(count_files(), 2);
+	kd3_keyfile_wipe(&file);
+}
+
+static void test_add_commit_fails_writes_no_key_file(void **state)
+{
+	char before[4096], after[4096], path[256];
+	(void)state;
+	init_db();
+	snapshot(before);
+	sqlite3 *reader = hold_read_lock();
+	int ret = kdc_cmd_add(cmd("bob", NULL, "bob.key", 0));
+	release_read_lock(reader);
+	assert_int_equal(ret, KD3_E_DB);
+	snapshot(after);
+	assert_string_equal(before, after);
+	file_path("bob.key", path);
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_int_equal(count_files(), 1); /* kd3.db only */
+	add("bob", "bob.key");
+	assert_int_equal(count_files(), 2);
 }
 
 /* ---- remove, disable, enable ------------------------------------------------------ */
@@ -525,11 +657,96 @@ static void test_policy(void **state)
 	}
 }
 
+/* ---- the example kdc.conf ------------------------------------------------------------ */
+
+/* config/kdc.conf loads with the real option table and sets what it says. */
+static void test_example_config_loads(void **state)
+{
+	static const kdc_cmd serve = {"serve", NULL, "", 0, KDC_TAKES_SERVE, ""};
+	char conf[PATH_MAX];
+	kdc_opts o;
+	(void)state;
+	snprintf(conf, sizeof(conf), "%s", __FILE__); /* .../tests/unit/test_kdc_db.c */
+	for (int up = 0; up < 3; up++) {
+		char *slash = strrchr(conf, '/');
+		assert_non_null(slash);
+		*slash = '\0';
+	}
+	strncat(conf, "/config/kdc.conf", sizeof(conf) - strlen(conf) - 1);
+	char *argv[] = {"serve", "--config", conf, NULL};
+	assert_int_equal(kdc_options_parse(&serve, 3, argv, &o, err, sizeof(err)), KD3_OK);
+	assert_string_equal(o.db, "./kd3.db");
+	assert_string_equal(o.listen, "127.0.0.1:7088");
+	assert_int_equal(o.lifetime, 3600);
+	assert_int_equal(o.deny.n, 0);
+	assert_int_equal(o.max_conns, 1024);
+	assert_int_equal(o.log_requests, 1);
+}
+
+/* ---- TCP out of descriptors ------------------------------------------------------------ */
+
+/* A worker whose spare descriptor another thread took (the descriptor table is the
+ * process's) must not spin on a listening socket that stays readable: it stops watching
+ * it for KDC_TCP_PAUSE_MS, then watches it again with a new spare. */
+static void test_tcp_out_of_fds_does_not_spin(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	struct epoll_event ev = {.events = EPOLLIN}, got[4];
+	struct rlimit saved, low;
+	(void)state;
+	kdc_worker *w = calloc(1, sizeof(*w));
+	assert_non_null(w);
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	w->spare_fd = -1; /* lost to another worker */
+	assert_true(w->epfd >= 0 && w->tcp_fd >= 0);
+	assert_int_equal(bind(w->tcp_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(w->tcp_fd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(listen(w->tcp_fd, 8), 0);
+	ev.data.u64 = KDC_TAG_LISTEN;
+	assert_int_equal(epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tcp_fd, &ev), 0);
+	int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(client, (struct sockaddr *)&a, sizeof(a)), 0);
+
+	/* No descriptor left: the lowest free one becomes the limit. */
+	int lowest = open("/dev/null", O_RDONLY);
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(epoll_wait(w->epfd, got, 4, 0), 1);
+	kdc_tcp_accept(w);
+	int ready = epoll_wait(w->epfd, got, 4, 0); /* before the fix: 1, a busy loop */
+	int timeout = kdc_tcp_expire(w, kd3_now_ms());
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(ready, 0);
+	assert_true(timeout >= 0 && timeout <= KDC_TCP_PAUSE_MS);
+
+	/* After the pause: a spare again, and the connection is taken (and refused: this
+	 * worker has no connection slots). */
+	assert_int_equal(kdc_tcp_expire(w, kd3_now_ms() + KDC_TCP_PAUSE_MS), -1);
+	assert_true(w->spare_fd >= 0);
+	assert_int_equal(epoll_wait(w->epfd, got, 4, 0), 1);
+	kdc_tcp_accept(w);
+	uint8_t reply[64];
+	assert_true(recv(client, reply, sizeof(reply), 0) >= 0);
+	close(client);
+	close(w->spare_fd);
+	close(w->tcp_fd);
+	close(w->epfd);
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_init, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_refuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_refuses_other_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_refuses_symlink, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_existing_principal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_keyfile_exists_rolls_back, setup, teardown),
@@ -539,12 +756,18 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_without_db, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_and_export, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_commit_fails_keeps_key_file, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_add_commit_fails_writes_no_key_file, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disable_enable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_example_config_loads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tcp_out_of_fds_does_not_spin, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
