@@ -10,26 +10,9 @@
 
 #include "err.h"
 #include "log.h"
-#include "msg.h"
 
 /* Connections accepted per event before the loop serves the sessions. */
 #define ACCEPT_BATCH 32
-
-/* Over --max-sessions: one ERROR BUSY, sent if the socket takes it now, then close. */
-static void accept_refuse(resp_server *srv, int fd, const kd3_addr *from)
-{
-	uint8_t buf[KD3_HDR_LEN + KD3_ERROR_BODY_MAX];
-	kd3_writer w;
-	char addr[64];
-
-	kd3_addr_format(from, addr, sizeof(addr));
-	kd3_log_info("refused %s: %zu sessions already (--max-sessions)", addr, srv->nsessions);
-	kd3_wr_init(&w, buf, sizeof(buf));
-	if (kd3_error_encode(&w, KD3_E_BUSY, "responder busy: too many sessions") == KD3_OK &&
-	    send(fd, buf, w.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		kd3_log_debug("refused %s: could not send ERROR BUSY", addr);
-	close(fd);
-}
 
 /* Out of descriptors: stop accepting for a moment instead of spinning on a
  * listening socket that stays readable. */
@@ -49,7 +32,7 @@ static void accept_one(resp_server *srv, int fd, const kd3_addr *from, uint64_t 
 		return;
 	}
 	if (srv->nsessions >= srv->opts->max_sessions) {
-		accept_refuse(srv, fd, from);
+		resp_refuse(srv, fd, from, now);
 		return;
 	}
 	/* Records are small and interactive: do not hold them back (Nagle). */

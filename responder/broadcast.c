@@ -1,8 +1,9 @@
 /* Default mode: each stdin line goes as one DATA record to every established
- * session. stdin is read with exactly one read() per readiness event, so it never
- * needs O_NONBLOCK (which would change a terminal shared with the shell). stdin
- * that cannot be polled (/dev/null, a regular file), is closed, or is the terminal
- * of a background job is not read. */
+ * session. stdin is read non-blocking through our own descriptor (stdfd.h), so a
+ * terminal or pipe shared with the shell keeps its mode, and a read never waits even
+ * when someone else took the bytes epoll announced. stdin that cannot be polled
+ * (/dev/null, a regular file), is closed, or is the terminal of a background job is
+ * not read. */
 #include "server.h"
 
 #include <errno.h>
@@ -19,11 +20,21 @@ void resp_broadcast_open(resp_server *srv)
 		kd3_log_info("stdin is a terminal of another job: not reading it");
 		return;
 	}
-	srv->in.fd = STDIN_FILENO;
-	if (resp_watch_set(srv->ctx.epfd, &srv->in, EPOLLIN) != KD3_OK) {
-		kd3_log_debug("stdin cannot be polled; not reading it");
-		srv->in.fd = -1;
+	if (resp_stdfd_open(&srv->in_fd, STDIN_FILENO) != KD3_OK) {
+		kd3_log_debug("stdin is not readable; not reading it");
+		return;
 	}
+	srv->in.fd = srv->in_fd.fd;
+	if (srv->in_fd.regular || resp_watch_set(srv->ctx.epfd, &srv->in, EPOLLIN) != KD3_OK) {
+		kd3_log_debug("stdin cannot be polled; not reading it");
+		resp_broadcast_close(srv);
+	}
+}
+
+void resp_broadcast_close(resp_server *srv)
+{
+	resp_watch_forget(srv->ctx.epfd, &srv->in); /* closed below if it is ours */
+	resp_stdfd_close(&srv->in_fd);
 }
 
 static void broadcast_line(resp_server *srv, kd3_view line, uint64_t now)
@@ -32,6 +43,7 @@ static void broadcast_line(resp_server *srv, kd3_view line, uint64_t now)
 		resp_session_send_line(s, line.p, line.len, now);
 }
 
+/* One read per event: the sessions and the other descriptors get their turn. */
 void resp_broadcast_read(resp_server *srv, uint64_t now)
 {
 	size_t room = 0;
@@ -44,7 +56,7 @@ void resp_broadcast_read(resp_server *srv, uint64_t now)
 	if (n <= 0) { /* EOF: the last unterminated line, then stdin is done */
 		while (resp_linebuf_rest(&srv->in_lines, &line))
 			broadcast_line(srv, line, now);
-		resp_watch_forget(srv->ctx.epfd, &srv->in);
+		resp_broadcast_close(srv);
 		return;
 	}
 	resp_linebuf_added(&srv->in_lines, (size_t)n);

@@ -12,7 +12,10 @@
 #include "err.h"
 #include "net.h"
 
-#define ENV_EXTRA 2
+/* What of our environment the command gets (when set). */
+static const char *const child_env_keep[] = {"PATH=", "HOME=", "LANG=", "TERM="};
+#define ENV_KEEP  (sizeof(child_env_keep) / sizeof(child_env_keep[0]))
+#define ENV_EXTRA 2 /* KD3_PEER, KD3_SESSION */
 
 extern char **environ;
 
@@ -25,21 +28,29 @@ void resp_child_init(resp_child *c, void *owner)
 	resp_linebuf_init(&c->lines);
 }
 
-/* Our environment without KD3_PEER / KD3_SESSION, then those two. The strings are
- * not copied: the array lives until execve (child) or free (parent). */
+static const char *env_find(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	for (size_t i = 0; environ && environ[i]; i++)
+		if (strncmp(environ[i], prefix, n) == 0)
+			return environ[i];
+	return NULL;
+}
+
+/* The minimal environment (child.h). The strings are not copied: the array lives
+ * until execve (child) or free (parent). */
 static char **child_env(char *peer_var, char *sid_var)
 {
-	size_t n = 0;
-	while (environ && environ[n])
-		n++;
-	char **env = calloc(n + ENV_EXTRA + 1, sizeof(*env));
+	char **env = calloc(ENV_KEEP + ENV_EXTRA + 1, sizeof(*env));
+	size_t k = 0;
+
 	if (!env)
 		return NULL;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "KD3_PEER=", 9) != 0 &&
-		    strncmp(environ[i], "KD3_SESSION=", 12) != 0)
-			env[k++] = environ[i];
+	for (size_t i = 0; i < ENV_KEEP; i++) {
+		const char *v = env_find(child_env_keep[i]);
+		if (v)
+			env[k++] = (char *)v;
+	}
 	env[k++] = peer_var;
 	env[k++] = sid_var;
 	env[k] = NULL;
@@ -55,6 +66,9 @@ static void child_exec(const char *cmd, int in_r, int out_w, char **env)
 	static const char msg[] = "responder: cannot run /bin/sh\n";
 	char *const argv[] = {"sh", "-c", (char *)cmd, NULL};
 
+	/* Its own process group first, so that signalling the group reaches everything it
+	 * starts (the parent does the same: whichever runs first). */
+	setpgid(0, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -95,6 +109,8 @@ int resp_child_spawn(resp_child *c, const char *cmd, const char *peer, uint64_t 
 	}
 	if (pid == 0)
 		child_exec(cmd, in_pipe[0], out_pipe[1], env);
+	/* Fails with EACCES once the child has run execve: it did setpgid itself. */
+	(void)setpgid(pid, pid);
 	c->pid = pid;
 	c->in.fd = in_pipe[1];
 	c->out.fd = out_pipe[0];
@@ -113,14 +129,28 @@ out:
 	return ret;
 }
 
+void resp_child_kill_group(resp_child *c)
+{
+	if (c->pid <= 0 || c->group_signaled)
+		return;
+	c->group_signaled = 1;
+	/* The group id is the child's pid, which the kernel does not give out again while
+	 * the group has a member (the unreaped child counts). Once the group is empty the
+	 * id is free: hence once, and soon after the child ended (at most the session's
+	 * last seconds). */
+	if (kill(-c->pid, SIGTERM) != 0 && !c->exited)
+		kill(c->pid, SIGTERM); /* it has not reached its setpgid yet */
+}
+
 void resp_child_release(resp_child *c, int epfd, int kill_it)
 {
 	resp_watch_close(epfd, &c->in);
 	resp_watch_close(epfd, &c->out);
 	resp_outq_free(&c->inq);
 	resp_linebuf_wipe(&c->lines);
-	if (kill_it && c->pid > 0 && !c->exited)
-		kill(c->pid, SIGTERM);
+	c->out_deadline = 0;
+	if (kill_it)
+		resp_child_kill_group(c);
 }
 
 void resp_child_describe(const resp_child *c, char *out, size_t len)

@@ -17,13 +17,16 @@
 #define RESP_DRAIN_MS  2000
 #define RESP_LINGER_MS 2000
 
+struct resp_outlet;
+
 typedef struct resp_ctx {
 	int epfd;
 	kd3_crypto *crypto; /* one per process: the loop is one thread */
 	const kd3_peer_config *pcfg;
 	const kd3_addr *kdcs;
 	size_t nkdcs;
-	const char *exec_cmd; /* NULL: default mode (stdout/stdin) */
+	const char *exec_cmd;       /* NULL: default mode (stdout/stdin) */
+	struct resp_outlet *outlet; /* default mode: stdout (outlet.h) */
 	uint32_t handshake_ms;
 	uint32_t kdc_timeout_ms;
 	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */

@@ -37,12 +37,32 @@ void resp_kdcx_stop(resp_kdcx *x, int epfd)
 	resp_watch_close(epfd, &x->w);
 	x->state = RESP_KX_IDLE;
 	x->deadline = 0;
+	x->confirming = 0;
+	x->unconfirmed = 0;
+	memset(x->udp_error, 0, sizeof(x->udp_error));
+	x->udp_error_len = 0;
+}
+
+/* TCP could not confirm the UDP ERROR: it is the reply after all. */
+static int kdcx_unconfirmed(resp_kdcx *x, int epfd, const char *why)
+{
+	resp_watch_close(epfd, &x->w);
+	x->state = RESP_KX_IDLE;
+	x->deadline = 0;
+	x->confirming = 0;
+	x->unconfirmed = 1;
+	snprintf(x->confirm_failed, sizeof(x->confirm_failed), "%s", why);
+	memcpy(x->reply, x->udp_error, x->udp_error_len);
+	x->reply_len = x->udp_error_len;
+	return RESP_KDCX_REPLY;
 }
 
 /* This KDC failed: say why, then the next one. */
 static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 {
 	char addr[64];
+	if (x->confirming)
+		return kdcx_unconfirmed(x, epfd, why);
 	resp_kdcx_peer(x, addr, sizeof(addr));
 	kd3_log_info("session %llu: KDC %s: %s%s", (unsigned long long)x->sid, addr, why,
 	             x->idx + 1 < x->nkdcs ? "; trying the next KDC" : "");
@@ -130,7 +150,25 @@ int resp_kdcx_start(resp_kdcx *x, int epfd, uint64_t now)
 {
 	x->idx = 0;
 	x->started_ms = now;
+	x->confirming = x->unconfirmed = 0;
 	return kdcx_open_kdc(x, epfd, now);
+}
+
+int resp_kdcx_over_udp(const resp_kdcx *x)
+{
+	return x->state == RESP_KX_UDP;
+}
+
+int resp_kdcx_confirm(resp_kdcx *x, int epfd, uint64_t now)
+{
+	memcpy(x->udp_error, x->reply, x->reply_len);
+	x->udp_error_len = x->reply_len;
+	x->confirming = 1;
+	x->unconfirmed = 0;
+	resp_watch_close(epfd, &x->w);
+	if (tcp_open(x, epfd, now) != KD3_OK)
+		return kdcx_unconfirmed(x, epfd, "cannot open a TCP socket");
+	return RESP_KDCX_PENDING;
 }
 
 /* One datagram: exactly one whole frame, or it is ignored. */

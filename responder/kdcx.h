@@ -5,7 +5,14 @@
  * first wait base_ms and doubling; then one TCP attempt bounded by
  * RESP_KDC_TCP_TIMEOUT_MS; then the next KDC. A UDP "port unreachable" skips the
  * remaining UDP tries. The exchange only moves bytes: the session checks each reply
- * (n_r must be the open one) and calls resp_kdcx_reject for one it will not take. */
+ * (n_r must be the open one) and calls resp_kdcx_reject for one it will not take.
+ *
+ * An ERROR is not authenticated, and over UDP anyone who can send us a datagram with
+ * the KDC's address can forge one. So an ERROR that came over UDP is not taken at
+ * once: resp_kdcx_confirm sends the same M2 over TCP to the same KDC (an off-path
+ * attacker cannot answer inside a TCP connection). Its reply decides (an M3 goes on,
+ * an ERROR is taken); when TCP fails the UDP ERROR is returned after all (unconfirmed
+ * set), since the KDC may well be unreachable over TCP. */
 #ifndef RESP_KDCX_H
 #define RESP_KDCX_H
 
@@ -53,6 +60,12 @@ typedef struct resp_kdcx {
 	uint8_t reply[RESP_KDC_REPLY_MAX];
 	size_t reply_len; /* RESP_KDCX_REPLY */
 	size_t tcp_got;
+
+	int confirming;  /* an ERROR came over UDP; asking the same KDC over TCP */
+	int unconfirmed; /* the reply is that UDP ERROR: TCP could not confirm it */
+	uint8_t udp_error[RESP_KDC_REPLY_MAX];
+	size_t udp_error_len;
+	char confirm_failed[96]; /* why TCP could not confirm (unconfirmed) */
 } resp_kdcx;
 
 void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,
@@ -64,6 +77,12 @@ int resp_kdcx_on_timer(resp_kdcx *x, int epfd, uint64_t now);
 /* The reply just returned is not one we take: over UDP keep waiting, over TCP move
  * to the next KDC. */
 int resp_kdcx_reject(resp_kdcx *x, int epfd, uint64_t now);
+/* 1 while the exchange talks UDP: the reply just returned came in a datagram. */
+int resp_kdcx_over_udp(const resp_kdcx *x);
+/* The reply just returned is an ERROR that came over UDP: ask the same KDC over TCP.
+ * PENDING, or REPLY with the UDP ERROR back in reply[] (unconfirmed) when TCP
+ * cannot even start. */
+int resp_kdcx_confirm(resp_kdcx *x, int epfd, uint64_t now);
 /* Closes the socket; the exchange is over. */
 void resp_kdcx_stop(resp_kdcx *x, int epfd);
 /* Address of the KDC being tried, for log lines. */

@@ -12,8 +12,11 @@ void resp_linebuf_init(resp_linebuf *lb)
 uint8_t *resp_linebuf_space(resp_linebuf *lb, size_t *room)
 {
 	if (lb->start > 0) {
-		memmove(lb->buf, lb->buf + lb->start, lb->end - lb->start);
-		lb->end -= lb->start;
+		size_t kept = lb->end - lb->start;
+		memmove(lb->buf, lb->buf + lb->start, kept);
+		/* Lines already handed out (and copies of the moved bytes): plaintext. */
+		kd3_wipe(lb->buf + kept, lb->end - kept);
+		lb->end = kept;
 		lb->start = 0;
 	}
 	*room = sizeof(lb->buf) - lb->end;

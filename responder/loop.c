@@ -25,7 +25,7 @@ static void loop_stop(resp_server *srv, int signo, uint64_t now)
 	srv->stopping = 1;
 	srv->stop_deadline = now + RESP_STOP_MS;
 	resp_watch_close(srv->ctx.epfd, &srv->listen);
-	resp_watch_forget(srv->ctx.epfd, &srv->in);
+	resp_broadcast_close(srv);
 	for (resp_session *s = srv->sessions; s; s = resp_session_next(s))
 		resp_session_stop(s, now);
 }
@@ -56,6 +56,12 @@ static void loop_dispatch(resp_server *srv, resp_watch *w, uint32_t events, uint
 	case RESP_W_STDIN:
 		resp_broadcast_read(srv, now);
 		break;
+	case RESP_W_STDOUT:
+		resp_outlet_flush(&srv->outlet, srv->ctx.epfd);
+		break;
+	case RESP_W_REFUSED:
+		resp_refused_event(srv, w);
+		break;
 	default:
 		resp_session_on_event(w->owner, w, events, now);
 		break;
@@ -80,8 +86,18 @@ static void loop_free_dead(resp_server *srv)
 	}
 }
 
+void resp_outlet_resume(resp_server *srv, uint64_t now)
+{
+	if (!resp_outlet_may_resume(&srv->outlet))
+		return;
+	srv->outlet.waiting = 0; /* set again by any session that stops once more */
+	for (resp_session *s = srv->sessions; s; s = resp_session_next(s))
+		resp_session_resume(s, now);
+}
+
 static void loop_timers(resp_server *srv, uint64_t now)
 {
+	resp_refused_timers(srv, now);
 	for (resp_session *s = srv->sessions; s; s = resp_session_next(s)) {
 		uint64_t d = resp_session_deadline(s);
 		if (d && now >= d)
@@ -110,14 +126,27 @@ static int loop_wait_ms(const resp_server *srv, uint64_t now)
 		next = srv->stop_deadline;
 	if (srv->accept_resume && srv->accept_resume < next)
 		next = srv->accept_resume;
+	uint64_t refused = resp_refused_deadline(srv);
+	if (refused && refused < next)
+		next = refused;
 	return next > now ? (int)(next - now) : 0;
+}
+
+/* Stopped: every session is gone, and stdout took what was queued for it (or never
+ * will: it failed, or the stop deadline passed). */
+static int loop_done(const resp_server *srv, uint64_t now)
+{
+	if (!srv->stopping || srv->sessions != NULL)
+		return 0;
+	return resp_outlet_pending(&srv->outlet) == 0 || srv->outlet.failed ||
+	       now >= srv->stop_deadline;
 }
 
 int resp_server_run(resp_server *srv)
 {
 	struct epoll_event ev[LOOP_EVENTS];
 
-	while (!(srv->stopping && srv->sessions == NULL)) {
+	while (!loop_done(srv, kd3_now_ms())) {
 		int n = epoll_wait(srv->ctx.epfd, ev, LOOP_EVENTS, loop_wait_ms(srv, kd3_now_ms()));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -128,6 +157,7 @@ int resp_server_run(resp_server *srv)
 		uint64_t now = kd3_now_ms();
 		for (int i = 0; i < n; i++)
 			loop_dispatch(srv, ev[i].data.ptr, ev[i].events, now);
+		resp_outlet_resume(srv, kd3_now_ms());
 		loop_timers(srv, kd3_now_ms());
 		loop_free_dead(srv);
 	}

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "opts.h"
 #include "peer.h"
+#include "proc.h"
 #include "server.h"
 #include "session_io.h"
 #include "trace.h"
@@ -32,10 +33,17 @@ int main(int argc, char **argv)
 {
 	char err[512];
 	int done = 0;
+	int opened = 0;
 	int code = KD3_EXIT_USAGE;
 	int ret;
 
 	kd3_log_set_program("responder");
+	/* First: fds 0-2 open (so no socket lands on stdout), no core dumps, no SIGPIPE. */
+	if (kd3_proc_harden() != KD3_OK) {
+		kd3_log_error("cannot set up the process (open /dev/null on a closed stdin, "
+		              "stdout or stderr)");
+		return KD3_EXIT_RUNTIME;
+	}
 	ret = resp_opts_parse(argc, argv, &opts, &done);
 	if (ret != KD3_OK || done)
 		return ret == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_USAGE;
@@ -53,11 +61,13 @@ int main(int argc, char **argv)
 		code = KD3_EXIT_USAGE;
 		goto out;
 	}
+	opened = 1;
 	if (resp_server_open(&server, &opts, &crypto, &peer_cfg) != KD3_OK)
 		goto out;
 	code = resp_server_run(&server) == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_RUNTIME;
 out:
-	resp_server_close(&server);
+	if (opened)
+		resp_server_close(&server);
 	kd3_wipe(&peer_cfg, sizeof(peer_cfg));
 	kd3_crypto_free(&crypto);
 	return code;

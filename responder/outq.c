@@ -40,6 +40,8 @@ static int outq_make_room(resp_outq *q, size_t room)
 		return KD3_OK;
 	if (q->head > 0) {
 		memmove(q->buf, q->buf + q->head, pending);
+		/* The bytes past the moved ones are stale copies: leave no plaintext. */
+		kd3_wipe(q->buf + pending, q->tail - pending);
 		q->head = 0;
 		q->tail = pending;
 		if (q->cap - q->tail >= room)
@@ -95,6 +97,8 @@ int resp_outq_flush(resp_outq *q, int fd, int sock, int *sys_err)
 		ssize_t sent = sock ? send(fd, q->buf + q->head, n, MSG_NOSIGNAL)
 		                    : write(fd, q->buf + q->head, n);
 		if (sent > 0) {
+			/* Written: a child's stdin or our stdout gets plaintext; do not keep it. */
+			kd3_wipe(q->buf + q->head, (size_t)sent);
 			q->head += (size_t)sent;
 			continue;
 		}

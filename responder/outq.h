@@ -2,7 +2,8 @@
  * child's stdin). Producers write into reserved room at the tail (a kd3_writer over
  * it), the loop sends from the head. The buffer grows on demand up to a hard cap;
  * callers compare resp_outq_pending with their own bound (RESP_OUTQ_LIMIT) to drop a
- * peer that does not read. Contents are wiped when freed. */
+ * peer that does not read. Bytes are wiped once written (a child's stdin and our
+ * stdout get plaintext), when moved, and when freed. */
 #ifndef RESP_OUTQ_H
 #define RESP_OUTQ_H
 

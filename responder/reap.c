@@ -51,8 +51,9 @@ void resp_reap(resp_server *srv, uint64_t now)
 	}
 }
 
-/* At exit: no zombies and no strays. The children were sent SIGTERM when their
- * sessions ended; those still running after REAP_FINAL_MS get SIGKILL. */
+/* At exit: no zombies and no strays. The children's process groups were sent SIGTERM
+ * when their sessions ended; those still running after REAP_FINAL_MS get SIGKILL,
+ * with their groups. */
 void resp_reap_final(resp_server *srv)
 {
 	struct timespec pause = {0, REAP_POLL_MS * 1000000L};
@@ -69,6 +70,7 @@ void resp_reap_final(resp_server *srv)
 	}
 	for (size_t i = 0; i < srv->norphans; i++) {
 		kd3_log_info("command pid %d did not stop; killing it", (int)srv->orphans[i]);
+		kill(-srv->orphans[i], SIGKILL); /* its process group (child.h) */
 		kill(srv->orphans[i], SIGKILL);
 		waitpid(srv->orphans[i], &status, 0);
 	}

@@ -93,7 +93,11 @@ int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
 	resp_watch_init(&srv->listen, RESP_W_LISTEN, NULL);
 	resp_watch_init(&srv->sig, RESP_W_SIGNAL, NULL);
 	resp_watch_init(&srv->in, RESP_W_STDIN, NULL);
+	resp_stdfd_init(&srv->in_fd, STDIN_FILENO);
 	resp_linebuf_init(&srv->in_lines);
+	resp_outlet_init(&srv->outlet);
+	for (size_t i = 0; i < RESP_REFUSED_MAX; i++)
+		resp_watch_init(&srv->refused[i].w, RESP_W_REFUSED, NULL);
 	srv->ctx.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->ctx.epfd < 0) {
 		kd3_log_error("epoll_create1: %s", strerror(errno));
@@ -101,8 +105,11 @@ int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
 	}
 	if ((ret = server_signals(srv)) != KD3_OK || (ret = server_listen(srv)) != KD3_OK)
 		return ret;
-	if (!srv->ctx.exec_cmd)
+	if (!srv->ctx.exec_cmd) {
+		(void)resp_outlet_open(&srv->outlet); /* on failure: logged, deliveries fail */
+		srv->ctx.outlet = &srv->outlet;
 		resp_broadcast_open(srv);
+	}
 	server_ready_line(srv);
 	return KD3_OK;
 }
@@ -122,10 +129,12 @@ void resp_server_close(resp_server *srv)
 	resp_reap_final(srv);
 	free(srv->orphans);
 	srv->orphans = NULL;
+	resp_refused_close_all(srv);
 	resp_watch_close(srv->ctx.epfd, &srv->listen);
 	resp_watch_close(srv->ctx.epfd, &srv->sig);
-	resp_watch_forget(srv->ctx.epfd, &srv->in); /* stdin stays open: not ours */
+	resp_broadcast_close(srv); /* fd 0 stays open: not ours */
 	resp_linebuf_wipe(&srv->in_lines);
+	resp_outlet_close(&srv->outlet, srv->ctx.epfd); /* fd 1 stays open too */
 	if (srv->ctx.epfd >= 0)
 		close(srv->ctx.epfd);
 	srv->ctx.epfd = -1;

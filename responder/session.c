@@ -71,17 +71,24 @@ const char *resp_session_peer_name(const resp_session *s)
 	return s->peer.peer_id[0] ? s->peer.peer_id : NULL;
 }
 
-/* The one closed/failed line of a session. */
+/* The one closed/failed line of a session. The initiator's name is only a claim until
+ * the session is established (the KDC vouched for it and FINISHED verified): before,
+ * the line says "claiming NAME", never "with NAME". */
 static void session_log_end(resp_session *s, int err, const char *why)
 {
 	char head[48 + KD3_NAME_MAX];
 	const char *name = resp_session_peer_name(s);
+	unsigned long long id = (unsigned long long)s->id;
 
 	if (s->ended_logged)
 		return;
 	s->ended_logged = 1;
-	snprintf(head, sizeof(head), "session %llu%s%s", (unsigned long long)s->id,
-	         name ? " with " : "", name ? name : "");
+	if (!name)
+		snprintf(head, sizeof(head), "session %llu", id);
+	else if (s->established)
+		snprintf(head, sizeof(head), "session %llu with %s", id, name);
+	else
+		snprintf(head, sizeof(head), "session %llu (claiming %s)", id, name);
 	if (err == KD3_OK)
 		kd3_log_info("%s closed%s%s%s", head, why ? " (" : "", why ? why : "",
 		             why ? ")" : "");
@@ -96,7 +103,7 @@ static void session_release(resp_session *s)
 	if (s->has_child)
 		resp_child_release(&s->child, s->ctx->epfd, 1);
 	s->hs_deadline = s->close_deadline = 0;
-	s->child.reap_deadline = 0;
+	s->child.reap_deadline = s->child.out_deadline = 0;
 }
 
 void resp_session_finish(resp_session *s, int err, const char *why, uint64_t now)
@@ -190,6 +197,10 @@ static void session_sock_event(resp_session *s, uint32_t events, uint64_t now)
 		resp_out_flush(s);
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;
+	if (s->phase == RESP_ACTIVE && s->peer_eof) { /* only ERR/HUP are asked for */
+		resp_session_drop(s, KD3_E_TRUNCATED, "the initiator's connection was reset");
+		return;
+	}
 	if (s->phase == RESP_LINGER)
 		session_linger_read(s);
 	else if (s->phase == RESP_ACTIVE)
@@ -221,6 +232,10 @@ void resp_session_sync(resp_session *s, uint64_t now)
 	case RESP_ACTIVE:
 		if (!s->in_paused && !s->peer_eof)
 			ev |= EPOLLIN;
+		/* After the peer's EOF (--exec, the command still runs): no more to read, but
+		 * stay in the set to learn of a reset (ERR/HUP come unasked, only then). */
+		if (s->peer_eof)
+			ev |= EPOLLERR | EPOLLHUP;
 		if (resp_outq_pending(&s->out))
 			ev |= EPOLLOUT;
 		break;
@@ -284,6 +299,7 @@ uint64_t resp_session_deadline(const resp_session *s)
 	d = earliest(d, s->close_deadline);
 	d = earliest(d, s->kdc.deadline);
 	d = earliest(d, s->child.reap_deadline);
+	d = earliest(d, s->child.out_deadline);
 	if (s->peer.state == KD3_PS_ESTABLISHED)
 		d = earliest(d, s->peer.expires_ms);
 	return d;
@@ -322,6 +338,15 @@ void resp_session_on_timer(resp_session *s, uint64_t now)
 }
 
 /* ---- the server's requests -------------------------------------------------------- */
+
+void resp_session_resume(resp_session *s, uint64_t now)
+{
+	if (s->phase != RESP_ACTIVE || !s->in_paused || s->ctx->exec_cmd)
+		return;
+	s->in_paused = 0;
+	resp_proto_frames(s, now); /* the frames already read come first */
+	resp_session_sync(s, now);
+}
 
 void resp_session_stop(resp_session *s, uint64_t now)
 {

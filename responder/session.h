@@ -30,6 +30,8 @@ uint64_t resp_session_deadline(const resp_session *s);
 void resp_session_on_timer(resp_session *s, uint64_t now);
 int resp_session_dead(const resp_session *s);
 
+/* Default mode: stdout drained; a session that stopped reading for it reads again. */
+void resp_session_resume(resp_session *s, uint64_t now);
 /* Default mode: one stdin line to this session as DATA (when established). */
 void resp_session_send_line(resp_session *s, const uint8_t *line, size_t len, uint64_t now);
 /* --exec: 1 when pid is this session's child; records its wait status. */

@@ -90,6 +90,7 @@ static void exec_stdout_eof(resp_session *s, uint64_t now)
 		resp_out_data(s, line.p, line.len, now);
 	resp_watch_close(s->ctx->epfd, &c->out);
 	c->out_eof = 1;
+	c->out_deadline = 0;
 	if (s->phase != RESP_ACTIVE)
 		return;
 	if (c->exited)
@@ -174,10 +175,32 @@ void resp_exec_sync(resp_session *s, uint64_t now)
 		resp_session_drop(s, KD3_E_IO, "epoll_ctl failed");
 }
 
+/* The child exited RESP_STDOUT_GRACE_MS ago and its stdout is still open: something
+ * it started holds it. Take what is there, then stop waiting: close the pipe, end the
+ * process group, CLOSE. */
+static void exec_stdout_abandon(resp_session *s, uint64_t now)
+{
+	resp_child *c = &s->child;
+
+	c->out_deadline = 0;
+	exec_read(s, now);
+	if (s->phase != RESP_ACTIVE || c->out_eof)
+		return;
+	kd3_log_info("session %llu: the command exited but what it started still holds its "
+	             "stdout; closing it and ending its process group",
+	             (unsigned long long)s->id);
+	resp_child_kill_group(c);
+	resp_watch_close(s->ctx->epfd, &c->in);
+	resp_outq_free(&c->inq);
+	exec_stdout_eof(s, now);
+}
+
 void resp_exec_on_timer(resp_session *s, uint64_t now)
 {
 	if (s->child.reap_deadline && now >= s->child.reap_deadline)
 		exec_child_done(s, now); /* stdout ended but it has not exited: CLOSE anyway */
+	if (s->phase == RESP_ACTIVE && s->child.out_deadline && now >= s->child.out_deadline)
+		exec_stdout_abandon(s, now);
 }
 
 int resp_session_child_exited(resp_session *s, pid_t pid, int status, uint64_t now)
@@ -190,6 +213,8 @@ int resp_session_child_exited(resp_session *s, pid_t pid, int status, uint64_t n
 	c->status = status;
 	if (s->phase == RESP_ACTIVE && c->out_eof)
 		exec_child_done(s, now);
+	else if (s->phase == RESP_ACTIVE)
+		c->out_deadline = now + RESP_STDOUT_GRACE_MS;
 	resp_session_sync(s, now);
 	return 1;
 }

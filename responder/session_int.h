@@ -23,6 +23,9 @@
 #define RESP_PAUSE_LOW  (64u * 1024u)
 /* After stdout EOF, how long to wait for the child's exit status before CLOSE. */
 #define RESP_REAP_WAIT_MS 500
+/* After the child exited, how long its stdout may stay open (held by something it
+ * started in the background) before we close it, end its process group and CLOSE. */
+#define RESP_STDOUT_GRACE_MS 1000
 
 typedef enum resp_phase {
 	RESP_ACTIVE,   /* handshake or established */
@@ -43,8 +46,10 @@ struct resp_session {
 	kd3_peer peer;
 	kd3_stream in;
 	resp_outq out;
-	int peer_eof;  /* the initiator's stream ended (after its CLOSE) */
-	int in_paused; /* --exec: the child is behind; stop reading frames */
+	int peer_eof;    /* the initiator's stream ended (after its CLOSE) */
+	int in_paused;   /* stop reading frames: the child (--exec) or stdout (default
+	                  * mode, outlet.h) is behind */
+	int established; /* was ever established: id_i is authenticated (for logs) */
 
 	uint64_t hs_deadline;    /* handshake must finish by then; 0 once established */
 	uint64_t close_deadline; /* our CLOSE is out: the peer's must come by then */

@@ -8,6 +8,7 @@
 #include "err.h"
 #include "log.h"
 #include "msg.h"
+#include "outlet.h"
 #include "trace.h"
 
 static void proto_events(resp_session *s, kd3_peer_out *out, uint64_t now);
@@ -99,11 +100,25 @@ static void proto_peer_frame(resp_session *s, uint8_t *frame, size_t len, uint64
 		proto_events(s, &out, now);
 }
 
+/* Default mode: stdout is so far behind that no session may take a record now (one
+ * could be a DATA we would have to queue). */
+static int proto_stdout_full(resp_session *s)
+{
+	resp_outlet *o = s->ctx->outlet;
+
+	if (s->ctx->exec_cmd || s->peer.state != KD3_PS_ESTABLISHED || o->failed ||
+	    resp_outlet_pending(o) <= RESP_OUTLET_FULL)
+		return 0;
+	s->in_paused = 1;
+	o->waiting = 1;
+	return 1;
+}
+
 void resp_proto_frames(resp_session *s, uint64_t now)
 {
 	char why[160];
 
-	while (s->phase == RESP_ACTIVE && !s->in_paused) {
+	while (s->phase == RESP_ACTIVE && !s->in_paused && !proto_stdout_full(s)) {
 		uint8_t *frame = NULL;
 		size_t len = 0;
 		int r = kd3_stream_next(&s->in, &frame, &len);
@@ -141,14 +156,15 @@ static void proto_ask_kdc(resp_session *s, size_t m2_len, uint64_t now)
 {
 	s->kdc.m2_len = m2_len;
 	s->kdc.fs = s->peer.fs;
-	kd3_log_debug("session %llu: M1 from %s; asking the KDC", (unsigned long long)s->id,
-	              s->peer.peer_id);
+	kd3_log_debug("session %llu: M1 claiming to be from %s; asking the KDC",
+	              (unsigned long long)s->id, s->peer.peer_id);
 	resp_proto_kdc_result(s, resp_kdcx_start(&s->kdc, s->ctx->epfd, now), now);
 }
 
 static void proto_established(resp_session *s, uint64_t now)
 {
 	s->hs_deadline = 0;
+	s->established = 1;
 	kd3_log_info("session %llu with %s established (%s, forward secrecy %s, key lifetime %u s)",
 	             (unsigned long long)s->id, s->peer.peer_id, kd3_suite_name(s->peer.suite),
 	             s->peer.fs ? "on" : "off", (unsigned)s->peer.lifetime);
@@ -160,17 +176,26 @@ static void proto_established(resp_session *s, uint64_t now)
 		resp_exec_start(s, now);
 }
 
-/* Default mode: one line on stdout per DATA. */
+/* Default mode: one line on stdout per DATA, through the outlet (never blocks). When
+ * stdout is behind, this session stops reading until it catches up. */
 static void proto_deliver(resp_session *s, kd3_view data, uint64_t now)
 {
+	resp_outlet *o = s->ctx->outlet;
+
 	if (s->ctx->exec_cmd) {
 		resp_exec_deliver(s, data);
 		return;
 	}
-	if (fwrite(data.p, 1, data.len, stdout) != data.len || putchar('\n') == EOF ||
-	    fflush(stdout) != 0) {
+	int ret = resp_outlet_put(o, s->ctx->epfd, data.p, data.len);
+	if (ret != KD3_OK) {
 		resp_out_close(s, KD3_E_INTERNAL, "responder cannot deliver", now);
-		resp_session_finish(s, KD3_E_IO, "cannot write to stdout", now);
+		resp_session_finish(s, ret == KD3_E_NOMEM ? KD3_E_NOMEM : KD3_E_IO,
+		                    "cannot write to stdout", now);
+		return;
+	}
+	if (resp_outlet_pending(o) > RESP_OUTLET_HIGH) {
+		s->in_paused = 1;
+		o->waiting = 1;
 	}
 }
 
@@ -223,7 +248,8 @@ static void proto_events(resp_session *s, kd3_peer_out *out, uint64_t now)
 /* ---- from the KDC ------------------------------------------------------------------ */
 
 /* Only an M3 for our open n_r, or a well-formed ERROR, goes to the state machine; a
- * stray or forged datagram must not end the exchange. */
+ * stray or forged datagram must not end the exchange (an ERROR over UDP is confirmed
+ * over TCP first, proto_confirm_error). */
 static int proto_reply_expected(const resp_session *s, const uint8_t *frame, size_t len)
 {
 	kd3_frame f;
@@ -258,6 +284,49 @@ static void proto_log_kdc_answer(const resp_session *s, int ret, const kd3_peer_
 	}
 }
 
+/* The type and, for an ERROR, the code of a reply that passed proto_reply_expected. */
+static uint8_t proto_reply_type(const uint8_t *frame, size_t len, uint16_t *code)
+{
+	kd3_frame f;
+	kd3_error_msg e;
+
+	*code = 0;
+	if (kd3_frame_decode(frame, len, &f) != KD3_OK)
+		return 0;
+	if (f.type == KD3_T_ERROR && kd3_error_decode(f.body.p, f.body.len, &e) == KD3_OK)
+		*code = e.code;
+	return f.type;
+}
+
+/* An ERROR in a datagram may be forged: it is confirmed over TCP first (kdcx.h). */
+static void proto_confirm_error(resp_session *s, uint16_t code, const char *kdc, uint64_t now)
+{
+	kd3_log_info("session %llu: KDC %s answered ERROR %s over UDP; asking it again over TCP "
+	             "before believing it (a datagram can be forged)",
+	             (unsigned long long)s->id, kdc, kd3_err_wire_name(code));
+	resp_proto_kdc_result(s, resp_kdcx_confirm(&s->kdc, s->ctx->epfd, now), now);
+}
+
+/* What the TCP confirmation of a UDP ERROR found. */
+static void proto_log_confirmation(const resp_session *s, const resp_kdcx *x, uint8_t type,
+                                   const char *kdc)
+{
+	unsigned long long id = (unsigned long long)s->id;
+	uint16_t udp_code = 0;
+
+	(void)proto_reply_type(x->udp_error, x->udp_error_len, &udp_code);
+	if (x->unconfirmed)
+		kd3_log_info("session %llu: KDC %s could not be asked over TCP (%s); taking its "
+		             "UDP ERROR %s",
+		             id, kdc, x->confirm_failed, kd3_err_wire_name(udp_code));
+	else if (type == KD3_T_ERROR)
+		kd3_log_info("session %llu: KDC %s confirmed its ERROR over TCP", id, kdc);
+	else
+		kd3_log_info("session %llu: the UDP ERROR %s was not confirmed: KDC %s answered "
+		             "M3 over TCP; the ERROR was forged or stray, ignored",
+		             id, kd3_err_wire_name(udp_code), kdc);
+}
+
 static void proto_kdc_reply(resp_session *s, uint64_t now)
 {
 	kd3_peer_out out;
@@ -265,6 +334,7 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	char kdc[64];
 	uint8_t *frame = s->kdc.reply;
 	size_t len = s->kdc.reply_len;
+	uint16_t code = 0;
 
 	kd3_trace_frame("KDC->R", frame, len, s->peer.fs, -1);
 	if (!proto_reply_expected(s, frame, len)) {
@@ -275,6 +345,13 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 		return;
 	}
 	resp_kdcx_peer(&s->kdc, kdc, sizeof(kdc));
+	uint8_t type = proto_reply_type(frame, len, &code);
+	if (type == KD3_T_ERROR && resp_kdcx_over_udp(&s->kdc)) {
+		proto_confirm_error(s, code, kdc, now);
+		return;
+	}
+	if (s->kdc.confirming || s->kdc.unconfirmed)
+		proto_log_confirmation(s, &s->kdc, type, kdc);
 	uint64_t ms = now - s->kdc.started_ms;
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd); /* one M3 per n_r: the exchange is over */
 	if (resp_out_begin(s, &to_peer) != KD3_OK)

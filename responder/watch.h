@@ -13,6 +13,8 @@ typedef enum resp_watch_kind {
 	RESP_W_LISTEN,    /* the listening socket */
 	RESP_W_SIGNAL,    /* signalfd: SIGTERM, SIGINT, SIGCHLD */
 	RESP_W_STDIN,     /* lines to broadcast (default mode) */
+	RESP_W_STDOUT,    /* messages received (default mode), while some wait */
+	RESP_W_REFUSED,   /* a connection refused with ERROR BUSY, lingering */
 	RESP_W_PEER,      /* a session's TCP socket */
 	RESP_W_KDC,       /* a session's socket to the KDC */
 	RESP_W_CHILD_IN,  /* --exec: our end of the child's stdin */

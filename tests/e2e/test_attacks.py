@@ -381,7 +381,7 @@ class AttackTest(unittest.TestCase):
         a = net.attack(udp=replace_type(M.T_M3, lambda f: old[0]))
         self.handshake_refused(net, a, EXIT_HANDSHAKE,
                                f"initiator: error: responder reported TIMEOUT: {T_NO_KDC}",
-                               rf"session 2 with alice failed: {T_NO_KDC} \(1 KDC tried")
+                               rf"session 2 \(claiming alice\) failed: {T_NO_KDC} \(1 KDC tried")
         self.assertEqual(a.altered, 3)  # the first try and two retransmits
         log = net.resp.text()
         self.assertEqual(log.count("session 2: ignored a reply from the KDC that is not for "
@@ -397,7 +397,7 @@ class AttackTest(unittest.TestCase):
         a = net.attack(udp=replace_type(M.T_M3, lambda f: old[:4] + f[4:36] + old[36:]))
         self.handshake_refused(net, a, EXIT_HANDSHAKE,
                                f"initiator: error: responder reported BAD_AUTH: {T_BLOB}",
-                               rf"session 2 with alice failed: {rx(T_BLOB)}$")
+                               rf"session 2 \(claiming alice\) failed: {rx(T_BLOB)}$")
         self.assertEqual(a.altered, 1)
 
     def test_replayed_m4(self):
@@ -410,7 +410,8 @@ class AttackTest(unittest.TestCase):
         a = net.attack(tcp=replace_type(M.T_M4, lambda f: old))
         self.handshake_refused(
             net, a, EXIT_AUTH, f"initiator: error: handshake failed: {T_BLOB}",
-            rf"session 2 with alice failed: initiator sent ERROR BAD_AUTH \({rx(T_BLOB)}\)$")
+            rf"session 2 \(claiming alice\) failed: initiator sent ERROR BAD_AUTH "
+            rf"\({rx(T_BLOB)}\)$")
         self.assertEqual(a.altered, 1)
 
     # -- a flipped bit in each handshake message -----------------------------------------
@@ -420,7 +421,7 @@ class AttackTest(unittest.TestCase):
         text = T_AUTH_I if which == "i" else T_AUTH_R
         self.handshake_refused(
             net, a, EXIT_HANDSHAKE, f"initiator: error: responder reported BAD_AUTH: KDC: {text}",
-            rf"session \d+ with alice failed: KDC sent ERROR BAD_AUTH \({text}\)$", extra)
+            rf"session \d+ \(claiming alice\) failed: KDC sent ERROR BAD_AUTH \({text}\)$", extra)
         net.kdc.wait_for(rf"udp 127\.0\.0\.1:\d+ alice -> bob kvno 1/1 BAD_AUTH \({text}\)")
 
     def test_flip_m1(self):
@@ -445,7 +446,8 @@ class AttackTest(unittest.TestCase):
                     self.handshake_refused(
                         net, a, EXIT_HANDSHAKE,
                         "initiator: error: responder reported KVNO_UNKNOWN: KDC: responder "
-                        "key version is not live", r"session \d+ with alice failed: KDC sent "
+                        "key version is not live",
+                        r"session \d+ \(claiming alice\) failed: KDC sent "
                         r"ERROR KVNO_UNKNOWN \(responder key version is not live\)$")
                 else:
                     self.kdc_refuses(net, a, which)
@@ -461,7 +463,7 @@ class AttackTest(unittest.TestCase):
                 self.handshake_refused(
                     net, a, EXIT_HANDSHAKE,
                     f"initiator: error: responder reported BAD_AUTH: {T_BLOB}",
-                    rf"session \d+ with alice failed: {rx(T_BLOB)}$")
+                    rf"session \d+ \(claiming alice\) failed: {rx(T_BLOB)}$")
                 self.assertEqual(a.altered, 1)
 
     def test_flip_m3_blob_i(self):
@@ -471,7 +473,8 @@ class AttackTest(unittest.TestCase):
         a = net.attack(udp=flip_field(M.T_M3, M3_OFFSETS, "blob_i"))
         self.handshake_refused(
             net, a, EXIT_AUTH, f"initiator: error: handshake failed: {T_BLOB}",
-            rf"session 1 with alice failed: initiator sent ERROR BAD_AUTH \({rx(T_BLOB)}\)$")
+            rf"session 1 \(claiming alice\) failed: initiator sent ERROR BAD_AUTH "
+            rf"\({rx(T_BLOB)}\)$")
         self.assertEqual(a.altered, 1)
 
     def test_flip_m4(self):
@@ -486,7 +489,7 @@ class AttackTest(unittest.TestCase):
                 a = net.attack(tcp=flip_field(M.T_M4, m4_offsets, field))
                 self.handshake_refused(
                     net, a, EXIT_AUTH, f"initiator: error: handshake failed: {text}",
-                    r"session \d+ with alice failed: initiator sent ERROR BAD_AUTH "
+                    r"session \d+ \(claiming alice\) failed: initiator sent ERROR BAD_AUTH "
                     rf"\({rx(text)}\)$")
                 self.assertEqual(a.altered, 1)
 
@@ -508,7 +511,7 @@ class AttackTest(unittest.TestCase):
                               f"{CODE_BAD_AUTH} (BAD_AUTH): {T_RAUTH}", r.stderr)
                 self.assertEqual(r.stdout, "")
                 session = 2 * i + 1
-                net.resp_log(rf"session {session} with alice failed: {rx(T_RAUTH)}$")
+                net.resp_log(rf"session {session} \(claiming alice\) failed: {rx(T_RAUTH)}$")
                 self.assertNotIn(f"session {session} with alice established", net.resp.text())
                 ctl = net.control()
                 self.assertEqual(net.delivered(since), ctl)
