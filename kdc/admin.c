@@ -1,6 +1,7 @@
 /* kdc admin subcommands: each database change is one transaction, and a key file that
  * cannot be written rolls the change back, so the database and the key files agree.
- * A new key file is staged before the commit and renamed into place after it (stage.h):
+ * A new key file is staged before the commit and renamed into place after it
+ * (kd3_keyfile_stage_*):
  * a failed commit never leaves a key file the database does not match. */
 #include "admin.h"
 
@@ -17,7 +18,6 @@
 #include "keyfile.h"
 #include "log.h"
 #include "msg.h"
-#include "stage.h"
 
 #define ADMIN_ERR_MAX 640
 
@@ -99,7 +99,7 @@ int kdc_cmd_init(kdc_opts *o)
 
 /* Inside a transaction: the new principal, its key, then the key file, staged. */
 static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf,
-                     kdc_stage *stage, char *err, size_t len)
+                     kd3_keyfile_stage *stage, char *err, size_t len)
 {
 	struct stat sb;
 	int64_t now = (int64_t)time(NULL);
@@ -111,7 +111,7 @@ static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile
 		ret = KD3_E_EXISTS;
 	}
 	if (ret == KD3_OK)
-		ret = kdc_stage_write(stage, path, kf, err, len);
+		ret = kd3_keyfile_stage_write(stage, path, kf, err, len);
 	return ret;
 }
 
@@ -121,7 +121,7 @@ int kdc_cmd_add(kdc_opts *o)
 	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
 	kd3_keyfile kf;
 	kdc_db db = {0};
-	kdc_stage stage = {0};
+	kd3_keyfile_stage stage = {0};
 	int ret = check_name(name);
 
 	memset(&kf, 0, sizeof(kf));
@@ -141,17 +141,17 @@ int kdc_cmd_add(kdc_opts *o)
 	}
 	ret = admin_finish(&db, add_in_tx(&db, name, path, &kf, &stage, err, sizeof(err)), err);
 	if (ret != KD3_OK) {
-		kdc_stage_discard(&stage); /* the staged file holds a key nobody has */
+		kd3_keyfile_stage_discard(&stage); /* the staged file holds a key nobody has */
 		goto out;
 	}
-	if ((ret = kdc_stage_publish(&stage, 0, err, sizeof(err))) != KD3_OK) {
+	if ((ret = kd3_keyfile_stage_publish(&stage, 0, err, sizeof(err))) != KD3_OK) {
 		kd3_log_error("%s; principal %s was added: write its key file with 'kdc export %s'",
 		              err, name, name);
 		goto out;
 	}
 	printf("added principal %s, kvno 1, key file %s\n", name, path);
 out:
-	kdc_stage_discard(&stage);
+	kd3_keyfile_stage_discard(&stage);
 	kd3_keyfile_wipe(&kf);
 	kdc_db_close(&db);
 	return ret;
@@ -159,7 +159,7 @@ out:
 
 /* Inside a transaction: kvno max+1, then the key file with every kvno, staged. */
 static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t *kvno,
-                        kdc_stage *stage, char *err, size_t len)
+                        kd3_keyfile_stage *stage, char *err, size_t len)
 {
 	kdc_db_principal p;
 	kd3_keyfile kf;
@@ -186,7 +186,7 @@ static int rotate_in_tx(kdc_db *db, const char *name, const char *path, uint32_t
 	/* The new file holds every kvno, the old ones too: it replaces the old file once
 	 * the database has committed the new kvno. */
 	if (ret == KD3_OK)
-		ret = kdc_stage_write(stage, path, &kf, err, len);
+		ret = kd3_keyfile_stage_write(stage, path, &kf, err, len);
 out:
 	kd3_wipe(key, sizeof(key));
 	kd3_keyfile_wipe(&kf);
@@ -198,7 +198,7 @@ int kdc_cmd_rotate(kdc_opts *o)
 	const char *name = o->args[0];
 	char path[PATH_MAX], err[ADMIN_ERR_MAX] = "";
 	kdc_db db = {0};
-	kdc_stage stage = {0};
+	kd3_keyfile_stage stage = {0};
 	uint32_t kvno = 0;
 	int ret = check_name(name);
 
@@ -215,7 +215,7 @@ int kdc_cmd_rotate(kdc_opts *o)
 	    admin_finish(&db, rotate_in_tx(&db, name, path, &kvno, &stage, err, sizeof(err)), err);
 	if (ret != KD3_OK) /* the old key file stays: the database still matches it */
 		goto out;
-	if ((ret = kdc_stage_publish(&stage, 1, err, sizeof(err))) != KD3_OK) {
+	if ((ret = kd3_keyfile_stage_publish(&stage, 1, err, sizeof(err))) != KD3_OK) {
 		kd3_log_error("%s; the database has kvno %u of %s: write its key file with "
 		              "'kdc export %s --force'",
 		              err, (unsigned)kvno, name, name);
@@ -224,7 +224,7 @@ int kdc_cmd_rotate(kdc_opts *o)
 	printf("rotated principal %s to kvno %u, key file %s (holds every kvno)\n", name,
 	       (unsigned)kvno, path);
 out:
-	kdc_stage_discard(&stage);
+	kd3_keyfile_stage_discard(&stage);
 	kdc_db_close(&db);
 	return ret;
 }

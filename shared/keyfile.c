@@ -458,25 +458,19 @@ static int keyfile_write_tmp(const char *tmp_template, char *tmp, const char *te
 	return ret;
 }
 
-int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
-                      size_t err_len)
+int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_keyfile *kf,
+                            char *err, size_t err_len)
 {
-	char text[2048];
-	char tmpl[PATH_MAX], tmp[PATH_MAX];
+	char text[2048], tmpl[PATH_MAX];
 	size_t n = 0;
-	struct stat st;
 	int ret = keyfile_check(kf, path, err, err_len);
 
-	tmp[0] = '\0';
+	st->tmp[0] = '\0';
 	if (ret != KD3_OK)
 		goto out;
-	ret = KD3_E_EXISTS;
-	if (!overwrite && lstat(path, &st) == 0) {
-		err_set(err, err_len, "%s: already exists; refusing to overwrite it", path);
-		goto out;
-	}
 	ret = KD3_E_IO;
-	if (snprintf(tmpl, sizeof(tmpl), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmpl)) {
+	if (snprintf(st->path, sizeof(st->path), "%s", path) >= (int)sizeof(st->path) ||
+	    snprintf(tmpl, sizeof(tmpl), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmpl)) {
 		err_set(err, err_len, "%s: path is too long", path);
 		goto out;
 	}
@@ -485,26 +479,59 @@ int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, ch
 		err_set(err, err_len, "%s: %s", path, kd3_strerror(ret));
 		goto out;
 	}
-	ret = keyfile_write_tmp(tmpl, tmp, text, n);
-	if (ret != KD3_OK) {
+	ret = keyfile_write_tmp(tmpl, st->tmp, text, n);
+	if (ret != KD3_OK)
 		err_set(err, err_len, "%s: cannot write a temporary file next to it: %s", path,
 		        strerror(errno));
-		goto out;
-	}
-	ret = keyfile_publish(tmp, path, overwrite);
-	if (ret == KD3_E_EXISTS)
-		err_set(err, err_len, "%s: already exists; refusing to overwrite it", path);
-	else if (ret != KD3_OK)
-		err_set(err, err_len, "%s: %s", path, strerror(errno));
-	if (ret != KD3_OK)
-		goto out;
-	tmp[0] = '\0'; /* published: nothing to clean up */
-	ret = fsync_dir(path);
-	if (ret != KD3_OK)
-		err_set(err, err_len, "%s: cannot sync its directory: %s", path, strerror(errno));
 out:
-	if (tmp[0])
-		unlink(tmp);
+	if (ret != KD3_OK)
+		kd3_keyfile_stage_discard(st);
 	kd3_wipe(text, sizeof(text));
+	return ret;
+}
+
+int kd3_keyfile_stage_publish(kd3_keyfile_stage *st, int overwrite, char *err, size_t err_len)
+{
+	if (!st->tmp[0]) {
+		err_set(err, err_len, "%s: no key file was staged", st->path);
+		return KD3_E_IO;
+	}
+	int ret = keyfile_publish(st->tmp, st->path, overwrite);
+	if (ret == KD3_E_EXISTS)
+		err_set(err, err_len, "%s: already exists; refusing to overwrite it", st->path);
+	else if (ret != KD3_OK)
+		err_set(err, err_len, "%s: %s", st->path, strerror(errno));
+	if (ret != KD3_OK) {
+		kd3_keyfile_stage_discard(st);
+		return ret;
+	}
+	st->tmp[0] = '\0'; /* published: nothing to clean up */
+	ret = fsync_dir(st->path);
+	if (ret != KD3_OK)
+		err_set(err, err_len, "%s: cannot sync its directory: %s", st->path,
+		        strerror(errno));
+	return ret;
+}
+
+void kd3_keyfile_stage_discard(kd3_keyfile_stage *st)
+{
+	if (st->tmp[0])
+		unlink(st->tmp);
+	st->tmp[0] = '\0';
+}
+
+int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
+                      size_t err_len)
+{
+	kd3_keyfile_stage st;
+	struct stat sb;
+
+	if (!overwrite && lstat(path, &sb) == 0) { /* fail early; publish checks again */
+		err_set(err, err_len, "%s: already exists; refusing to overwrite it", path);
+		return KD3_E_EXISTS;
+	}
+	int ret = kd3_keyfile_stage_write(&st, path, kf, err, err_len);
+	if (ret == KD3_OK)
+		ret = kd3_keyfile_stage_publish(&st, overwrite, err, err_len);
 	return ret;
 }

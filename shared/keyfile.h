@@ -11,6 +11,7 @@
 #ifndef KD3_KEYFILE_H
 #define KD3_KEYFILE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,21 @@ int kd3_keyfile_load(const char *path, kd3_keyfile *kf, char *err, size_t err_le
 /* Refuses to overwrite an existing file unless overwrite is set. */
 int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
                       size_t err_len);
+/* The same write in two steps, for a caller whose own commit decides whether the file
+ * lands (kdc add/rotate): stage writes the whole file (mode 0600, fsynced) under a
+ * temporary name next to path; publish moves it into place (refusing an existing path
+ * unless overwrite) and syncs the directory; discard removes a staged file. A staged
+ * file is removed on every failure. kd3_keyfile_write is stage + publish. */
+typedef struct kd3_keyfile_stage {
+	char path[PATH_MAX]; /* the final name */
+	char tmp[PATH_MAX];  /* the staged file; "" when nothing is staged */
+} kd3_keyfile_stage;
+
+int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_keyfile *kf,
+                            char *err, size_t err_len);
+int kd3_keyfile_stage_publish(kd3_keyfile_stage *st, int overwrite, char *err, size_t err_len);
+void kd3_keyfile_stage_discard(kd3_keyfile_stage *st);
+
 /* The entry with the highest kvno, or NULL when empty. */
 const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf);
 void kd3_keyfile_wipe(kd3_keyfile *kf);
