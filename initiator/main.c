@@ -72,6 +72,7 @@ static int peer_setup(const ini_settings *s)
 	cfg.forward_secret = (uint8_t)(s->forward_secret ? 1 : 0);
 	cfg.rekey_records = s->rekey_messages;
 	cfg.rekey_bytes = s->rekey_bytes;
+	cfg.rekey_ms = s->rekey_seconds * 1000u;
 	ret = load_keys(s, &cfg);
 	if (ret == KD3_OK && strcmp(cfg.self, cfg.peer_name) == 0) {
 		kd3_log_error("--peer %s is our own name: initiator and responder must differ",

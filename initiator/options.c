@@ -20,7 +20,7 @@
 #define INI_TIMEOUT_MAX     3600
 #define INI_REKEY_BYTES_MAX (1ull << 62)
 
-enum { INI_NOPTS = 10 };
+enum { INI_NOPTS = 11 };
 
 /* Long options that are not config keys. */
 enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_TABLE_BASE = 256 };
@@ -42,6 +42,8 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 	     "update our key after N records (default 1048576)"},
 	    {"rekey-after-bytes", KD3_OPT_UINT, &s->rekey_bytes, 0, INI_REKEY_BYTES_MAX,
 	     "and after N payload bytes (default 0: no byte limit)"},
+	    {"rekey-after-seconds", KD3_OPT_UINT, &s->rekey_seconds, 0, KD3_REKEY_SECONDS_MAX,
+	     "and after N seconds under one key (default 0: no time limit)"},
 	    {"timeout", KD3_OPT_UINT, &s->timeout_s, 1, INI_TIMEOUT_MAX,
 	     "seconds for connect + handshake and for a stalled send (default 10)"},
 	    {"trace", KD3_OPT_BOOL, &s->trace, 0, 0,

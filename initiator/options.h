@@ -15,8 +15,9 @@ typedef struct ini_settings {
 	uint8_t suite;
 	int forward_secret;
 	uint64_t rekey_messages;
-	uint64_t rekey_bytes; /* 0: no byte limit */
-	uint64_t timeout_s;   /* connect + handshake, and each stalled write */
+	uint64_t rekey_bytes;   /* 0: no byte limit */
+	uint64_t rekey_seconds; /* 0: no time limit */
+	uint64_t timeout_s;     /* connect + handshake, and each stalled write */
 	int trace;
 } ini_settings;
 

@@ -27,6 +27,7 @@ static void main_peer_config(const resp_opts *o, kd3_peer_config *cfg)
 	cfg->forward_secret = o->require_fs ? 1 : 0;
 	cfg->rekey_records = o->rekey_messages;
 	cfg->rekey_bytes = o->rekey_bytes;
+	cfg->rekey_ms = o->rekey_seconds * 1000u;
 }
 
 int main(int argc, char **argv)

@@ -35,6 +35,8 @@ static size_t opts_table(resp_opts *o, kd3_option *t)
 	     "update our key after N records (1048576)"},
 	    {"rekey-after-bytes", KD3_OPT_UINT, &o->rekey_bytes, 0, UINT64_MAX,
 	     "and after N payload bytes (0: no byte limit)"},
+	    {"rekey-after-seconds", KD3_OPT_UINT, &o->rekey_seconds, 0, KD3_REKEY_SECONDS_MAX,
+	     "and after N seconds under one key (0: no time limit)"},
 	    {"exec", KD3_OPT_STR, o->exec_cmd, 0, 0,
 	     "run /bin/sh -c CMD per session, its stdin/stdout as the messages"},
 	    {"max-sessions", KD3_OPT_UINT, &o->max_sessions, 1, 65536,

@@ -24,7 +24,8 @@ typedef struct resp_opts {
 	uint8_t suites;              /* bit (1 << suite) */
 	int require_fs;
 	uint64_t rekey_messages;
-	uint64_t rekey_bytes; /* 0: no byte limit */
+	uint64_t rekey_bytes;   /* 0: no byte limit */
+	uint64_t rekey_seconds; /* 0: no time limit */
 	char exec_cmd[KD3_CONF_STR_MAX];
 	uint64_t max_sessions;
 	uint64_t handshake_timeout_s;

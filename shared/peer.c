@@ -107,6 +107,7 @@ static int start_channel(kd3_peer *p, uint32_t lifetime, uint64_t now_ms)
 	p->ch.rekey_bytes = p->cfg.rekey_bytes;
 	p->lifetime = lifetime;
 	p->expires_ms = now_ms + (uint64_t)lifetime * 1000u;
+	p->tx_key_since_ms = now_ms;
 	return KD3_OK;
 }
 
@@ -519,12 +520,26 @@ int kd3_peer_check_expiry(kd3_peer *p, uint64_t now_ms)
 	return KD3_OK;
 }
 
+/* The sending key's time is up (the count and byte limits live in the channel). */
+static int rekey_time_due(const kd3_peer *p, uint64_t now_ms)
+{
+	return p->cfg.rekey_ms && now_ms - p->tx_key_since_ms >= p->cfg.rekey_ms;
+}
+
+static int seal_key_update(kd3_peer *p, uint64_t now_ms, kd3_writer *to_peer)
+{
+	int ret = kd3_channel_seal(&p->ch, KD3_R_KEY_UPDATE, NULL, 0, to_peer);
+	if (ret == KD3_OK)
+		p->tx_key_since_ms = now_ms;
+	return ret;
+}
+
 static int send_record(kd3_peer *p, uint8_t inner, const uint8_t *payload, size_t len,
-                       kd3_writer *to_peer)
+                       uint64_t now_ms, kd3_writer *to_peer)
 {
 	int ret = KD3_OK;
-	if (inner != KD3_R_KEY_UPDATE && kd3_channel_rekey_due(&p->ch))
-		ret = kd3_channel_seal(&p->ch, KD3_R_KEY_UPDATE, NULL, 0, to_peer);
+	if (kd3_channel_rekey_due(&p->ch) || rekey_time_due(p, now_ms))
+		ret = seal_key_update(p, now_ms, to_peer);
 	if (ret == KD3_OK)
 		ret = kd3_channel_seal(&p->ch, inner, payload, len, to_peer);
 	return ret;
@@ -541,17 +556,17 @@ int kd3_peer_send(kd3_peer *p, const uint8_t *payload, size_t len, uint64_t now_
 		return KD3_E_TOO_BIG;
 	int ret = kd3_peer_check_expiry(p, now_ms);
 	if (ret == KD3_OK)
-		ret = send_record(p, KD3_R_DATA, payload, len, to_peer);
+		ret = send_record(p, KD3_R_DATA, payload, len, now_ms, to_peer);
 	if (ret != KD3_OK && ret != KD3_E_CLOSED && p->state != KD3_PS_FAILED)
 		enter_failed(p, ret); /* the record layer broke: nothing more may be sealed */
 	return ret;
 }
 
-int kd3_peer_rekey(kd3_peer *p, kd3_writer *to_peer)
+int kd3_peer_rekey(kd3_peer *p, uint64_t now_ms, kd3_writer *to_peer)
 {
 	if (p->state != KD3_PS_ESTABLISHED)
 		return p->state == KD3_PS_FAILED ? p->err : KD3_E_UNEXPECTED;
-	return kd3_channel_seal(&p->ch, KD3_R_KEY_UPDATE, NULL, 0, to_peer);
+	return seal_key_update(p, now_ms, to_peer);
 }
 
 int kd3_peer_close(kd3_peer *p, uint16_t reason, const char *text, kd3_writer *to_peer)
@@ -574,7 +589,7 @@ int kd3_peer_close(kd3_peer *p, uint16_t reason, const char *text, kd3_writer *t
 	kd3_wr_init(&w, buf, sizeof(buf));
 	kd3_wr_u16(&w, reason);
 	kd3_wr_str(&w, text, text_len);
-	ret = send_record(p, KD3_R_CLOSE, buf, w.len, to_peer);
+	ret = send_record(p, KD3_R_CLOSE, buf, w.len, p->tx_key_since_ms, to_peer);
 	if (ret == KD3_OK && p->ch.rx.closed)
 		p->state = KD3_PS_CLOSED;
 	return ret;

@@ -52,6 +52,7 @@ typedef struct kd3_peer_config {
 	uint8_t forward_secret; /* I: ask for it; R: require it when set */
 	uint64_t rekey_records; /* tx key update policy (>= 1) */
 	uint64_t rekey_bytes;   /* 0: no byte limit */
+	uint64_t rekey_ms;      /* and after this long under one key (0: no time limit) */
 } kd3_peer_config;
 
 /* Events reported by one call. */
@@ -100,6 +101,7 @@ typedef struct kd3_peer {
 	char peer_id[KD3_NAME_MAX + 1]; /* the other principal's name */
 	uint32_t lifetime;              /* seconds, from the KDC */
 	uint64_t expires_ms;            /* monotonic deadline */
+	uint64_t tx_key_since_ms;       /* when our current sending key came into use */
 	kd3_channel ch;
 } kd3_peer;
 
@@ -115,11 +117,12 @@ int kd3_peer_start(kd3_peer *p, kd3_writer *to_peer);
 int kd3_peer_input(kd3_peer *p, kd3_source src, uint8_t *frame, size_t len, uint64_t now_ms,
                    kd3_peer_out *out);
 
-/* Established: seal one DATA record (a KEY_UPDATE first when the policy says so). */
+/* Established: seal one DATA record (a KEY_UPDATE first when the policy says so:
+ * records, bytes or time under the current key). */
 int kd3_peer_send(kd3_peer *p, const uint8_t *payload, size_t len, uint64_t now_ms,
                   kd3_writer *to_peer);
 /* Force a key update now. */
-int kd3_peer_rekey(kd3_peer *p, kd3_writer *to_peer);
+int kd3_peer_rekey(kd3_peer *p, uint64_t now_ms, kd3_writer *to_peer);
 /* Close our direction: a CLOSE record once established, an ERROR frame before. */
 int kd3_peer_close(kd3_peer *p, uint16_t reason, const char *text, kd3_writer *to_peer);
 /* The stream from the peer ended: KD3_OK after a CLOSE, KD3_E_TRUNCATED otherwise. */

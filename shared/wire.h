@@ -62,6 +62,7 @@
 /* Key update limits: a sender always updates before this many records under one key. */
 #define KD3_RECORDS_PER_KEY_MAX   (1u << 24)
 #define KD3_REKEY_RECORDS_DEFAULT (1u << 20)
+#define KD3_REKEY_SECONDS_MAX     (7u * 24 * 3600) /* the longest key lifetime */
 
 /* Default ports (docs/OPERATIONS.md). */
 #define KD3_KDC_PORT_DEFAULT       7088

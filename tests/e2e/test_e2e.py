@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import unittest
 
 import kd3e2e as k
@@ -50,6 +51,23 @@ class Honest(unittest.TestCase):
         self.assertEqual(r.stdout.splitlines(), lines)
         # 40 DATA from us, each preceded by a KEY_UPDATE; and the same from bob.
         self.assertGreaterEqual(r.stderr.count("KEY_UPDATE"), 80, r.stderr[-2000:])
+
+    def test_key_update_after_seconds(self):
+        # Two lines 1.3 s apart with a 1 s policy: one KEY_UPDATE, before the second.
+        p = subprocess.Popen(self.realm.initiator_argv(self.echo.port, "--rekey-after-seconds",
+                                                       "1", "--trace"),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(b"first\n")
+        p.stdin.flush()
+        self.assertEqual(p.stdout.readline(), b"first\n")
+        time.sleep(1.3)
+        out, err = p.communicate(b"second\n", timeout=30)
+        self.assertEqual(p.returncode, EXIT_OK, err)
+        self.assertEqual(out, b"second\n")
+        sent = err.decode().split("-> I->R")
+        updates = [i for i, block in enumerate(sent) if "inner     KEY_UPDATE" in block]
+        self.assertEqual(len(updates), 1, err.decode()[-3000:])
+        self.assertIn("inner     DATA", sent[updates[0] + 1])
 
     def test_multi_megabyte_stream(self):
         # 2 MiB of lines, echoed back byte for byte through --exec cat.

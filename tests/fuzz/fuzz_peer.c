@@ -123,7 +123,7 @@ static void local_op(struct run *r, unsigned op)
 			FUZZ_CHECK(was == KD3_PS_ESTABLISHED && r->wp.len > 0);
 		break;
 	case FUZZ_OP_REKEY:
-		ret = kd3_peer_rekey(r->p, &r->wp);
+		ret = kd3_peer_rekey(r->p, r->now_ms, &r->wp);
 		if (ret == KD3_OK)
 			FUZZ_CHECK(was == KD3_PS_ESTABLISHED && r->wp.len > 0);
 		break;

@@ -104,7 +104,7 @@ static int act(fw_world *f, int step, fw_party who, enum action a)
 		ret = kd3_peer_send(p, (const uint8_t *)msg, strlen(msg), 0, &w);
 		break;
 	case ACT_REKEY:
-		ret = kd3_peer_rekey(p, &w);
+		ret = kd3_peer_rekey(p, 0, &w);
 		break;
 	default:
 		ret = kd3_peer_close(p, KD3_CLOSE_NORMAL, "done", &w);

@@ -541,6 +541,48 @@ static void test_key_update_every_record(void **state)
 	world_free(w);
 }
 
+/* After rekey_ms under one key, the next record is preceded by a KEY_UPDATE; a
+ * forced update restarts the clock. */
+static void test_key_update_by_time(void **state)
+{
+	(void)state;
+	h_world *w = honest_run(0);
+	kd3_peer *i = &w->ini;
+	uint64_t t0 = i->tx_key_since_ms;
+	i->cfg.rekey_ms = 5000;
+	kd3_wr_init(&to_peer, to_peer_buf, sizeof(to_peer_buf));
+	assert_int_equal(kd3_peer_send(i, (const uint8_t *)"a", 1, t0 + 4999, &to_peer), KD3_OK);
+	assert_int_equal(i->ch.tx.generation, 0);
+	assert_int_equal(kd3_peer_send(i, (const uint8_t *)"b", 1, t0 + 5000, &to_peer), KD3_OK);
+	assert_int_equal(i->ch.tx.generation, 1);
+	assert_int_equal(i->tx_key_since_ms, t0 + 5000);
+	assert_int_equal(kd3_peer_send(i, (const uint8_t *)"c", 1, t0 + 9999, &to_peer), KD3_OK);
+	assert_int_equal(i->ch.tx.generation, 1);
+	assert_int_equal(kd3_peer_rekey(i, t0 + 9000, &to_peer), KD3_OK);
+	assert_int_equal(i->ch.tx.generation, 2);
+	assert_int_equal(kd3_peer_send(i, (const uint8_t *)"d", 1, t0 + 13999, &to_peer), KD3_OK);
+	assert_int_equal(i->ch.tx.generation, 2);
+	/* The responder follows every update. */
+	kd3_peer_out out;
+	for (size_t off = 0; off < to_peer.len;) {
+		static h_frame f;
+		long n = kd3_frame_size(to_peer_buf + off, to_peer.len - off);
+		assert_true(n > 0);
+		memcpy(f.bytes, to_peer_buf + off, (size_t)n);
+		f.len = (size_t)n;
+		off += (size_t)n;
+		uint8_t keep[sizeof(to_peer_buf)];
+		memcpy(keep, to_peer_buf, to_peer.len);
+		size_t keep_len = to_peer.len;
+		assert_int_equal(feed(&w->resp, KD3_SRC_PEER, &f, t0 + 14000, &out), KD3_OK);
+		memcpy(to_peer_buf, keep, keep_len);
+		to_peer.len = keep_len;
+	}
+	assert_int_equal(w->resp.ch.rx.generation, 2);
+	assert_memory_equal(out.data.p, "d", 1);
+	world_free(w);
+}
+
 static void test_expiry(void **state)
 {
 	(void)state;
@@ -655,6 +697,7 @@ int main(void)
 	    cmocka_unit_test(test_close_both_ways),
 	    cmocka_unit_test(test_truncated_session),
 	    cmocka_unit_test(test_key_update_every_record),
+	    cmocka_unit_test(test_key_update_by_time),
 	    cmocka_unit_test(test_expiry),
 	    cmocka_unit_test(test_kdc_error_forwarded),
 	    cmocka_unit_test(test_responder_checks_m1),
