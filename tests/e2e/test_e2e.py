@@ -12,6 +12,7 @@ import time
 import unittest
 
 import kd3e2e as k
+import mitm as M
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_HANDSHAKE, EXIT_AUTH, EXIT_GONE = 0, 1, 2, 3, 4, 5
 
@@ -78,7 +79,8 @@ class Honest(unittest.TestCase):
         self.assertEqual(r.stdout.encode(), payload)
 
     def test_many_sessions_at_once(self):
-        n = 40
+        # 50 initiators at once, each with its own `--exec cat` process at the responder.
+        n = 50
         procs = []
         for i in range(n):
             p = subprocess.Popen(self.realm.initiator_argv(self.echo.port),
@@ -226,40 +228,7 @@ class KdcPaths(unittest.TestCase):
             hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             hole.bind(("127.0.0.1", 0))
             port = hole.getsockname()[1]
-            relay = socket.socket()
-            relay.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            relay.bind(("127.0.0.1", port))
-            relay.listen(4)
-            stop = threading.Event()
-
-            def pipe(a, b):
-                try:
-                    while True:
-                        d = a.recv(65536)
-                        if not d:
-                            break
-                        b.sendall(d)
-                except OSError:
-                    pass
-                for s in (a, b):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-            def serve():
-                relay.settimeout(0.2)
-                while not stop.is_set():
-                    try:
-                        c, _ = relay.accept()
-                    except OSError:
-                        continue
-                    u = socket.create_connection(("127.0.0.1", realm.kdc_port))
-                    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-                    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-
-            t = threading.Thread(target=serve, daemon=True)
-            t.start()
+            relay = M.TcpRelay(port, realm.kdc_port)
             try:
                 resp = realm.start_responder("--kdc-timeout-ms", "50",
                                              kdc=[f"127.0.0.1:{port}"])
@@ -268,8 +237,6 @@ class KdcPaths(unittest.TestCase):
                 self.assertEqual(r.stdout, "")  # no --exec: bob prints, alice gets nothing
                 kdc.wait_for(r" tcp ")  # the KDC logged a TCP request
             finally:
-                stop.set()
-                t.join(2)
                 hole.close()
                 relay.close()
 

@@ -286,59 +286,6 @@ def error_frame(code, text):
     return bytes([1, M.T_ERROR]) + struct.pack(">H", len(body)) + body
 
 
-class TcpRelay:
-    """Listens for TCP on 127.0.0.1:port (the same number as a UDP man in the middle)
-    and relays each connection to upstream_port."""
-
-    def __init__(self, port, upstream_port):
-        self.upstream_port = upstream_port
-        self.accepted = 0
-        self.conns = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
-            self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-        for s in self.conns:
-            s.close()
-
-
 class ForgedKdcError(unittest.TestCase):
     """An ERROR datagram is not authenticated: it is confirmed over TCP first."""
 
@@ -354,7 +301,7 @@ class ForgedKdcError(unittest.TestCase):
             udp = M.UdpMitm(self.realm.kdc_port, hook=hook)
             try:
                 if relay:
-                    tcp = TcpRelay(udp.port, self.realm.kdc_port)
+                    tcp = M.TcpRelay(udp.port, self.realm.kdc_port)
                     self.addCleanup(tcp.close)
                 else:
                     tcp = socket.socket()
