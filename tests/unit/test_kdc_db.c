@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "unit_tmpdir.h"
 #include <sqlite3.h>
 
 #include "admin.h"
@@ -49,20 +51,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char p[512];
-	struct dirent *e;
 	(void)state;
-	DIR *d = opendir(dir);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	return rmdir(dir);
+	return tmpdir_remove(dir);
 }
 
 /* Options for one subcommand run: NAME, an optional second argument and key file. */

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "unit_tmpdir.h"
+
 #include "err.h"
 #include "keyfile.h"
 
@@ -34,24 +36,10 @@ static int setup(void **state)
 	return 0;
 }
 
-/* Removes every file in dir, then dir. */
 static int teardown(void **state)
 {
-	char p[512];
-	struct dirent *e;
 	(void)state;
-	DIR *d = opendir(dir);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) != 0)
-			rmdir(p);
-	}
-	closedir(d);
-	return rmdir(dir);
+	return tmpdir_remove(dir);
 }
 
 static size_t dir_entries(void)
