@@ -2,12 +2,14 @@
  * then carries lines of stdin as DATA records and prints the DATA it receives.
  * The protocol is in shared/peer.c; this file wires options, keys and the socket. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "crypto.h"
 #include "err.h"
+#include "events.h"
 #include "keyfile.h"
 #include "log.h"
 #include "net.h"
@@ -23,6 +25,20 @@ static ini_settings settings;
 static kd3_crypto crypto;
 static kd3_peer peer;
 static kd3_sio sio;
+/* stdout: the received messages, or with --json every event. */
+static kd3_events events;
+/* The one-line error of a failed run, for the --json error event. */
+static char failure[512];
+
+/* Logs a one-line error, and keeps it for the error event. */
+static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(failure, sizeof(failure), fmt, ap);
+	va_end(ap);
+	kd3_log_error("%s", failure);
+}
 
 /* Our long-term keys -> subkeys for every kvno; the raw keys are wiped at once. */
 static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
@@ -32,20 +48,19 @@ static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
 	int ret = kd3_keyfile_load(s->keyfile, &kf, err, sizeof(err));
 
 	if (ret != KD3_OK) {
-		kd3_log_error("%s", err);
+		fail("%s", err);
 		goto out;
 	}
 	ret = KD3_E_KEYFILE;
 	if (kf.nkeys == 0 || kf.nkeys > KD3_KEYS_MAX) {
-		kd3_log_error("%s: holds %zu keys (1..%d expected)", s->keyfile, kf.nkeys,
-		              KD3_KEYS_MAX);
+		fail("%s: holds %zu keys (1..%d expected)", s->keyfile, kf.nkeys, KD3_KEYS_MAX);
 		goto out;
 	}
 	for (size_t i = 0; i < kf.nkeys; i++) {
 		cfg->keys[i].kvno = kf.keys[i].kvno;
 		ret = kd3_derive_subkeys(&crypto, kf.keys[i].key, &cfg->keys[i].sub);
 		if (ret != KD3_OK) {
-			kd3_log_error("deriving subkeys: %s", kd3_strerror(ret));
+			fail("deriving subkeys: %s", kd3_strerror(ret));
 			goto out;
 		}
 	}
@@ -75,13 +90,13 @@ static int peer_setup(const ini_settings *s)
 	cfg.rekey_ms = s->rekey_seconds * 1000u;
 	ret = load_keys(s, &cfg);
 	if (ret == KD3_OK && strcmp(cfg.self, cfg.peer_name) == 0) {
-		kd3_log_error("--peer %s is our own name: initiator and responder must differ",
-		              cfg.peer_name);
+		fail("--peer %s is our own name: initiator and responder must differ",
+		     cfg.peer_name);
 		ret = KD3_E_USAGE;
 	}
 	if (ret == KD3_OK &&
 	    (ret = kd3_peer_init(&peer, &cfg, &crypto, kd3_crypto_rng, &crypto)) != KD3_OK)
-		kd3_log_error("cannot set up the exchange: %s", kd3_strerror(ret));
+		fail("cannot set up the exchange: %s", kd3_strerror(ret));
 	kd3_wipe(&cfg, sizeof(cfg)); /* it held the subkeys; the peer has its own copy */
 	return ret;
 }
@@ -94,19 +109,18 @@ static int connect_responder(const ini_settings *s, int *fd)
 	int ret = kd3_addr_parse(s->connect, KD3_RESPONDER_PORT_DEFAULT, &addr);
 
 	if (ret != KD3_OK) {
-		kd3_log_error("--connect: '%.64s' is not an IP literal address (127.0.0.1:7089, "
-		              "[::1]:7089)",
-		              s->connect);
+		fail("--connect: '%.64s' is not an IP literal address (127.0.0.1:7089, "
+		     "[::1]:7089)",
+		     s->connect);
 		return KD3_E_USAGE;
 	}
 	kd3_addr_format(&addr, where, sizeof(where));
 	ret = kd3_sio_connect(&addr, (int)s->timeout_s * 1000, fd, &sys_err);
 	if (ret == KD3_E_TIMEOUT)
-		kd3_log_error("cannot connect to the responder at %s: no answer within %llu s",
-		              where, (unsigned long long)s->timeout_s);
+		fail("cannot connect to the responder at %s: no answer within %llu s", where,
+		     (unsigned long long)s->timeout_s);
 	else if (ret != KD3_OK)
-		kd3_log_error("cannot connect to the responder at %s: %s", where,
-		              strerror(sys_err));
+		fail("cannot connect to the responder at %s: %s", where, strerror(sys_err));
 	if (ret == KD3_E_IO)
 		sio.sock_errno = sys_err ? sys_err : ECONNREFUSED; /* exit code: unreachable */
 	if (ret == KD3_OK)
@@ -130,6 +144,11 @@ static int handshake(kd3_sio *s, uint64_t timeout_ms)
 
 	if (ret == KD3_OK)
 		ret = kd3_sio_send_out(s, -1);
+	if (ret == KD3_OK) {
+		kd3_event ev = {.kind = KD3_EVT_HANDSHAKE, .step = "M1 sent"};
+		if ((ret = kd3_events_emit(&events, &ev)) == KD3_E_IO)
+			s->out_errno = errno;
+	}
 	while (ret == KD3_OK && !s->established) {
 		uint8_t *frame = NULL;
 		size_t len = 0;
@@ -163,17 +182,31 @@ static int run(const ini_settings *s)
 	if (ret != KD3_OK)
 		return ret;
 	ret = kd3_sio_init(&sio, &peer, fd, "I->R", "R->I", "responder", (int)s->timeout_s * 1000);
+	sio.events = &events;
 	if (ret == KD3_OK)
 		ret = handshake(&sio, s->timeout_s * 1000u);
 	if (ret == KD3_OK) {
 		report_established(&peer);
 		ret = kd3_sio_run(&sio, STDIN_FILENO, stdout);
 	}
-	if (ret == KD3_OK)
+	if (ret == KD3_OK) {
 		kd3_trace_note("session closed cleanly");
-	else
-		kd3_sio_report(&sio, ret);
+	} else {
+		kd3_sio_describe(&sio, ret, failure, sizeof(failure));
+		kd3_log_error("%s", failure);
+	}
 	return ret;
+}
+
+/* --json: the run failed; its last line says how (the error is on stderr too). */
+static void report_failure(int err, int code)
+{
+	kd3_event ev = {.kind = KD3_EVT_ERROR,
+	                .code = kd3_sio_err_name(&sio, err),
+	                .text = failure[0] ? failure : kd3_strerror(err),
+	                .exit_code = code};
+	if (settings.json)
+		kd3_events_emit(&events, &ev); /* best effort: stdout may be what failed */
 }
 
 int main(int argc, char **argv)
@@ -194,16 +227,19 @@ int main(int argc, char **argv)
 	if (ret != KD3_OK || done)
 		return ret == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_USAGE;
 	kd3_trace_enable(settings.trace);
+	kd3_events_init(&events, stdout, settings.json ? KD3_EVENTS_JSON : KD3_EVENTS_PLAIN);
 
 	if ((ret = kd3_crypto_init(&crypto, "kd3 initiator", 1)) != KD3_OK) {
-		kd3_log_error("cannot start the crypto library: %s", kd3_strerror(ret));
+		fail("cannot start the crypto library: %s", kd3_strerror(ret));
 		goto out;
 	}
 	ret = peer_setup(&settings);
 	if (ret == KD3_OK)
 		ret = run(&settings);
-	code = kd3_sio_exit_code(&sio, ret);
 out:
+	code = kd3_sio_exit_code(&sio, ret);
+	if (ret != KD3_OK)
+		report_failure(ret, code);
 	kd3_sio_wipe(&sio);
 	kd3_peer_free(&peer);
 	kd3_crypto_free(&crypto);

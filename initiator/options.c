@@ -20,7 +20,7 @@
 #define INI_TIMEOUT_MAX     3600
 #define INI_REKEY_BYTES_MAX (1ull << 62)
 
-enum { INI_NOPTS = 11 };
+enum { INI_NOPTS = 13 };
 
 /* Long options that are not config keys. */
 enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_TABLE_BASE = 256 };
@@ -48,6 +48,10 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 	     "seconds for connect + handshake and for a stalled send (default 10)"},
 	    {"trace", KD3_OPT_BOOL, &s->trace, 0, 0,
 	     "print every protocol frame to stderr (also KD3_TRACE=1)"},
+	    {"batch", KD3_OPT_BOOL, &s->batch, 0, 0,
+	     "scripted mode, explicitly (today's only mode; see above)"},
+	    {"json", KD3_OPT_BOOL, &s->json, 0, 0,
+	     "stdout: one JSON object per line per event instead of bare messages"},
 	};
 	memcpy(t, table, sizeof(table));
 }
@@ -71,6 +75,10 @@ static void print_help(const kd3_option *t)
 	       "  (without the newline); a longer line is reported and not sent. At the end\n"
 	       "  of stdin the session is closed (CLOSE both ways).\n"
 	       "\n"
+	       "  This is scripted mode: stdout carries only the messages (or, with --json,\n"
+	       "  the events), diagnostics go to stderr. --batch says so explicitly: scripts\n"
+	       "  should pass it, since it will also turn off a future interactive mode.\n"
+	       "\n"
 	       "options (each is also a key in the [initiator] section of --config FILE;\n"
 	       "a yes|no option given alone means yes):\n",
 	       KD3_PAYLOAD_MAX);
@@ -89,6 +97,16 @@ static void print_help(const kd3_option *t)
 	       "  %d  responder unreachable or vanished, session truncated, timeout, key expired\n",
 	       KD3_EXIT_OK, KD3_EXIT_RUNTIME, KD3_EXIT_USAGE, KD3_EXIT_HANDSHAKE, KD3_EXIT_AUTH,
 	       KD3_EXIT_GONE);
+	printf("\n"
+	       "--json events (each also has \"event\" and \"t_us\", microseconds since start):\n"
+	       "  handshake    step: \"M1 sent\", \"M4 received\", \"FINISHED sent\"\n"
+	       "  established  peer, suite, forward_secrecy, lifetime_s\n"
+	       "  message      direction \"sent\" (size) or \"received\" (size, and data if the\n"
+	       "               payload is UTF-8 without NUL, else data_base64)\n"
+	       "  key_update   direction, generation\n"
+	       "  close        by \"us\" or \"peer\", reason, text\n"
+	       "  error        code (\"BAD_AUTH\", ...), message, exit: the last line of a failed "
+	       "run\n");
 }
 
 /* getopt_long's table: the config keys, then --config, --help, --version. */

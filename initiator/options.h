@@ -19,6 +19,8 @@ typedef struct ini_settings {
 	uint64_t rekey_seconds; /* 0: no time limit */
 	uint64_t timeout_s;     /* connect + handshake, and each stalled write */
 	int trace;
+	int batch; /* scripted mode, said explicitly (today the only mode) */
+	int json;  /* stdout: one JSON object per event (shared/events.h) */
 } ini_settings;
 
 /* KD3_OK with *done = 0: run. KD3_OK with *done = 1: --help or --version printed.

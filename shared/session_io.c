@@ -169,6 +169,53 @@ static int sio_fs(const kd3_sio *s)
 	return s->peer->fs || s->peer->cfg.forward_secret;
 }
 
+/* Tells ev to the event sink, if any. A failed write of our own output is an I/O
+ * failure like a failed write of a received message. */
+static int sio_emit(kd3_sio *s, const kd3_event *ev)
+{
+	if (!s->events)
+		return KD3_OK;
+	int ret = kd3_events_emit(s->events, ev);
+	if (ret == KD3_E_IO)
+		s->out_errno = errno ? errno : EIO;
+	return ret;
+}
+
+static int emit_step(kd3_sio *s, const char *step)
+{
+	kd3_event ev = {.kind = KD3_EVT_HANDSHAKE, .step = step};
+	return sio_emit(s, &ev);
+}
+
+static int emit_key_update(kd3_sio *s, const char *direction, uint32_t generation)
+{
+	kd3_event ev = {
+	    .kind = KD3_EVT_KEY_UPDATE, .direction = direction, .generation = generation};
+	return sio_emit(s, &ev);
+}
+
+static int emit_close(kd3_sio *s, const char *by, unsigned reason, const char *text)
+{
+	kd3_event ev = {.kind = KD3_EVT_CLOSE, .by = by, .reason = reason, .text = text};
+	return sio_emit(s, &ev);
+}
+
+/* The initiator's side of M4: received, FINISHED sent, and what the session is. */
+static int emit_established(kd3_sio *s)
+{
+	char name[256];
+	const kd3_peer *p = s->peer;
+	int ret = emit_step(s, "FINISHED sent");
+
+	kd3_log_safe_name((const uint8_t *)p->peer_id, strlen(p->peer_id), name);
+	kd3_event ev = {.kind = KD3_EVT_ESTABLISHED,
+	                .peer = name,
+	                .suite = kd3_suite_name(p->suite),
+	                .forward_secrecy = p->fs ? 1 : 0,
+	                .lifetime_s = p->lifetime};
+	return ret != KD3_OK ? ret : sio_emit(s, &ev);
+}
+
 /* Traces each frame in p[len]; see kd3_sio_send_out for the inner types. */
 static void trace_out(kd3_sio *s, const uint8_t *p, size_t len, int last_inner)
 {
@@ -293,18 +340,33 @@ int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_wri
 	/* The initiator's answer to M4 is its FINISHED record; once established, the only
 	 * answer to a failed frame is a CLOSE naming the reason. */
 	int last_inner = -1;
-	if ((out->events & KD3_EV_ESTABLISHED) && s->peer->cfg.role == KD3_ROLE_INITIATOR)
+	int m4 = ret == KD3_OK && (out->events & KD3_EV_ESTABLISHED) &&
+	         s->peer->cfg.role == KD3_ROLE_INITIATOR;
+	if (m4)
 		last_inner = KD3_R_FINISHED;
 	else if (ret != KD3_OK && s->established)
 		last_inner = KD3_R_CLOSE;
+	if (m4)
+		emit_step(s, "M4 received"); /* a failed write shows again at the next event */
 	int sent = kd3_sio_send_out(s, last_inner);
-	return ret != KD3_OK ? ret : sent;
+	if (ret != KD3_OK)
+		return ret;
+	if (sent == KD3_OK && m4)
+		sent = emit_established(s);
+	return sent;
 }
 
 /* ---- the established loop ----------------------------------------------------------- */
 
 static int deliver(kd3_sio *s, FILE *out_file, kd3_view data)
 {
+	if (s->events) {
+		kd3_event ev = {.kind = KD3_EVT_MESSAGE,
+		                .direction = "received",
+		                .data = data.p,
+		                .size = data.len};
+		return sio_emit(s, &ev);
+	}
 	errno = 0;
 	if ((data.len && fwrite(data.p, 1, data.len, out_file) != data.len) ||
 	    fputc('\n', out_file) == EOF || fflush(out_file) != 0) {
@@ -321,7 +383,9 @@ static int close_ours(kd3_sio *s)
 	/* The peer's CLOSE is due by a fixed deadline: what it sends meanwhile does not
 	 * move it, so a peer that keeps trickling frames cannot keep us waiting. */
 	s->close_deadline_ms = kd3_now_ms() + (uint64_t)s->io_timeout_ms;
-	return ret != KD3_OK ? ret : sent;
+	if (ret != KD3_OK)
+		return ret;
+	return sent != KD3_OK ? sent : emit_close(s, "us", KD3_CLOSE_NORMAL, "bye");
 }
 
 /* The peer's CLOSE: answer with ours. A reason other than KD3_CLOSE_NORMAL is kept:
@@ -334,6 +398,9 @@ static int on_peer_closed(kd3_sio *s, const kd3_peer_out *out)
 		s->peer_error = out->close_reason;
 	kd3_trace_note("%s closed its direction (reason %u: %s)", s->peer_role, out->close_reason,
 	               s->peer_error_text);
+	int ret = emit_close(s, "peer", out->close_reason, s->peer_error_text);
+	if (ret != KD3_OK)
+		return ret;
 	if (s->peer->ch.tx.closed)
 		return KD3_OK;
 	return close_ours(s);
@@ -351,8 +418,10 @@ static int drain_frames(kd3_sio *s, FILE *out_file)
 		int ret = kd3_sio_feed(s, KD3_SRC_PEER, frame, len, NULL, &out);
 		if (ret == KD3_OK && (out.events & KD3_EV_DATA))
 			ret = deliver(s, out_file, out.data);
-		if (ret == KD3_OK && (out.events & KD3_EV_KEY_UPDATE))
+		if (ret == KD3_OK && (out.events & KD3_EV_KEY_UPDATE)) {
 			kd3_trace_note("%s moved to its next key", s->peer_role);
+			ret = emit_key_update(s, "received", s->peer->ch.rx.generation);
+		}
 		if (ret == KD3_OK && (out.events & KD3_EV_PEER_CLOSED))
 			ret = on_peer_closed(s, &out);
 		kd3_stream_consume(&s->rx, len);
@@ -366,11 +435,20 @@ static int drain_frames(kd3_sio *s, FILE *out_file)
 
 static int send_line(kd3_sio *s)
 {
+	uint32_t generation = s->peer->ch.tx.generation;
+	size_t size = s->line_len;
 	int ret = kd3_peer_send(s->peer, s->line, s->line_len, kd3_now_ms(), &s->tx_w);
 	int sent = kd3_sio_send_out(s, KD3_R_DATA);
 	kd3_wipe(s->line, s->line_len);
 	s->line_len = 0;
-	return ret != KD3_OK ? ret : sent;
+	if (ret != KD3_OK || sent != KD3_OK)
+		return ret != KD3_OK ? ret : sent;
+	/* kd3_peer_send puts a KEY_UPDATE first when the policy says so. */
+	if (s->peer->ch.tx.generation != generation &&
+	    (ret = emit_key_update(s, "sent", s->peer->ch.tx.generation)) != KD3_OK)
+		return ret;
+	kd3_event ev = {.kind = KD3_EVT_MESSAGE, .direction = "sent", .size = size};
+	return sio_emit(s, &ev);
 }
 
 /* Adds p[n] (no '\n' inside) to the line being gathered; an over-long line is dropped. */
@@ -459,8 +537,10 @@ static int closed_result(const kd3_sio *s)
  * data, and tells the peer why instead of leaving it a truncated stream). */
 static int expired(kd3_sio *s)
 {
-	if (kd3_peer_close(s->peer, KD3_E_EXPIRED, kd3_strerror(KD3_E_EXPIRED), &s->tx_w) == KD3_OK)
-		kd3_sio_send_out(s, KD3_R_CLOSE);
+	const char *why = kd3_strerror(KD3_E_EXPIRED);
+	if (kd3_peer_close(s->peer, KD3_E_EXPIRED, why, &s->tx_w) == KD3_OK &&
+	    kd3_sio_send_out(s, KD3_R_CLOSE) == KD3_OK)
+		emit_close(s, "us", KD3_E_EXPIRED, why);
 	return KD3_E_EXPIRED;
 }
 
@@ -518,56 +598,77 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 
 /* ---- reporting ---------------------------------------------------------------------- */
 
-void kd3_sio_report(const kd3_sio *s, int err)
+void kd3_sio_describe(const kd3_sio *s, int err, char *out, size_t cap)
 {
 	const char *wire = kd3_err_wire_name(s->peer_error);
 
 	switch (err) {
 	case KD3_OK:
+		snprintf(out, cap, "%s", kd3_strerror(err));
 		return;
 	case KD3_E_PEER_ERROR:
 		if (s->established)
-			kd3_log_error("%s closed the session with reason %u (%s): %s", s->peer_role,
-			              s->peer_error,
-			              kd3_err_is_wire(s->peer_error) ? wire
-			                                             : kd3_strerror(s->peer_error),
-			              s->peer_error_text);
+			snprintf(out, cap, "%s closed the session with reason %u (%s): %s",
+			         s->peer_role, s->peer_error,
+			         kd3_err_is_wire(s->peer_error) ? wire
+			                                        : kd3_strerror(s->peer_error),
+			         s->peer_error_text);
 		else if (kd3_err_is_wire(s->peer_error))
-			kd3_log_error("%s reported %s: %s", s->peer_role, wire, s->peer_error_text);
+			snprintf(out, cap, "%s reported %s: %s", s->peer_role, wire,
+			         s->peer_error_text);
 		else
-			kd3_log_error("%s reported error code %u: %s", s->peer_role, s->peer_error,
-			              s->peer_error_text);
+			snprintf(out, cap, "%s reported error code %u: %s", s->peer_role,
+			         s->peer_error, s->peer_error_text);
 		return;
 	case KD3_E_TRUNCATED:
 		if (!s->established)
-			kd3_log_error("%s closed the connection before the handshake finished",
-			              s->peer_role);
+			snprintf(out, cap, "%s closed the connection before the handshake finished",
+			         s->peer_role);
 		else
-			kd3_log_error("%s", kd3_strerror(err));
+			snprintf(out, cap, "%s", kd3_strerror(err));
 		return;
 	case KD3_E_TIMEOUT:
 		if (!s->established)
-			kd3_log_error("timed out waiting for the %s (handshake)", s->peer_role);
+			snprintf(out, cap, "timed out waiting for the %s (handshake)",
+			         s->peer_role);
 		else if (s->peer->ch.tx.closed)
-			kd3_log_error("timed out waiting for the %s to close the session",
-			              s->peer_role);
+			snprintf(out, cap, "timed out waiting for the %s to close the session",
+			         s->peer_role);
 		else
-			kd3_log_error("timed out waiting for the %s", s->peer_role);
+			snprintf(out, cap, "timed out waiting for the %s", s->peer_role);
 		return;
 	default:
 		break;
 	}
 	if (err == KD3_E_IO && s->sock_errno)
-		kd3_log_error("connection to the %s lost: %s", s->peer_role,
-		              strerror(s->sock_errno));
+		snprintf(out, cap, "connection to the %s lost: %s", s->peer_role,
+		         strerror(s->sock_errno));
 	else if (err == KD3_E_IO && s->out_errno)
-		kd3_log_error("cannot write a received message: %s", strerror(s->out_errno));
+		snprintf(out, cap, "cannot write a received message: %s", strerror(s->out_errno));
 	else if (!s->established && (err == KD3_E_MALFORMED || err == KD3_E_UNEXPECTED))
-		kd3_log_error("handshake failed: %s from the %s", kd3_strerror(err), s->peer_role);
+		snprintf(out, cap, "handshake failed: %s from the %s", kd3_strerror(err),
+		         s->peer_role);
 	else if (!s->established)
-		kd3_log_error("handshake failed: %s", kd3_strerror(err));
+		snprintf(out, cap, "handshake failed: %s", kd3_strerror(err));
 	else
-		kd3_log_error("%s", kd3_strerror(err));
+		snprintf(out, cap, "%s", kd3_strerror(err));
+}
+
+void kd3_sio_report(const kd3_sio *s, int err)
+{
+	char line[512];
+
+	if (err == KD3_OK)
+		return;
+	kd3_sio_describe(s, err, line, sizeof(line));
+	kd3_log_error("%s", line);
+}
+
+const char *kd3_sio_err_name(const kd3_sio *s, int err)
+{
+	if (err == KD3_E_PEER_ERROR && s && kd3_err_is_wire(s->peer_error))
+		return kd3_err_wire_name(s->peer_error);
+	return kd3_events_err_name(err);
 }
 
 /* Failures of authentication: ours, or the peer's report of one about our records. */

@@ -13,6 +13,9 @@
  *                         KD3_OK when both closed, KD3_E_PEER_ERROR when the peer's
  *                         CLOSE carried a reason other than KD3_CLOSE_NORMAL;
  *   - kd3_sio_report / kd3_sio_exit_code: the one-line error and the exit code.
+ * With s->events set, each thing that happens is also told to that sink (events.h):
+ * handshake steps and the session established (initiator), messages sent and
+ * received, key updates both ways, and each CLOSE.
  *
  * Every wait is bounded: one write of frames by io_timeout_ms in all, the established
  * loop wakes at least once a second to check the key lifetime (kd3_peer_check_expiry),
@@ -42,6 +45,7 @@
 #include <stdio.h>
 
 #include "buf.h"
+#include "events.h"
 #include "net.h"
 #include "peer.h"
 #include "stream.h"
@@ -82,6 +86,11 @@ typedef struct kd3_sio {
 	uint16_t peer_error;        /* code of an ERROR received, or a CLOSE's reason if not 0 */
 	char peer_error_text[256];  /* its text, printable */
 	uint16_t close_reason;      /* reason of the peer's CLOSE */
+
+	/* Set after kd3_sio_init, or left NULL: where the session's events go (events.h).
+	 * With NULL, received DATA is printed to kd3_sio_run's out_file as before and no
+	 * other event is told. */
+	kd3_events *events;
 } kd3_sio;
 
 /* KD3_E_IO when the socket cannot be made non-blocking. */
@@ -118,6 +127,11 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file);
 
 /* One line on stderr (kd3_log_error) naming the cause of err. */
 void kd3_sio_report(const kd3_sio *s, int err);
+/* The same line into out[cap] (without the program name), for an error event. */
+void kd3_sio_describe(const kd3_sio *s, int err, char *out, size_t cap);
+/* The name of the failure for an error event: the wire name of an ERROR received
+ * ("BAD_AUTH"), else kd3_events_err_name(err). */
+const char *kd3_sio_err_name(const kd3_sio *s, int err);
 /* The KD3_EXIT_* code for err. */
 int kd3_sio_exit_code(const kd3_sio *s, int err);
 
