@@ -112,12 +112,8 @@ static void print_help(const kd3_option *t)
 /* getopt_long's table: the config keys, then --config, --help, --version. */
 static void long_options(const kd3_option *t, struct option lo[INI_NOPTS + 4])
 {
-	for (int i = 0; i < INI_NOPTS; i++) {
-		lo[i].name = t[i].name;
-		lo[i].has_arg = t[i].type == KD3_OPT_BOOL ? optional_argument : required_argument;
-		lo[i].flag = NULL;
-		lo[i].val = OPT_TABLE_BASE + i;
-	}
+	for (int i = 0; i < INI_NOPTS; i++)
+		lo[i] = kd3_conf_longopt(&t[i], OPT_TABLE_BASE + i);
 	lo[INI_NOPTS] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
 	lo[INI_NOPTS + 1] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	lo[INI_NOPTS + 2] = (struct option){"version", no_argument, NULL, OPT_VERSION};
@@ -170,7 +166,7 @@ static int apply_args(int argc, char **argv, const struct option *lo, const kd3_
 		if (c < OPT_TABLE_BASE)
 			continue;
 		const kd3_option *o = &t[c - OPT_TABLE_BASE];
-		const char *value = optarg ? optarg : "yes"; /* a bare bool option */
+		const char *value = kd3_conf_arg_value(optarg);
 		if (kd3_conf_set(t, INI_NOPTS, o->name, value, err, sizeof(err)) != KD3_OK) {
 			kd3_log_error("%s", err);
 			return KD3_E_USAGE;

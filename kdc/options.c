@@ -113,8 +113,7 @@ static size_t build_longopts(const kdc_cmd *cmd, const kd3_option *table, size_t
 	for (size_t i = 0; i < nt; i++) {
 		if (!cmd_takes_option(cmd, &table[i]))
 			continue;
-		int has = table[i].type == KD3_OPT_BOOL ? optional_argument : required_argument;
-		lo[n++] = (struct option){table[i].name, has, NULL, OPT_TABLE + (int)i};
+		lo[n++] = kd3_conf_longopt(&table[i], OPT_TABLE + (int)i);
 	}
 	lo[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
 	lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
@@ -158,7 +157,7 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 				return KD3_E_USAGE;
 			}
 			cli[*ncli].index = (size_t)(c - OPT_TABLE);
-			cli[(*ncli)++].value = optarg ? optarg : "yes";
+			cli[(*ncli)++].value = kd3_conf_arg_value(optarg);
 		} else if (c == ':') {
 			snprintf(err, len, "kdc %s: option '%s' needs a value", cmd->name,
 			         argv[optind - 1]);

@@ -118,12 +118,8 @@ static void opts_usage(const kd3_option *t, size_t n)
  * Booleans take an optional value (--trace, --trace=no). */
 static void opts_longopts(const kd3_option *t, size_t n, struct option *lo)
 {
-	for (size_t i = 0; i < n; i++) {
-		lo[i].name = t[i].name;
-		lo[i].has_arg = t[i].type == KD3_OPT_BOOL ? optional_argument : required_argument;
-		lo[i].flag = NULL;
-		lo[i].val = OPT_TABLE_VAL + (int)i;
-	}
+	for (size_t i = 0; i < n; i++)
+		lo[i] = kd3_conf_longopt(&t[i], OPT_TABLE_VAL + (int)i);
 	lo[n] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
 	lo[n + 1] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	lo[n + 2] = (struct option){"version", no_argument, NULL, OPT_VERSION};
@@ -169,7 +165,7 @@ static int opts_second_pass(int argc, char **argv, const struct option *lo, cons
 			o->kdc.n = 0;
 			kdc_seen = 1;
 		}
-		const char *value = optarg ? optarg : "yes";
+		const char *value = kd3_conf_arg_value(optarg);
 		if (kd3_conf_set(t, n, opt->name, value, err, sizeof(err)) != KD3_OK) {
 			kd3_log_error("%s", err);
 			return KD3_E_USAGE;

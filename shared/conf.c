@@ -457,3 +457,14 @@ void kd3_conf_print_help(const kd3_option *opts, size_t nopts)
 		printf("  %-*s  %s\n", width, lhs, opts[i].help ? opts[i].help : "");
 	}
 }
+
+struct option kd3_conf_longopt(const kd3_option *o, int val)
+{
+	int has = o->type == KD3_OPT_BOOL ? optional_argument : required_argument;
+	return (struct option){o->name, has, NULL, val};
+}
+
+const char *kd3_conf_arg_value(const char *optarg)
+{
+	return optarg ? optarg : "yes";
+}

@@ -5,6 +5,7 @@
 #ifndef KD3_CONF_H
 #define KD3_CONF_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,13 @@ int kd3_conf_load(const char *path, const char *section, const kd3_option *opts,
 /* Sets one option from text (command line). err gets "--name: reason". */
 int kd3_conf_set(const kd3_option *opts, size_t nopts, const char *name, const char *value,
                  char *err, size_t err_len);
+/* The command-line form of a table option, the same in every executable: its
+ * getopt_long entry (a boolean takes an optional value: --trace, --trace=no; every
+ * other type a required one), and the value to set for what getopt returned (a bare
+ * boolean means "yes"). */
+struct option kd3_conf_longopt(const kd3_option *o, int val);
+const char *kd3_conf_arg_value(const char *optarg);
+
 /* Prints "  --name=VALUE   help" lines for --help. */
 void kd3_conf_print_help(const kd3_option *opts, size_t nopts);
 

@@ -589,6 +589,8 @@ int kd3_peer_close(kd3_peer *p, uint16_t reason, const char *text, kd3_writer *t
 	kd3_wr_init(&w, buf, sizeof(buf));
 	kd3_wr_u16(&w, reason);
 	kd3_wr_str(&w, text, text_len);
+	/* No clock here: "now" = when the key came into use, so the time policy sees no time
+	 * pass for the CLOSE record (the record and byte limits still apply). */
 	ret = send_record(p, KD3_R_CLOSE, buf, w.len, p->tx_key_since_ms, to_peer);
 	if (ret == KD3_OK && p->ch.rx.closed)
 		p->state = KD3_PS_CLOSED;
