@@ -11,52 +11,13 @@
 
 #include <cmocka.h>
 
+#include "unit_frames.h"
 #include "unit_hex.h"
 
 #include "buf.h"
 #include "err.h"
 #include "msg.h"
 #include "wire.h"
-
-/* Suite 0x02, forward secrecy off (gen_vectors' first run). */
-static const char m1_hex[] = "01010050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-                             "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746beeeeb"
-                             "8217bfff94cb86c2c2b207a79af0b2fafa495b00";
-static const char m2_hex[] = "010200960050020005616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacad"
-                             "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf00000001b2183847456d4cf746be"
-                             "eeeb8217bfff94cb86c2c2b207a79af0b2fafa495b00b0b1b2b3b4b5b6b7b8b9"
-                             "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002aa8af941b085"
-                             "653dd71fc36fde327ad0a115668ab971373da070012e1062f100";
-static const char m3_hex[] = "01030084b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-                             "cccdcecf00000e1098e9c61c4020eeaac3f0ebb048fa5f5208e1d363e26a7cdb"
-                             "f6ef6cc4fdf049d899b0082d028f00a91715c9287047ce09427794cdd8d89cd1"
-                             "e24ebe229dbe21954c632c4182f22f42140fbb053fca7c0a8c86ca1556af12ca"
-                             "899ae6fccc7b6d4d";
-static const char m4_hex[] = "01040078b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-                             "cccdcecf0000000200000e10427794cdd8d89cd1e24ebe229dbe21954c632c41"
-                             "82f22f42140fbb053fca7c0a8c86ca1556af12ca899ae6fccc7b6d4dc465e036"
-                             "cbb8239af1aeb94832e6cf3a51c15c6ece577ea6a11ac4bd1ab9441a";
-static const char finished_hex[] =
-    "0110003900000000000000000f61a7a1a3654114abf913d4f008298010c79d4e"
-    "bb6a6c9d4617dd4c4a46e16a6ae629a9c8433c4ee00259f8427058a975";
-
-/* Suite 0x02, forward secrecy on (gen_vectors' second run). */
-static const char m1_fs_hex[] = "01010070020105616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
-                                "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12032c"
-                                "deadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d272b"
-                                "044deb25899cc7b50abf6895a57d92d3299af680";
-static const char m2_fs_hex[] = "010200d60070020105616c69636503626f62a0a1a2a3a4a5a6a7a8a9aaabacad"
-                                "aeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf0000000179a631eede1bf9c98f12"
-                                "032cdeadd0e7a079398fc786b88cc846ec89af85a51ae204739ecc2acbe4df8d"
-                                "272b044deb25899cc7b50abf6895a57d92d3299af680b0b1b2b3b4b5b6b7b8b9"
-                                "babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000002675dd574ed77"
-                                "89310b3d2e7681f3790b466c773b1521fecf36577958371ea52f5d6a6af5ad07"
-                                "f1e764f61823dcd1a0ca9c82dd5477ebf62d97624bbce0fb66ca";
-static const char m4_fs_hex[] = "01040098b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacb"
-                                "cccdcecf00000002675dd574ed7789310b3d2e7681f3790b466c773b1521fecf"
-                                "36577958371ea52f00000e101427b007b86e59bf29863bbd089fb8ccded2c95b"
-                                "bb70597d3102dca4a55e2803add3c29cd612cd5981391d76e57d65610e73ecdf"
-                                "dc2426a6bd7fd2a5f44beace443104ed83e02590ee1e8a099a65b632";
 
 /* A whole frame, big enough for the largest legal one plus a trailing byte. */
 typedef struct frame_buf {
