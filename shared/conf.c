@@ -464,7 +464,7 @@ struct option kd3_conf_longopt(const kd3_option *o, int val)
 	return (struct option){o->name, has, NULL, val};
 }
 
-const char *kd3_conf_arg_value(const char *optarg)
+const char *kd3_conf_arg_value(const char *arg)
 {
-	return optarg ? optarg : "yes";
+	return arg ? arg : "yes";
 }

@@ -49,7 +49,7 @@ int kd3_conf_set(const kd3_option *opts, size_t nopts, const char *name, const c
  * other type a required one), and the value to set for what getopt returned (a bare
  * boolean means "yes"). */
 struct option kd3_conf_longopt(const kd3_option *o, int val);
-const char *kd3_conf_arg_value(const char *optarg);
+const char *kd3_conf_arg_value(const char *arg);
 
 /* Prints "  --name=VALUE   help" lines for --help. */
 void kd3_conf_print_help(const kd3_option *opts, size_t nopts);
