@@ -23,6 +23,15 @@ void kd3_events_init(kd3_events *e, FILE *out, kd3_events_mode mode)
 	e->out = out;
 	e->mode = mode;
 	e->start_us = mono_us();
+	e->fn = NULL;
+	e->fn_ctx = NULL;
+}
+
+void kd3_events_init_callback(kd3_events *e, kd3_events_fn fn, void *ctx)
+{
+	kd3_events_init(e, NULL, KD3_EVENTS_CALLBACK);
+	e->fn = fn;
+	e->fn_ctx = ctx;
 }
 
 /* ---- names and encodings ------------------------------------------------------------ */
@@ -234,6 +243,8 @@ static int write_line(FILE *out, const void *p, size_t len)
 
 int kd3_events_emit(kd3_events *e, const kd3_event *ev)
 {
+	if (e->mode == KD3_EVENTS_CALLBACK)
+		return e->fn(e->fn_ctx, ev, mono_us() - e->start_us);
 	if (e->mode == KD3_EVENTS_PLAIN) {
 		if (ev->kind != KD3_EVT_MESSAGE || !ev->data)
 			return KD3_OK; /* plain output is the received messages only */

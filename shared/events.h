@@ -44,15 +44,27 @@ typedef struct kd3_event {
 	int exit_code;         /* the process's exit code */
 } kd3_event;
 
-typedef enum kd3_events_mode { KD3_EVENTS_PLAIN = 0, KD3_EVENTS_JSON = 1 } kd3_events_mode;
+typedef enum kd3_events_mode {
+	KD3_EVENTS_PLAIN = 0,
+	KD3_EVENTS_JSON = 1,
+	KD3_EVENTS_CALLBACK = 2, /* every event to a function (the initiator's chat screen) */
+} kd3_events_mode;
+
+/* A callback sink's function: returns a kd3_err (KD3_E_IO with errno set when its
+ * output failed). ev and what it points to live only for the call. */
+typedef int (*kd3_events_fn)(void *ctx, const kd3_event *ev, uint64_t t_us);
 
 typedef struct kd3_events {
 	FILE *out;
 	kd3_events_mode mode;
 	uint64_t start_us; /* monotonic clock at kd3_events_init */
+	kd3_events_fn fn;  /* KD3_EVENTS_CALLBACK */
+	void *fn_ctx;
 } kd3_events;
 
 void kd3_events_init(kd3_events *e, FILE *out, kd3_events_mode mode);
+/* A sink that hands each event to fn(ctx, ev, t_us). */
+void kd3_events_init_callback(kd3_events *e, kd3_events_fn fn, void *ctx);
 
 /* Writes ev to the sink's output and flushes it. KD3_E_IO when the write failed
  * (errno says why), KD3_E_NOMEM when the JSON could not be built. */

@@ -376,7 +376,7 @@ static int deliver(kd3_sio *s, FILE *out_file, kd3_view data)
 	return KD3_OK;
 }
 
-static int close_ours(kd3_sio *s)
+int kd3_sio_close(kd3_sio *s)
 {
 	int ret = kd3_peer_close(s->peer, KD3_CLOSE_NORMAL, "bye", &s->tx_w);
 	int sent = kd3_sio_send_out(s, KD3_R_CLOSE);
@@ -403,7 +403,7 @@ static int on_peer_closed(kd3_sio *s, const kd3_peer_out *out)
 		return ret;
 	if (s->peer->ch.tx.closed)
 		return KD3_OK;
-	return close_ours(s);
+	return kd3_sio_close(s);
 }
 
 /* Handles every whole frame waiting in s->rx. */
@@ -433,22 +433,38 @@ static int drain_frames(kd3_sio *s, FILE *out_file)
 	return got < 0 ? not_kd3(s) : KD3_OK;
 }
 
-static int send_line(kd3_sio *s)
+int kd3_sio_send(kd3_sio *s, const uint8_t *payload, size_t len)
 {
 	uint32_t generation = s->peer->ch.tx.generation;
-	size_t size = s->line_len;
-	int ret = kd3_peer_send(s->peer, s->line, s->line_len, kd3_now_ms(), &s->tx_w);
+	int ret = kd3_peer_send(s->peer, payload, len, kd3_now_ms(), &s->tx_w);
 	int sent = kd3_sio_send_out(s, KD3_R_DATA);
-	kd3_wipe(s->line, s->line_len);
-	s->line_len = 0;
+
 	if (ret != KD3_OK || sent != KD3_OK)
 		return ret != KD3_OK ? ret : sent;
 	/* kd3_peer_send puts a KEY_UPDATE first when the policy says so. */
 	if (s->peer->ch.tx.generation != generation &&
 	    (ret = emit_key_update(s, "sent", s->peer->ch.tx.generation)) != KD3_OK)
 		return ret;
-	kd3_event ev = {.kind = KD3_EVT_MESSAGE, .direction = "sent", .size = size};
+	kd3_event ev = {.kind = KD3_EVT_MESSAGE, .direction = "sent", .size = len};
 	return sio_emit(s, &ev);
+}
+
+int kd3_sio_rekey(kd3_sio *s)
+{
+	int ret = kd3_peer_rekey(s->peer, kd3_now_ms(), &s->tx_w);
+	int sent = kd3_sio_send_out(s, KD3_R_KEY_UPDATE);
+
+	if (ret != KD3_OK || sent != KD3_OK)
+		return ret != KD3_OK ? ret : sent;
+	return emit_key_update(s, "sent", s->peer->ch.tx.generation);
+}
+
+static int send_line(kd3_sio *s)
+{
+	int ret = kd3_sio_send(s, s->line, s->line_len);
+	kd3_wipe(s->line, s->line_len);
+	s->line_len = 0;
+	return ret;
 }
 
 /* Adds p[n] (no '\n' inside) to the line being gathered; an over-long line is dropped. */
@@ -479,8 +495,8 @@ static int end_line(kd3_sio *s)
 }
 
 /* Reads what in_fd has; sends each whole line. At EOF sends a last partial line and
- * closes our direction (*in_open = 0). */
-static int read_input(kd3_sio *s, int in_fd, int *in_open)
+ * closes our direction (the loop then stops reading in_fd). */
+static int read_input(kd3_sio *s, int in_fd)
 {
 	uint8_t chunk[SIO_CHUNK];
 	ssize_t n;
@@ -492,10 +508,9 @@ static int read_input(kd3_sio *s, int in_fd, int *in_open)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return KD3_OK;
 	if (n <= 0) { /* EOF (or an unreadable input, treated the same): close our side */
-		*in_open = 0;
 		if (s->line_len > 0 || s->line_too_long)
 			ret = end_line(s);
-		return ret != KD3_OK ? ret : close_ours(s);
+		return ret != KD3_OK ? ret : kd3_sio_close(s);
 	}
 	const uint8_t *p = chunk;
 	size_t left = (size_t)n;
@@ -558,10 +573,21 @@ static int close_wait(kd3_sio *s, int *wait_ms)
 	return KD3_OK;
 }
 
+/* The default input: lines of fd, each one DATA message; at EOF our CLOSE. */
+static int lines_readable(kd3_sio *s, void *ctx)
+{
+	const int *fd = ctx;
+	return read_input(s, *fd);
+}
+
 int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 {
-	int in_open = in_fd >= 0;
+	kd3_sio_input in = {.fd = in_fd, .on_readable = lines_readable, .ctx = &in_fd};
+	return kd3_sio_run_input(s, &in, out_file);
+}
 
+int kd3_sio_run_input(kd3_sio *s, const kd3_sio_input *in, FILE *out_file)
+{
 	for (;;) {
 		int ret = drain_frames(s, out_file);
 		if (ret != KD3_OK)
@@ -575,8 +601,9 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 			return ret;
 
 		struct pollfd pfd[2] = {{.fd = s->sock, .events = POLLIN},
-		                        {.fd = in_fd, .events = POLLIN}};
-		int watch_in = in_open && !s->peer->ch.tx.closed;
+		                        {.fd = in->fd, .events = POLLIN}};
+		/* Input stops with our CLOSE (at its EOF, or a front end's quit). */
+		int watch_in = in->fd >= 0 && !s->peer->ch.tx.closed;
 		int n = poll(pfd, watch_in ? 2 : 1, wait_ms);
 		if (n < 0 && errno != EINTR) {
 			s->sock_errno = errno;
@@ -591,7 +618,7 @@ int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file)
 			if (s->peer->state == KD3_PS_CLOSED || s->peer->ch.rx.closed)
 				return closed_result(s); /* nothing may follow the peer's CLOSE */
 		}
-		if (watch_in && pfd[1].revents && (ret = read_input(s, in_fd, &in_open)) != KD3_OK)
+		if (watch_in && pfd[1].revents && (ret = in->on_readable(s, in->ctx)) != KD3_OK)
 			return ret;
 	}
 }

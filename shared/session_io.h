@@ -125,6 +125,27 @@ int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_wri
  * are handled first. */
 int kd3_sio_run(kd3_sio *s, int in_fd, FILE *out_file);
 
+/* A front end's own input for the established loop (the initiator's chat): fd is
+ * polled, and when readable on_readable(s, ctx) reads it and acts through
+ * kd3_sio_send, kd3_sio_rekey and kd3_sio_close; its kd3_err ends the loop. fd is no
+ * longer polled once our CLOSE is sent. */
+typedef struct kd3_sio_input {
+	int fd;
+	int (*on_readable)(kd3_sio *s, void *ctx);
+	void *ctx;
+} kd3_sio_input;
+
+/* kd3_sio_run with the input from in instead of lines of a descriptor. */
+int kd3_sio_run_input(kd3_sio *s, const kd3_sio_input *in, FILE *out_file);
+
+/* One DATA message (a KEY_UPDATE first when the policy says so), sent, traced and told
+ * to the events sink. len <= KD3_PAYLOAD_MAX. */
+int kd3_sio_send(kd3_sio *s, const uint8_t *payload, size_t len);
+/* A KEY_UPDATE now (told as a key_update event). */
+int kd3_sio_rekey(kd3_sio *s);
+/* Our CLOSE (reason normal, "bye"): the peer's CLOSE is then due within io_timeout_ms. */
+int kd3_sio_close(kd3_sio *s);
+
 /* One line on stderr (kd3_log_error) naming the cause of err. */
 void kd3_sio_report(const kd3_sio *s, int err);
 /* The same line into out[cap] (without the program name), for an error event. */
