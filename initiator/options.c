@@ -20,7 +20,7 @@
 #define INI_TIMEOUT_MAX     3600
 #define INI_REKEY_BYTES_MAX (1ull << 62)
 
-enum { INI_NOPTS = 13 };
+enum { INI_NOPTS = 15 };
 
 /* Long options that are not config keys. */
 enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_TABLE_BASE = 256 };
@@ -52,6 +52,10 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 	     "scripted mode, explicitly (today's only mode; see above)"},
 	    {"json", KD3_OPT_BOOL, &s->json, 0, 0,
 	     "stdout: one JSON object per line per event instead of bare messages"},
+	    {"transcript", KD3_OPT_STR, s->transcript, 0, 0,
+	     "write a JSON record of every frame to FILE (docs/TRANSCRIPT.md)"},
+	    {"reveal-keys", KD3_OPT_BOOL, &s->reveal_keys, 0, 0,
+	     "put the session keys into the transcript (teaching only; warns)"},
 	};
 	memcpy(t, table, sizeof(table));
 }

@@ -21,6 +21,8 @@ typedef struct ini_settings {
 	int trace;
 	int batch; /* scripted mode, said explicitly (today the only mode) */
 	int json;  /* stdout: one JSON object per event (shared/events.h) */
+	char transcript[KD3_CONF_STR_MAX]; /* "" = none (shared/transcript.h) */
+	int reveal_keys;                   /* session keys into the transcript */
 } ini_settings;
 
 /* KD3_OK with *done = 0: run. KD3_OK with *done = 1: --help or --version printed.
