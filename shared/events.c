@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <mbedtls/base64.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -191,7 +192,7 @@ static int add_fields(cJSON *o, const kd3_event *ev)
 	case KD3_EVT_ERROR:
 		return cJSON_AddStringToObject(o, "code", str_or_empty(ev->code)) &&
 		       cJSON_AddStringToObject(o, "message", str_or_empty(ev->text)) &&
-		       cJSON_AddNumberToObject(o, "exit", ev->exit_code);
+		       (ev->exit_code < 0 || cJSON_AddNumberToObject(o, "exit", ev->exit_code));
 	}
 	return 0;
 }
@@ -205,24 +206,28 @@ static void wiping_free(void *p)
 	free(p);
 }
 
-static void cjson_hooks_once(void)
+static void json_hooks_install(void)
 {
-	static int done;
-	if (!done) {
-		cJSON_Hooks hooks = {.malloc_fn = malloc, .free_fn = wiping_free};
-		cJSON_InitHooks(&hooks);
-		done = 1;
-	}
+	cJSON_Hooks hooks = {.malloc_fn = malloc, .free_fn = wiping_free};
+	cJSON_InitHooks(&hooks);
+}
+
+void kd3_json_hooks_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, json_hooks_install);
 }
 
 char *kd3_event_json(const kd3_event *ev, uint64_t t_us)
 {
 	char *line = NULL;
-	cjson_hooks_once();
+	kd3_json_hooks_init();
 	cJSON *o = cJSON_CreateObject();
 
 	if (o && cJSON_AddStringToObject(o, "event", kind_name(ev->kind)) &&
-	    cJSON_AddNumberToObject(o, "t_us", (double)t_us) && add_fields(o, ev))
+	    cJSON_AddNumberToObject(o, "t_us", (double)t_us) &&
+	    (!ev->session || cJSON_AddNumberToObject(o, "session", (double)ev->session)) &&
+	    add_fields(o, ev))
 		line = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return line;

@@ -28,6 +28,7 @@ typedef enum kd3_event_kind {
 
 typedef struct kd3_event {
 	kd3_event_kind kind;
+	uint64_t session;      /* the responder's session number (0: not shown) */
 	const char *step;      /* "M1 sent", "M4 received", "FINISHED sent" */
 	const char *peer;      /* the other principal */
 	const char *suite;     /* suite name */
@@ -41,7 +42,7 @@ typedef struct kd3_event {
 	unsigned reason;       /* a CLOSE's reason code */
 	const char *text;      /* a CLOSE's text, or an error's message */
 	const char *code;      /* an error's name: "BAD_AUTH", "RECORD_AUTH", ... */
-	int exit_code;         /* the process's exit code */
+	int exit_code;         /* the process's exit code (< 0: not shown) */
 } kd3_event;
 
 typedef enum kd3_events_mode {
@@ -73,6 +74,10 @@ int kd3_events_emit(kd3_events *e, const kd3_event *ev);
 /* The JSON object for ev at time t_us, one line without '\n'; free() it. NULL when
  * out of memory. Exposed for tests. */
 char *kd3_event_json(const kd3_event *ev, uint64_t t_us);
+
+/* Makes cJSON wipe every block it frees (they may hold plaintext or keys). Call
+ * before the first cJSON use; events and transcripts do. Thread-safe. */
+void kd3_json_hooks_init(void);
 
 /* 1 when p[len] is valid UTF-8 (no overlong forms, surrogates or code points above
  * U+10FFFF) and holds no NUL byte. */

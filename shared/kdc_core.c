@@ -183,6 +183,8 @@ static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *
 	kd3_iov prefix = {q.m2.body.p, q.m2.signed_len};
 	if ((ret = kd3_transcript_hash(&prefix, 1, q.th)) != KD3_OK)
 		return fail(res, KD3_E_INTERNAL, "hash failed");
+	memcpy(res->th, q.th, KD3_HASH_LEN); /* public: for a transcript */
+	res->have_th = 1;
 	const kd3_kdc_cache_slot *hit = cache_find(k, &q, now_ms);
 	if (hit) {
 		res->from_cache = 1;

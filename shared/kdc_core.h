@@ -73,6 +73,8 @@ typedef struct kd3_kdc_result {
 	uint32_t kvno_i, kvno_r;
 	uint8_t suite, flags;
 	const char *detail; /* static text naming the failed check */
+	uint8_t have_th;    /* th was computed (the M2 parsed) */
+	uint8_t th[KD3_HASH_LEN];
 } kd3_kdc_result;
 
 void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lookup_ctx,

@@ -69,6 +69,7 @@ static int enter_failed(kd3_peer *p, int err)
 		p->err = err;
 	wipe_handshake(p);
 	kd3_channel_free(&p->ch);
+	kd3_peer_forget_revealed(p);
 	return p->err;
 }
 
@@ -90,6 +91,13 @@ static int derive(kd3_peer *p, const uint8_t sk[KD3_KEY_LEN], const uint8_t *pee
 		ret = kd3_x25519_shared(p->e_priv, peer_e, dh);
 	if (ret == KD3_OK)
 		ret = kd3_derive_session(p->crypto, p->th, sk, p->fs ? dh : NULL, &p->secrets);
+	if (ret == KD3_OK && p->cfg.reveal_keys) {
+		memcpy(p->revealed.sk, sk, KD3_KEY_LEN);
+		if (p->fs)
+			memcpy(p->revealed.dh, dh, KD3_DH_LEN);
+		p->revealed.have_dh = p->fs;
+		p->revealed.have = 1;
+	}
 	kd3_wipe(dh, sizeof(dh));
 	kd3_wipe(p->e_priv, sizeof(p->e_priv)); /* forward secrecy: gone once used */
 	return ret;
@@ -637,6 +645,11 @@ int kd3_peer_init(kd3_peer *p, const kd3_peer_config *cfg, kd3_crypto *c, kd3_rn
 	p->rng_ctx = rng_ctx;
 	p->state = cfg->role == KD3_ROLE_INITIATOR ? KD3_PS_START : KD3_PS_WAIT_M1;
 	return KD3_OK;
+}
+
+void kd3_peer_forget_revealed(kd3_peer *p)
+{
+	kd3_wipe(&p->revealed, sizeof(p->revealed));
 }
 
 void kd3_peer_free(kd3_peer *p)

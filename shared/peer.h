@@ -53,7 +53,18 @@ typedef struct kd3_peer_config {
 	uint64_t rekey_records; /* tx key update policy (>= 1) */
 	uint64_t rekey_bytes;   /* 0: no byte limit */
 	uint64_t rekey_ms;      /* and after this long under one key (0: no time limit) */
+	uint8_t reveal_keys;    /* keep SK (and the X25519 result) for a transcript */
 } kd3_peer_config;
+
+/* With cfg.reveal_keys only (--reveal-keys, for teaching): the session's SK and, in
+ * forward-secret mode, the X25519 shared secret, kept from the key derivation until
+ * kd3_peer_forget_revealed, a failure or kd3_peer_free. */
+typedef struct kd3_peer_revealed {
+	uint8_t have; /* 1 once the session keys were derived */
+	uint8_t have_dh;
+	uint8_t sk[KD3_KEY_LEN];
+	uint8_t dh[KD3_DH_LEN];
+} kd3_peer_revealed;
 
 /* Events reported by one call. */
 #define KD3_EV_ESTABLISHED 0x01 /* keys confirmed; records may flow */
@@ -103,6 +114,7 @@ typedef struct kd3_peer {
 	uint64_t expires_ms;            /* monotonic deadline */
 	uint64_t tx_key_since_ms;       /* when our current sending key came into use */
 	kd3_channel ch;
+	kd3_peer_revealed revealed; /* empty unless cfg.reveal_keys */
 } kd3_peer;
 
 int kd3_peer_init(kd3_peer *p, const kd3_peer_config *cfg, kd3_crypto *c, kd3_rng_fn rng,
@@ -131,6 +143,9 @@ int kd3_peer_eof(kd3_peer *p);
 int kd3_peer_kdc_failed(kd3_peer *p, int err, kd3_writer *to_peer);
 /* KD3_E_EXPIRED once the session key's lifetime has run out. */
 int kd3_peer_check_expiry(kd3_peer *p, uint64_t now_ms);
+
+/* Wipes p->revealed (once the transcript has written it). */
+void kd3_peer_forget_revealed(kd3_peer *p);
 
 const char *kd3_peer_state_name(kd3_peer_state s);
 

@@ -189,6 +189,7 @@ static int emit_step(kd3_sio *s, const char *step)
 
 static int emit_key_update(kd3_sio *s, const char *direction, uint32_t generation)
 {
+	kd3_transcript_key_update(s->transcript, s->session_id, s->peer, direction);
 	kd3_event ev = {
 	    .kind = KD3_EVT_KEY_UPDATE, .direction = direction, .generation = generation};
 	return sio_emit(s, &ev);
@@ -196,6 +197,7 @@ static int emit_key_update(kd3_sio *s, const char *direction, uint32_t generatio
 
 static int emit_close(kd3_sio *s, const char *by, unsigned reason, const char *text)
 {
+	kd3_transcript_close_event(s->transcript, s->session_id, by, reason, text);
 	kd3_event ev = {.kind = KD3_EVT_CLOSE, .by = by, .reason = reason, .text = text};
 	return sio_emit(s, &ev);
 }
@@ -241,6 +243,9 @@ int kd3_sio_send_out(kd3_sio *s, int last_inner)
 	if (ret == KD3_OK && s->tx_w.len > 0) {
 		if (kd3_trace_enabled())
 			trace_out(s, s->tx, s->tx_w.len, last_inner);
+		kd3_transcript_frames_out(s->transcript, s->session_id, s->tx_dir, s->tx,
+		                          s->tx_w.len, sio_fs(s), last_inner,
+		                          s->peer->ch.tx.generation);
 		ret = write_all(s, s->tx, s->tx_w.len);
 	}
 	kd3_wr_init(&s->tx_w, s->tx, sizeof(s->tx));
@@ -280,6 +285,13 @@ static int read_sock(kd3_sio *s, int *eof)
 /* The bytes in s->rx are not a kd3 frame: show them in the trace, and fail. */
 static int not_kd3(kd3_sio *s)
 {
+	kd3_tframe fr = {.session = s->session_id,
+	                 .dir = s->rx_dir,
+	                 .p = s->rx.buf,
+	                 .len = s->rx.len,
+	                 .inner = -1,
+	                 .generation = -1};
+	kd3_transcript_frame(s->transcript, &fr);
 	kd3_trace_frame(s->rx_dir, s->rx.buf, s->rx.len, sio_fs(s), -1);
 	return KD3_E_MALFORMED;
 }
@@ -310,23 +322,43 @@ static int frame_is_record(const uint8_t *frame, size_t len)
 	return len >= KD3_HDR_LEN && frame[1] == KD3_T_RECORD;
 }
 
+/* The frame as received (records are opened in place: from the copy) to the trace
+ * and the transcript. */
+static void record_in(kd3_sio *s, const char *dir, const uint8_t *copy, size_t len, int ret,
+                      const kd3_peer_out *out, long generation)
+{
+	int record = frame_is_record(copy, len);
+	int inner = ret == KD3_OK && record ? out->inner : -1;
+	kd3_tframe fr = {.session = s->session_id,
+	                 .dir = dir,
+	                 .p = copy,
+	                 .len = len,
+	                 .fs = sio_fs(s),
+	                 .inner = inner,
+	                 .generation = record ? generation : -1};
+
+	kd3_trace_frame(dir, copy, len, sio_fs(s), inner);
+	kd3_transcript_frame(s->transcript, &fr);
+}
+
 int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_writer *to_kdc,
                  kd3_peer_out *out)
 {
 	const char *dir = src == KD3_SRC_KDC ? "KDC->R" : s->rx_dir;
 	/* Records are opened in place: keep the received bytes for the trace. */
-	int tracing = kd3_trace_enabled() && len <= sizeof(s->trace_copy);
+	int keep = (kd3_trace_enabled() || kd3_transcript_on(s->transcript)) &&
+	           len <= sizeof(s->trace_copy);
+	long generation = s->peer->ch.rx.generation; /* the key the record must open under */
 	int ret;
 
-	if (tracing)
+	if (keep)
 		memcpy(s->trace_copy, frame, len);
 	memset(out, 0, sizeof(*out));
 	out->to_peer = &s->tx_w;
 	out->to_kdc = to_kdc;
 	ret = kd3_peer_input(s->peer, src, frame, len, kd3_now_ms(), out);
-	if (tracing) {
-		int inner = ret == KD3_OK && frame_is_record(frame, len) ? out->inner : -1;
-		kd3_trace_frame(dir, s->trace_copy, len, sio_fs(s), inner);
+	if (keep) {
+		record_in(s, dir, s->trace_copy, len, ret, out, generation);
 		kd3_wipe(s->trace_copy, len);
 	}
 	if (ret == KD3_E_PEER_ERROR) {
@@ -334,8 +366,10 @@ int kd3_sio_feed(kd3_sio *s, kd3_source src, uint8_t *frame, size_t len, kd3_wri
 		kd3_log_safe_name(out->peer_error_text.p, out->peer_error_text.len,
 		                  s->peer_error_text);
 	}
-	if (ret == KD3_OK && (out->events & KD3_EV_ESTABLISHED))
+	if (ret == KD3_OK && (out->events & KD3_EV_ESTABLISHED)) {
 		s->established = 1;
+		kd3_transcript_established(s->transcript, s->session_id, s->peer, NULL);
+	}
 
 	/* The initiator's answer to M4 is its FINISHED record; once established, the only
 	 * answer to a failed frame is a CLOSE naming the reason. */
@@ -376,10 +410,20 @@ static int deliver(kd3_sio *s, FILE *out_file, kd3_view data)
 	return KD3_OK;
 }
 
+/* A KEY_UPDATE went out before a CLOSE (the policy said so): tell it. */
+static void close_key_update(kd3_sio *s, uint32_t generation)
+{
+	if (s->peer->ch.tx.generation != generation)
+		emit_key_update(s, "sent", s->peer->ch.tx.generation);
+}
+
 int kd3_sio_close(kd3_sio *s)
 {
+	uint32_t generation = s->peer->ch.tx.generation;
 	int ret = kd3_peer_close(s->peer, KD3_CLOSE_NORMAL, "bye", &s->tx_w);
 	int sent = kd3_sio_send_out(s, KD3_R_CLOSE);
+	if (ret == KD3_OK && sent == KD3_OK)
+		close_key_update(s, generation);
 	/* The peer's CLOSE is due by a fixed deadline: what it sends meanwhile does not
 	 * move it, so a peer that keeps trickling frames cannot keep us waiting. */
 	s->close_deadline_ms = kd3_now_ms() + (uint64_t)s->io_timeout_ms;
@@ -553,9 +597,12 @@ static int closed_result(const kd3_sio *s)
 static int expired(kd3_sio *s)
 {
 	const char *why = kd3_strerror(KD3_E_EXPIRED);
+	uint32_t generation = s->peer->ch.tx.generation;
 	if (kd3_peer_close(s->peer, KD3_E_EXPIRED, why, &s->tx_w) == KD3_OK &&
-	    kd3_sio_send_out(s, KD3_R_CLOSE) == KD3_OK)
+	    kd3_sio_send_out(s, KD3_R_CLOSE) == KD3_OK) {
+		close_key_update(s, generation);
 		emit_close(s, "us", KD3_E_EXPIRED, why);
+	}
 	return KD3_E_EXPIRED;
 }
 

@@ -49,6 +49,7 @@
 #include "net.h"
 #include "peer.h"
 #include "stream.h"
+#include "transcript.h"
 #include "wire.h"
 
 /* Exit codes of the initiator and the responder (their --help lists them). */
@@ -91,6 +92,10 @@ typedef struct kd3_sio {
 	 * With NULL, received DATA is printed to kd3_sio_run's out_file as before and no
 	 * other event is told. */
 	kd3_events *events;
+	/* Set after kd3_sio_init, or left NULL: a JSON record of every frame (transcript.h),
+	 * under session number session_id. */
+	kd3_transcript *transcript;
+	uint64_t session_id;
 } kd3_sio;
 
 /* KD3_E_IO when the socket cannot be made non-blocking. */
