@@ -30,6 +30,8 @@ typedef struct kdc_opts {
 	uint64_t idle_timeout_ms;
 	int log_requests;
 	int trace;
+	char transcript[KD3_CONF_STR_MAX]; /* "" = none */
+	int reveal_keys;
 
 	/* Command line only. */
 	char config[KD3_CONF_STR_MAX];

@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "table.h"
 #include "trace.h"
+#include "transcript.h"
 #include "worker.h"
 
 #define SERVE_ERR_MAX 640
@@ -27,6 +28,7 @@ struct serve {
 	kd3_addr addr;
 	kdc_worker *workers;
 	size_t nworkers;
+	kd3_transcript transcript; /* --transcript; shared by the workers, under its lock */
 };
 
 static int serve_settings(struct serve *s, const kdc_opts *o)
@@ -47,6 +49,12 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 		return KD3_E_USAGE;
 	}
 	s->cfg.log_requests = o->log_requests;
+	if (o->transcript[0] && kd3_transcript_open(&s->transcript, o->transcript, "kdc",
+	                                            o->reveal_keys, err, sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s", err);
+		return KD3_E_USAGE;
+	}
+	s->cfg.transcript = o->transcript[0] ? &s->transcript : NULL;
 	s->cfg.idle_ms = o->idle_timeout_ms;
 	s->cfg.max_conns = (size_t)o->max_conns;
 	s->kcfg.suites_allowed = o->suites;
@@ -189,6 +197,7 @@ out:
 		kdc_worker_free(&s.workers[i]);
 	free(s.workers);
 	kdc_table_free(&s.table);
+	kd3_transcript_close(&s.transcript, ret == KD3_OK ? 0 : 1);
 	kd3_wipe(&s.kcfg, sizeof(s.kcfg)); /* the realm secret */
 	return ret;
 }

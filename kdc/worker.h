@@ -31,6 +31,7 @@
 
 typedef struct kdc_serve_cfg {
 	int log_requests;
+	struct kd3_transcript *transcript; /* --transcript: every request, or NULL */
 	uint64_t idle_ms; /* a TCP connection must send a whole frame within this */
 	size_t max_conns; /* per worker */
 } kdc_serve_cfg;

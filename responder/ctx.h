@@ -29,6 +29,9 @@ typedef struct resp_ctx {
 	struct resp_outlet *outlet; /* default mode: stdout (outlet.h) */
 	uint32_t handshake_ms;
 	uint32_t kdc_timeout_ms;
+	int json;                          /* --json: events on stdout (report.h) */
+	uint64_t start_us;                 /* kd3_now_us at start: the events' t_us */
+	struct kd3_transcript *transcript; /* --transcript, or NULL */
 	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */
 } resp_ctx;
 

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "log.h"
 #include "msg.h"
+#include "report.h"
 #include "trace.h"
 
 static int kdcx_open_kdc(resp_kdcx *x, int epfd, uint64_t now);
@@ -73,9 +74,18 @@ static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 
 /* ---- UDP: the same M2 bytes, up to RESP_KDC_UDP_TRIES times ----------------- */
 
+/* The M2 as it leaves, to the trace and the transcript. */
+static void kdcx_report_m2(resp_kdcx *x)
+{
+	char addr[64];
+	kd3_trace_frame("R->KDC", x->m2, x->m2_len, x->fs, -1);
+	resp_kdcx_peer(x, addr, sizeof(addr));
+	resp_report_frame_to_kdc(x, addr);
+}
+
 static int udp_send(resp_kdcx *x)
 {
-	kd3_trace_frame("R->KDC", x->m2, x->m2_len, x->fs, -1);
+	kdcx_report_m2(x);
 	ssize_t n = send(x->w.fd, x->m2, x->m2_len, MSG_NOSIGNAL);
 	return n == (ssize_t)x->m2_len ? KD3_OK : KD3_E_IO;
 }
@@ -207,7 +217,7 @@ static int tcp_connected(resp_kdcx *x, int epfd, uint64_t now)
 static int tcp_write(resp_kdcx *x, int epfd, uint64_t now)
 {
 	if (x->tcp_sent == 0)
-		kd3_trace_frame("R->KDC", x->m2, x->m2_len, x->fs, -1);
+		kdcx_report_m2(x);
 	ssize_t n = send(x->w.fd, x->m2 + x->tcp_sent, x->m2_len - x->tcp_sent, MSG_NOSIGNAL);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return RESP_KDCX_PENDING;

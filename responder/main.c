@@ -13,12 +13,14 @@
 #include "server.h"
 #include "session_io.h"
 #include "trace.h"
+#include "transcript.h"
 
 /* Large (the trace buffer, the option lists): static, not on the stack. */
 static resp_opts opts;
 static resp_server server;
 static kd3_peer_config peer_cfg;
 static kd3_crypto crypto;
+static kd3_transcript transcript;
 
 static void main_peer_config(const resp_opts *o, kd3_peer_config *cfg)
 {
@@ -28,6 +30,7 @@ static void main_peer_config(const resp_opts *o, kd3_peer_config *cfg)
 	cfg->rekey_records = o->rekey_messages;
 	cfg->rekey_bytes = o->rekey_bytes;
 	cfg->rekey_ms = o->rekey_seconds * 1000u;
+	cfg->reveal_keys = o->reveal_keys && o->transcript[0] ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -62,13 +65,22 @@ int main(int argc, char **argv)
 		code = KD3_EXIT_USAGE;
 		goto out;
 	}
+	if (opts.transcript[0] &&
+	    kd3_transcript_open(&transcript, opts.transcript, "responder", opts.reveal_keys, err,
+	                        sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s", err);
+		code = KD3_EXIT_USAGE;
+		goto out;
+	}
 	opened = 1;
-	if (resp_server_open(&server, &opts, &crypto, &peer_cfg) != KD3_OK)
+	if (resp_server_open(&server, &opts, &crypto, &peer_cfg,
+	                     opts.transcript[0] ? &transcript : NULL) != KD3_OK)
 		goto out;
 	code = resp_server_run(&server) == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_RUNTIME;
 out:
 	if (opened)
 		resp_server_close(&server);
+	kd3_transcript_close(&transcript, code);
 	kd3_wipe(&peer_cfg, sizeof(peer_cfg));
 	kd3_crypto_free(&crypto);
 	return code;

@@ -10,7 +10,7 @@
 #include "msg.h"
 #include "wire.h"
 
-#define OPTS_MAX      16
+#define OPTS_MAX      20
 #define OPT_HELP      'h'
 #define OPT_VERSION   'V'
 #define OPT_CONFIG    'c'
@@ -47,6 +47,12 @@ static size_t opts_table(resp_opts *o, kd3_option *t)
 	     "first UDP retry to the KDC; doubles, 3 tries, then TCP (200)"},
 	    {"trace", KD3_OPT_BOOL, &o->trace, 0, 0,
 	     "print every protocol frame to stderr (also KD3_TRACE=1)"},
+	    {"json", KD3_OPT_BOOL, &o->json, 0, 0,
+	     "stdout: one JSON object per line per event, with its session"},
+	    {"transcript", KD3_OPT_STR, o->transcript, 0, 0,
+	     "write a JSON record of every frame to FILE (docs/TRANSCRIPT.md)"},
+	    {"reveal-keys", KD3_OPT_BOOL, &o->reveal_keys, 0, 0,
+	     "put session keys into the transcript (teaching only; warns)"},
 	};
 	size_t n = sizeof(table) / sizeof(table[0]);
 	_Static_assert(sizeof(table) / sizeof(table[0]) <= OPTS_MAX, "raise OPTS_MAX");

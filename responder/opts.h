@@ -31,6 +31,9 @@ typedef struct resp_opts {
 	uint64_t handshake_timeout_s;
 	uint64_t kdc_timeout_ms; /* first UDP retransmit; doubles each try */
 	int trace;
+	int json;                          /* stdout: JSON events (responder/report.h) */
+	char transcript[KD3_CONF_STR_MAX]; /* "" = none */
+	int reveal_keys;
 
 	/* Command line only. */
 	char config[KD3_CONF_STR_MAX];

@@ -77,7 +77,7 @@ static void server_ready_line(resp_server *srv)
 }
 
 int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
-                     const kd3_peer_config *pcfg)
+                     const kd3_peer_config *pcfg, struct kd3_transcript *transcript)
 {
 	int ret;
 
@@ -85,6 +85,9 @@ int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
 	srv->opts = o;
 	srv->ctx.crypto = c;
 	srv->ctx.pcfg = pcfg;
+	srv->ctx.transcript = transcript;
+	srv->ctx.json = o->json;
+	srv->ctx.start_us = kd3_now_us();
 	srv->ctx.kdcs = o->kdc_addr;
 	srv->ctx.nkdcs = o->nkdc;
 	srv->ctx.exec_cmd = o->exec_cmd[0] ? o->exec_cmd : NULL;
@@ -105,11 +108,12 @@ int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
 	}
 	if ((ret = server_signals(srv)) != KD3_OK || (ret = server_listen(srv)) != KD3_OK)
 		return ret;
-	if (!srv->ctx.exec_cmd) {
+	if (!srv->ctx.exec_cmd || srv->ctx.json) {
 		(void)resp_outlet_open(&srv->outlet); /* on failure: logged, deliveries fail */
 		srv->ctx.outlet = &srv->outlet;
-		resp_broadcast_open(srv);
 	}
+	if (!srv->ctx.exec_cmd)
+		resp_broadcast_open(srv);
 	server_ready_line(srv);
 	return KD3_OK;
 }

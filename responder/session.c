@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "report.h"
 #include "log.h"
 
 /* Bytes read from one socket per event before the loop serves the others. */
@@ -83,6 +84,7 @@ static void session_log_end(resp_session *s, int err, const char *why)
 	if (s->ended_logged)
 		return;
 	s->ended_logged = 1;
+	resp_report_end(s, err, why);
 	if (!name)
 		snprintf(head, sizeof(head), "session %llu", id);
 	else if (s->established)

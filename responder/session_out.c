@@ -9,6 +9,7 @@
 #include "err.h"
 #include "log.h"
 #include "msg.h"
+#include "report.h"
 #include "trace.h"
 
 /* Room for one state-machine call: a KEY_UPDATE and a full record. */
@@ -54,8 +55,10 @@ int resp_out_begin(resp_session *s, kd3_writer *w)
 
 void resp_out_end(resp_session *s, kd3_writer *w, int last_inner)
 {
-	if (w->err == KD3_OK && w->len > 0)
+	if (w->err == KD3_OK && w->len > 0) {
 		resp_trace_frames("R->I", w->p, w->len, s->peer.fs, last_inner);
+		resp_report_frames_out(s, w->p, w->len, last_inner);
+	}
 	resp_outq_commit(&s->out, w);
 }
 
@@ -67,8 +70,13 @@ void resp_out_data(resp_session *s, const uint8_t *p, size_t len, uint64_t now)
 		return;
 	if (resp_out_begin(s, &w) != KD3_OK)
 		return;
+	uint32_t generation = s->peer.ch.tx.generation;
 	int ret = kd3_peer_send(&s->peer, p, len, now, &w);
 	resp_out_end(s, &w, KD3_R_DATA);
+	if (ret == KD3_OK && s->peer.ch.tx.generation != generation)
+		resp_report_key_update(s, "sent");
+	if (ret == KD3_OK)
+		resp_report_sent(s, len);
 	if (ret == KD3_E_EXPIRED)
 		resp_session_expire(s, now);
 	else if (ret != KD3_OK)
@@ -83,8 +91,14 @@ void resp_out_close(resp_session *s, uint16_t reason, const char *text, uint64_t
 		return;
 	if (resp_out_begin(s, &w) != KD3_OK)
 		return;
+	int was_open = s->peer.state == KD3_PS_ESTABLISHED && !s->peer.ch.tx.closed;
+	uint32_t generation = s->peer.ch.tx.generation;
 	kd3_peer_close(&s->peer, reason, text, &w);
 	resp_out_end(s, &w, KD3_R_CLOSE);
+	if (was_open && s->peer.ch.tx.generation != generation) /* a KEY_UPDATE went first */
+		resp_report_key_update(s, "sent");
+	if (was_open && s->peer.ch.tx.closed)
+		resp_report_close(s, "us", reason, text ? text : "");
 	if (s->peer.state == KD3_PS_ESTABLISHED && s->peer.ch.tx.closed && !s->close_deadline)
 		s->close_deadline = now + s->ctx->handshake_ms;
 }

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "msg.h"
 #include "outlet.h"
+#include "report.h"
 #include "trace.h"
 
 static void proto_events(resp_session *s, kd3_peer_out *out, uint64_t now);
@@ -82,17 +83,23 @@ static void proto_peer_frame(resp_session *s, uint8_t *frame, size_t len, uint64
 	kd3_peer_out out;
 	kd3_writer to_peer, to_kdc;
 	int traced = kd3_trace_enabled();
+	int kept = traced || s->ctx->transcript;
+	long generation = s->peer.ch.rx.generation; /* a record opens under this key */
 
 	if (resp_out_begin(s, &to_peer) != KD3_OK)
 		return;
 	kd3_wr_init(&to_kdc, s->kdc.m2, sizeof(s->kdc.m2));
 	proto_out_init(&out, &to_peer, &to_kdc);
-	if (traced) /* records are opened in place: trace the bytes as they came */
+	if (kept) /* records are opened in place: trace the bytes as they came */
 		memcpy(s->ctx->trace_copy, frame, len);
 	int ret = kd3_peer_input(&s->peer, KD3_SRC_PEER, frame, len, now, &out);
+	int inner = kept && ret == KD3_OK ? proto_inner(s->ctx->trace_copy, &out) : -1;
 	if (traced)
-		kd3_trace_frame("I->R", s->ctx->trace_copy, len, s->peer.fs,
-		                proto_inner(s->ctx->trace_copy, &out));
+		kd3_trace_frame("I->R", s->ctx->trace_copy, len, s->peer.fs, inner);
+	if (kept) {
+		resp_report_frame_in(s, "I->R", s->ctx->trace_copy, len, inner, generation);
+		kd3_wipe(s->ctx->trace_copy, len);
+	}
 	resp_out_end(s, &to_peer, KD3_R_CLOSE); /* on failure: an ERROR, or our CLOSE */
 	if (ret != KD3_OK)
 		proto_failed(s, ret, &out, "initiator", frame, len, now);
@@ -158,7 +165,10 @@ static void proto_ask_kdc(resp_session *s, size_t m2_len, uint64_t now)
 	s->kdc.fs = s->peer.fs;
 	kd3_log_debug("session %llu: M1 claiming to be from %s; asking the KDC",
 	              (unsigned long long)s->id, s->peer.peer_id);
-	resp_proto_kdc_result(s, resp_kdcx_start(&s->kdc, s->ctx->epfd, now), now);
+	resp_report_step(s, "M1 received");
+	int r = resp_kdcx_start(&s->kdc, s->ctx->epfd, now);
+	resp_report_step(s, "M2 sent");
+	resp_proto_kdc_result(s, r, now);
 }
 
 static void proto_established(resp_session *s, uint64_t now)
@@ -172,6 +182,7 @@ static void proto_established(resp_session *s, uint64_t now)
 		kd3_trace_note("session %llu established: suite %s, forward secrecy %s",
 		               (unsigned long long)s->id, kd3_suite_name(s->peer.suite),
 		               s->peer.fs ? "on" : "off");
+	resp_report_established(s);
 	if (s->ctx->exec_cmd)
 		resp_exec_start(s, now);
 }
@@ -183,10 +194,12 @@ static void proto_deliver(resp_session *s, kd3_view data, uint64_t now)
 	resp_outlet *o = s->ctx->outlet;
 
 	if (s->ctx->exec_cmd) {
+		resp_report_received(s, data.len); /* --json: the size; the data is CMD's */
 		resp_exec_deliver(s, data);
 		return;
 	}
-	int ret = resp_outlet_put(o, s->ctx->epfd, data.p, data.len);
+	int ret = s->ctx->json ? resp_report_message(s, data)
+	                       : resp_outlet_put(o, s->ctx->epfd, data.p, data.len);
 	if (ret != KD3_OK) {
 		resp_out_close(s, KD3_E_INTERNAL, "responder cannot deliver", now);
 		resp_session_finish(s, ret == KD3_E_NOMEM ? KD3_E_NOMEM : KD3_E_IO,
@@ -205,8 +218,9 @@ static void proto_peer_closed(resp_session *s, const kd3_peer_out *out, uint64_t
 	char text[256];
 	const char *reason = NULL;
 
+	kd3_log_safe_name(out->close_text.p, out->close_text.len, text);
+	resp_report_close(s, "peer", out->close_reason, text);
 	if (out->close_reason != KD3_CLOSE_NORMAL) {
-		kd3_log_safe_name(out->close_text.p, out->close_text.len, text);
 		snprintf(why, sizeof(why), "initiator closed with reason %u: %s",
 		         (unsigned)out->close_reason, text);
 		reason = why;
@@ -238,9 +252,11 @@ static void proto_events(resp_session *s, kd3_peer_out *out, uint64_t now)
 		proto_established(s, now);
 	if ((ev & KD3_EV_DATA) && s->phase == RESP_ACTIVE)
 		proto_deliver(s, out->data, now);
-	if (ev & KD3_EV_KEY_UPDATE)
+	if (ev & KD3_EV_KEY_UPDATE) {
 		kd3_log_debug("session %llu: the initiator moved to its next key",
 		              (unsigned long long)s->id);
+		resp_report_key_update(s, "received");
+	}
 	if ((ev & KD3_EV_PEER_CLOSED) && s->phase == RESP_ACTIVE)
 		proto_peer_closed(s, out, now);
 }
@@ -337,6 +353,7 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	uint16_t code = 0;
 
 	kd3_trace_frame("KDC->R", frame, len, s->peer.fs, -1);
+	resp_report_frame_in(s, "KDC->R", frame, len, -1, -1);
 	if (!proto_reply_expected(s, frame, len)) {
 		kd3_log_info("session %llu: ignored a reply from the KDC that is not for this "
 		             "exchange",
@@ -361,10 +378,13 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	int ret = kd3_peer_input(&s->peer, KD3_SRC_KDC, frame, len, now, &out);
 	proto_log_kdc_answer(s, ret, &out, kdc, ms);
 	resp_out_end(s, &to_peer, -1); /* M4, or the KDC's ERROR passed on */
-	if (ret != KD3_OK)
+	if (ret != KD3_OK) {
 		proto_failed(s, ret, &out, "KDC", frame, len, now);
-	else
-		proto_events(s, &out, now);
+		return;
+	}
+	resp_report_step(s, "M3 received");
+	resp_report_step(s, "M4 sent");
+	proto_events(s, &out, now);
 }
 
 static void proto_no_kdc(resp_session *s, uint64_t now)
