@@ -7,6 +7,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "events.h"
 #include "log.h"
 #include "schedule.h"
 #include "trace.h"
@@ -69,7 +70,7 @@ static void request_transcript(kdc_worker *w, const char *transport, const kd3_a
 	if (t->reveal_keys && res->err == KD3_OK && res->have_th)
 		have_sk =
 		    kd3_derive_sk(&w->crypto, w->kdc->cfg.realm_secret, res->th, sk) == KD3_OK;
-	kd3_transcript_kdc(t, n, outcome_name(res->err), res->have_th ? res->th : NULL,
+	kd3_transcript_kdc(t, n, kd3_events_err_name(res->err), res->have_th ? res->th : NULL,
 	                   have_sk ? sk : NULL);
 	kd3_wipe(sk, sizeof(sk));
 	if (out_len > 0) {
