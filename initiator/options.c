@@ -20,7 +20,7 @@
 #define INI_TIMEOUT_MAX     3600
 #define INI_REKEY_BYTES_MAX (1ull << 62)
 
-enum { INI_NOPTS = 15 };
+enum { INI_NOPTS = 16 };
 
 /* Long options that are not config keys. */
 enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_TABLE_BASE = 256 };
@@ -49,13 +49,15 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 	    {"trace", KD3_OPT_BOOL, &s->trace, 0, 0,
 	     "print every protocol frame to stderr (also KD3_TRACE=1)"},
 	    {"batch", KD3_OPT_BOOL, &s->batch, 0, 0,
-	     "scripted mode, explicitly (today's only mode; see above)"},
+	     "scripted mode even when stdin and stdout are a terminal"},
 	    {"json", KD3_OPT_BOOL, &s->json, 0, 0,
 	     "stdout: one JSON object per line per event instead of bare messages"},
 	    {"transcript", KD3_OPT_STR, s->transcript, 0, 0,
 	     "write a JSON record of every frame to FILE (docs/TRANSCRIPT.md)"},
 	    {"reveal-keys", KD3_OPT_BOOL, &s->reveal_keys, 0, 0,
 	     "put the session keys into the transcript (teaching only; warns)"},
+	    {"quit-words", KD3_OPT_LIST, &s->quit_words, 0, 0,
+	     "chat: lines that close the session, like /quit (default /quit)"},
 	};
 	memcpy(t, table, sizeof(table));
 }
