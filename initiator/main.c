@@ -1,5 +1,6 @@
 /* initiator: connects to a responder, runs M1..M4 (docs/PROTOCOL.md, "The exchange"),
- * then carries lines of stdin as DATA records and prints the DATA it receives.
+ * then carries lines of stdin as DATA records and prints the DATA it receives: as a
+ * chat screen on a terminal (chat.c), else scripted, one message per line.
  * The protocol is in shared/peer.c; this file wires options, keys and the socket. */
 #include <errno.h>
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "crypto.h"
 #include "err.h"
 #include "events.h"
@@ -19,14 +21,19 @@
 #include "schedule.h"
 #include "session_io.h"
 #include "trace.h"
+#include "transcript.h"
 
 /* Large state lives here, not on the stack. */
 static ini_settings settings;
 static kd3_crypto crypto;
 static kd3_peer peer;
 static kd3_sio sio;
-/* stdout: the received messages, or with --json every event. */
+/* --transcript FILE: every frame of the run (shared/transcript.h). */
+static kd3_transcript transcript;
+/* stdout: the received messages, or with --json every event, or the chat screen. */
 static kd3_events events;
+/* stdin and stdout are a terminal, and no --batch or --json: the chat screen. */
+static int chat_mode;
 /* The one-line error of a failed run, for the --json error event. */
 static char failure[512];
 
@@ -88,6 +95,7 @@ static int peer_setup(const ini_settings *s)
 	cfg.rekey_records = s->rekey_messages;
 	cfg.rekey_bytes = s->rekey_bytes;
 	cfg.rekey_ms = s->rekey_seconds * 1000u;
+	cfg.reveal_keys = kd3_transcript_on(&transcript) && s->reveal_keys;
 	ret = load_keys(s, &cfg);
 	if (ret == KD3_OK && strcmp(cfg.self, cfg.peer_name) == 0) {
 		fail("--peer %s is our own name: initiator and responder must differ",
@@ -183,9 +191,15 @@ static int run(const ini_settings *s)
 		return ret;
 	ret = kd3_sio_init(&sio, &peer, fd, "I->R", "R->I", "responder", (int)s->timeout_s * 1000);
 	sio.events = &events;
+	if (kd3_transcript_on(&transcript)) {
+		sio.transcript = &transcript;
+		sio.session_id = 1;
+	}
 	if (ret == KD3_OK)
 		ret = handshake(&sio, s->timeout_s * 1000u);
-	if (ret == KD3_OK) {
+	if (ret == KD3_OK && chat_mode) {
+		ret = ini_chat_run(&sio); /* the chat showed the session established */
+	} else if (ret == KD3_OK) {
 		report_established(&peer);
 		ret = kd3_sio_run(&sio, STDIN_FILENO, stdout);
 	}
@@ -207,6 +221,24 @@ static void report_failure(int err, int code)
 	                .exit_code = code};
 	if (settings.json)
 		kd3_events_emit(&events, &ev); /* best effort: stdout may be what failed */
+	kd3_transcript_error(&transcript, 1, ev.code, ev.text);
+}
+
+/* --transcript: opened before anything is sent, so that it holds every frame. */
+static int open_transcript(const ini_settings *s)
+{
+	char err[512];
+
+	if (s->reveal_keys && !s->transcript[0]) {
+		fail("--reveal-keys needs --transcript FILE (keys go only into a transcript)");
+		return KD3_E_USAGE;
+	}
+	if (s->transcript[0] && kd3_transcript_open(&transcript, s->transcript, "initiator",
+	                                            s->reveal_keys, err, sizeof(err)) != KD3_OK) {
+		fail("%s", err);
+		return KD3_E_USAGE;
+	}
+	return KD3_OK;
 }
 
 int main(int argc, char **argv)
@@ -227,13 +259,20 @@ int main(int argc, char **argv)
 	if (ret != KD3_OK || done)
 		return ret == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_USAGE;
 	kd3_trace_enable(settings.trace);
-	kd3_events_init(&events, stdout, settings.json ? KD3_EVENTS_JSON : KD3_EVENTS_PLAIN);
+	chat_mode = ini_chat_wanted(&settings);
+	if (chat_mode)
+		ini_chat_events(&events, &settings);
+	else
+		kd3_events_init(&events, stdout,
+		                settings.json ? KD3_EVENTS_JSON : KD3_EVENTS_PLAIN);
 
 	if ((ret = kd3_crypto_init(&crypto, "kd3 initiator", 1)) != KD3_OK) {
 		fail("cannot start the crypto library: %s", kd3_strerror(ret));
 		goto out;
 	}
-	ret = peer_setup(&settings);
+	ret = open_transcript(&settings);
+	if (ret == KD3_OK)
+		ret = peer_setup(&settings);
 	if (ret == KD3_OK)
 		ret = run(&settings);
 out:
@@ -241,6 +280,7 @@ out:
 	if (ret != KD3_OK)
 		report_failure(ret, code);
 	kd3_sio_wipe(&sio);
+	kd3_transcript_close(&transcript, code);
 	kd3_peer_free(&peer);
 	kd3_crypto_free(&crypto);
 	return code;

@@ -57,7 +57,7 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 	    {"reveal-keys", KD3_OPT_BOOL, &s->reveal_keys, 0, 0,
 	     "put the session keys into the transcript (teaching only; warns)"},
 	    {"quit-words", KD3_OPT_LIST, &s->quit_words, 0, 0,
-	     "chat: lines that close the session, like /quit (default /quit)"},
+	     "chat: more lines that close the session (/quit always does)"},
 	};
 	memcpy(t, table, sizeof(table));
 }
@@ -76,14 +76,29 @@ static void print_help(const kd3_option *t)
 	printf("usage: initiator --keyfile=PATH --peer=NAME [options]\n"
 	       "\n"
 	       "  Connects to a kd3 responder, runs the four-message key exchange (the\n"
-	       "  responder asks the KDC), then sends each line of stdin as one message and\n"
-	       "  prints each message received, one per line. Lines are limited to %d bytes\n"
-	       "  (without the newline); a longer line is reported and not sent. At the end\n"
-	       "  of stdin the session is closed (CLOSE both ways).\n"
+	       "  responder asks the KDC), then carries messages both ways, in one of two\n"
+	       "  modes. Either way one line is one message, of at most %d bytes (without\n"
+	       "  the newline); a longer line is reported and not sent.\n"
 	       "\n"
-	       "  This is scripted mode: stdout carries only the messages (or, with --json,\n"
-	       "  the events), diagnostics go to stderr. --batch says so explicitly: scripts\n"
-	       "  should pass it, since it will also turn off a future interactive mode.\n"
+	       "  Chat, when stdin and stdout are a terminal and neither --batch nor --json\n"
+	       "  is given: type a line and press Enter to send it. Each message is shown\n"
+	       "  with the local time and the sender; a received one is marked verified,\n"
+	       "  since only records that passed authentication are ever shown. Messages\n"
+	       "  arrive above the line being typed. Control characters and invalid UTF-8\n"
+	       "  in them are shown as \\xNN. Up/Down recall earlier lines (kept in memory\n"
+	       "  only, wiped at exit); Ctrl-C clears the line being typed. Commands:\n"
+	       "    /status   suite, records and bytes each way, key generations, time left\n"
+	       "    /rekey    move our sending key to its next generation now (KEY_UPDATE)\n"
+	       "    /help     the commands and keys\n"
+	       "    /quit     close the session (CLOSE both ways); so do Ctrl-D on an empty\n"
+	       "              line and a line holding one of --quit-words\n"
+	       "    //text    sends the line \"/text\" (any other /word is not sent)\n"
+	       "\n"
+	       "  Scripted, otherwise: each line of stdin is sent as one message and each\n"
+	       "  message received is printed, one per line. At the end of stdin the session\n"
+	       "  is closed (CLOSE both ways). stdout carries only the messages (or, with\n"
+	       "  --json, the events), diagnostics go to stderr. Scripts should pass --batch\n"
+	       "  so that they behave the same when started from a terminal.\n"
 	       "\n"
 	       "options (each is also a key in the [initiator] section of --config FILE;\n"
 	       "a yes|no option given alone means yes):\n",

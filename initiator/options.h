@@ -19,8 +19,8 @@ typedef struct ini_settings {
 	uint64_t rekey_seconds; /* 0: no time limit */
 	uint64_t timeout_s;     /* connect + handshake, and each stalled write */
 	int trace;
-	int batch; /* scripted mode even on a terminal */
-	int json;  /* stdout: one JSON object per event (shared/events.h) */
+	int batch;                         /* scripted mode even on a terminal */
+	int json;                          /* stdout: one JSON object per event (shared/events.h) */
 	char transcript[KD3_CONF_STR_MAX]; /* "" = none (shared/transcript.h) */
 	int reveal_keys;                   /* session keys into the transcript */
 	kd3_conf_list quit_words;          /* chat: lines that close the session; none = /quit */
