@@ -65,6 +65,12 @@ int main(int argc, char **argv)
 		code = KD3_EXIT_USAGE;
 		goto out;
 	}
+	if (opts.reveal_keys && !opts.transcript[0]) {
+		kd3_log_error("--reveal-keys needs --transcript FILE (keys go only into a "
+		              "transcript)");
+		code = KD3_EXIT_USAGE;
+		goto out;
+	}
 	if (opts.transcript[0] &&
 	    kd3_transcript_open(&transcript, opts.transcript, "responder", opts.reveal_keys, err,
 	                        sizeof(err)) != KD3_OK) {
