@@ -240,10 +240,20 @@ static int opt_apply(const kd3_option *o, const char *value, char *why, size_t l
 	return KD3_E_CONFIG;
 }
 
+/* A config key names an option with '-' or '_' alike (rekey_after_messages is
+ * rekey-after-messages): INI files are often written with underscores. */
+static int key_matches(const char *option, const char *key)
+{
+	for (; *option && *key; option++, key++)
+		if (*option != *key && !(*option == '-' && *key == '_'))
+			return 0;
+	return *option == *key;
+}
+
 static const kd3_option *opt_find(const kd3_option *opts, size_t nopts, const char *name)
 {
 	for (size_t i = 0; i < nopts; i++)
-		if (strcmp(opts[i].name, name) == 0)
+		if (key_matches(opts[i].name, name))
 			return &opts[i];
 	return NULL;
 }

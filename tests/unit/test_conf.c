@@ -37,6 +37,7 @@ static const kd3_option opts[] = {
     {"suite", KD3_OPT_SUITE, &S.suite, 0, 0, "one suite"},
     {"suites", KD3_OPT_SUITES, &S.suites, 0, 0, "allowed suites"},
     {"deny", KD3_OPT_LIST, &S.deny, 0, 0, "pairs"},
+    {"rekey-after-messages", KD3_OPT_UINT, &S.big, 0, UINT64_MAX, "dashed name"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -313,6 +314,26 @@ static void test_repeated_key_refused(void **state)
 	assert_int_equal(S.deny.n, 2);
 }
 
+/* rekey_after_messages is rekey-after-messages; a key is still set once only, whichever
+ * spelling; other characters must match exactly. */
+static void test_underscore_is_dash(void **state)
+{
+	(void)state;
+	assert_int_equal(load("rekey_after_messages = 5\n"), KD3_OK);
+	assert_true(S.big == 5);
+	assert_int_equal(load("rekey-after-messages = 6\n"), KD3_OK);
+	assert_true(S.big == 6);
+	assert_int_equal(load("rekey_after-messages = 7\n"), KD3_OK);
+	assert_true(S.big == 7);
+	assert_int_equal(load("rekey_after_messages = 5\nrekey-after-messages = 6\n"),
+	                 KD3_E_CONFIG);
+	assert_err_at(2, "rekey-after-messages: set twice (first on line 1); only list options "
+	                 "may repeat");
+	assert_int_equal(load("rekey.after.messages = 5\n"), KD3_E_CONFIG);
+	assert_int_equal(load("rekey_after_message = 5\n"), KD3_E_CONFIG);
+	assert_int_equal(load("rekey_after_messagess = 5\n"), KD3_E_CONFIG);
+}
+
 static void test_str_too_long(void **state)
 {
 	char value[KD3_CONF_STR_MAX + 8];
@@ -432,6 +453,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_indented_line_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nul_byte_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repeated_key_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_underscore_is_dash, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_str_too_long, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_suites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
