@@ -110,6 +110,8 @@ static kd3_kdc_cache_slot *cache_slot(kd3_kdc *k, const uint8_t th[KD3_HASH_LEN]
 static const kd3_kdc_cache_slot *cache_find(kd3_kdc *k, const struct request *q, uint64_t now_ms)
 {
 	const kd3_kdc_cache_slot *s = cache_slot(k, q->th);
+	if (k->cfg.cache_window_ms == 0) /* the cache is off */
+		return NULL;
 	if (!s->used || now_ms - s->stored_ms > k->cfg.cache_window_ms)
 		return NULL;
 	if (!kd3_ct_equal(s->th, q->th, KD3_HASH_LEN) ||

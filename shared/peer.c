@@ -38,8 +38,8 @@ static uint16_t wire_code(int err)
 	case KD3_E_UNEXPECTED:
 	case KD3_E_NONCE:
 	case KD3_E_RECORD_TYPE:
-	case KD3_E_RECORD_SEQ:
 		return KD3_E_MALFORMED;
+	case KD3_E_RECORD_SEQ: /* a record dropped, replayed or reordered: not authentic */
 	case KD3_E_BLOB_AUTH:
 	case KD3_E_CONFIRM:
 	case KD3_E_WEAK_KEY:
