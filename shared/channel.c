@@ -128,6 +128,7 @@ int kd3_channel_seal(kd3_channel *ch, uint8_t inner, const uint8_t *payload, siz
 		memmove(pt + 1, payload, len);
 	record_nonce(tx, tx->seq, nonce);
 	ret = kd3_aead_seal(&tx->aead, nonce, rec, KD3_HDR_LEN + KD3_SEQ_LEN, pt, 1 + len, pt);
+	kd3_wipe(nonce, sizeof(nonce)); /* iv XOR seq: for seq 0, the IV itself */
 	if (ret != KD3_OK) {
 		kd3_wipe(rec, KD3_HDR_LEN + body_len);
 		return broken(tx, ret);
@@ -169,6 +170,7 @@ int kd3_channel_open(kd3_channel *ch, uint8_t *frame, size_t len, uint8_t *inner
 	uint8_t *pt = frame + KD3_HDR_LEN + KD3_SEQ_LEN;
 	ret =
 	    kd3_aead_open(&rx->aead, nonce, rec.ad.p, rec.ad.len, rec.sealed.p, rec.sealed.len, pt);
+	kd3_wipe(nonce, sizeof(nonce));
 	if (ret != KD3_OK)
 		return broken(rx, ret);
 

@@ -146,6 +146,7 @@ int kd3_transcript_open(kd3_transcript *t, const char *path, const char *program
 		close(fd);
 		return KD3_E_IO;
 	}
+	setvbuf(t->f, NULL, _IONBF, 0); /* no stdio buffer keeps a keys line after it is written */
 	pthread_mutex_init(&t->lock, NULL);
 	snprintf(t->path, sizeof(t->path), "%s", path);
 	t->reveal_keys = reveal_keys ? 1 : 0;

@@ -37,7 +37,17 @@ static int same_file(const char *path, const void *bytes, size_t len)
 	return same;
 }
 
+static void emit_one(const char *target, const char *name, const void *bytes, size_t len);
+
+/* The transcript writer takes any frame: it gets the frame target's seeds. */
 void corpus_emit(const char *target, const char *name, const void *bytes, size_t len)
+{
+	emit_one(target, name, bytes, len);
+	if (strcmp(target, "frame") == 0)
+		emit_one("transcript", name, bytes, len);
+}
+
+static void emit_one(const char *target, const char *name, const void *bytes, size_t len)
 {
 	char dir[1024], path[2048];
 	snprintf(dir, sizeof(dir), "%s/%s", out_dir, target);
