@@ -23,6 +23,26 @@ def exe(name):
     return path
 
 
+# valgrind memcheck for KD3_VALGRIND (tests/memory): definite leaks count as errors.
+VALGRIND_ARGS = ["--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=97",
+                 "--num-callers=30"]
+
+
+def valgrind_wrap(argv):
+    """Opt-in: with KD3_VALGRIND=DIR in the environment, a kd3 executable (one exe()
+    returned) runs under valgrind memcheck, its log in DIR/NAME.PID.log (tests/memory
+    reads them). Anything else, or without KD3_VALGRIND, runs as it is."""
+    logdir = os.environ.get("KD3_VALGRIND")
+    if not logdir or not argv:
+        return list(argv)
+    prog = os.path.realpath(argv[0])
+    name = os.path.basename(prog)
+    if prog != os.path.realpath(os.path.join(BIN, name, name)):
+        return list(argv)
+    return ["valgrind", *VALGRIND_ARGS, f"--log-file={os.path.join(logdir, name)}.%p.log",
+            *argv]
+
+
 def free_port():
     """A port free for both TCP and UDP on 127.0.0.1 (the KDC serves both)."""
     for _ in range(50):
@@ -46,7 +66,7 @@ class Proc:
         self.lines = []
         self.out_lines = []
         self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(valgrind_wrap(argv), stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env)
         self._t_err = threading.Thread(target=self._pump, args=(self.p.stderr, self.lines),
                                        daemon=True)
@@ -90,6 +110,8 @@ class Proc:
             return "\n".join(self.lines)
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        if os.environ.get("KD3_VALGRIND"):
+            timeout = max(timeout, 60.0)  # the leak check at exit takes a while
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
@@ -196,8 +218,8 @@ class Realm:
 
 
 def run(argv, input=None, timeout=30, check=False, env=None):
-    p = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout, env=env)
+    p = subprocess.run(valgrind_wrap(argv), input=input, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout, env=env)
     r = Result(p.returncode, p.stdout.decode("utf-8", "replace"),
                p.stderr.decode("utf-8", "replace"))
     if check and p.returncode != 0:
