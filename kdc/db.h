@@ -1,92 +1,167 @@
-/* kdc database: principals and their long-term keys in SQLite.
+/* kdc database: principals and their long-term keys in SQLite, sealed under the realm's
+ * master key (kdc/seal.h), which lives in the stash file (kdc/stash.h), never here.
  *
  *   principals(name TEXT PRIMARY KEY, enabled INTEGER, created INTEGER)
- *   keys(name, kvno, key BLOB, created, PRIMARY KEY(name, kvno))
+ *   keys(name, kvno, sealed BLOB, created, retire_at, PRIMARY KEY(name, kvno))
+ *   realm(id = 1, secret BLOB (sealed), master_check BLOB)
  *
- * PRAGMA user_version holds the schema version. Every statement is prepared with bound
- * parameters; the admin commands wrap each change in one transaction (kdc_db_begin /
- * kdc_db_commit), so a failure leaves the database as it was. Errors fill err with
- * "PATH: reason". */
+ * retire_at is NULL for a kvno with no end, else the Unix time from which it is no
+ * longer live (the end of its grace period after a rotation). PRAGMA user_version holds
+ * the schema version (3; 2 was kd3 0.1, with keys in the clear: kdc_db_upgrade).
+ *
+ * Every statement is prepared with bound parameters; the admin commands wrap each
+ * change in one transaction (kdc_db_begin / kdc_db_commit), so a failure leaves the
+ * database as it was. Errors fill err with "PATH: reason". */
 #ifndef KDC_DB_H
 #define KDC_DB_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "keyfile.h"
+#include "seal.h"
 #include "wire.h"
 
-#define KDC_DB_SCHEMA_VERSION 2
+#define KDC_DB_SCHEMA_VERSION 3
+#define KDC_DB_SCHEMA_V2      2 /* kd3 0.1: keys not sealed */
 
 struct sqlite3;
 
 typedef struct kdc_db {
 	struct sqlite3 *h;
 	char path[256];
+	char stash[PATH_MAX];
+	int writable;
+	kdc_master master; /* the master key the database's check names */
+	int stash_extra;   /* the stash also holds a key the database does not use */
 } kdc_db;
 
-/* Creates a new database file (mode 0600); refuses an existing path. */
-int kdc_db_create(const char *path, const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db, char *err,
-                  size_t err_len);
-/* Opens an existing kd3 database; refuses a symbolic link, a file another user owns, and
- * one readable by group or others (checked on the opened file, not on its name). */
-int kdc_db_open(const char *path, int writable, kdc_db *db, char *err, size_t err_len);
+/* Creates a new database file (mode 0600) whose keys are sealed under master (the stash
+ * holding it is the caller's); refuses an existing path. stash names it in errors. */
+int kdc_db_create(const char *path, const char *stash, const uint8_t master[KD3_KEY_LEN],
+                  const uint8_t realm_secret[KD3_KEY_LEN], kdc_db *db, char *err, size_t err_len);
+/* Opens an existing kd3 database and the stash beside it. Refuses a symbolic link, a
+ * file another user owns or that group or others can read (checked on the opened file,
+ * not on its name), a database of another schema (a kd3 0.1 one with how to upgrade),
+ * and a stash that does not hold the database's master key. writable = 0 opens
+ * read-only and without a DRBG (nothing can be sealed). */
+int kdc_db_open(const char *path, const char *stash, int writable, kdc_db *db, char *err,
+                size_t err_len);
+/* Converts a kd3 0.1 (schema 2) database in one transaction: every key and the realm
+ * secret sealed under the master key of stash, which is created when missing (an
+ * existing stash with one key is used: an upgrade interrupted before its commit).
+ * *nkeys gets the number of keys sealed. */
+int kdc_db_upgrade(const char *path, const char *stash, size_t *nkeys, char *err, size_t err_len);
 /* How long a statement waits for another connection's lock, for connections opened
  * after the call (default 5000 ms; < 0 restores it). For tests. */
 void kdc_db_set_busy_timeout_ms(int ms);
 void kdc_db_close(kdc_db *db);
 
-/* BEGIN IMMEDIATE: takes the write lock now, so the checks inside see the final state. */
+/* BEGIN IMMEDIATE: takes the write lock now, so the checks inside see the final state.
+ * Both begins also make db->master the key the database names in that transaction (a
+ * rekey-master committed since is followed, never half-seen). */
 int kdc_db_begin(kdc_db *db, char *err, size_t err_len);
 /* BEGIN (deferred): a read snapshot across several statements. */
 int kdc_db_begin_read(kdc_db *db, char *err, size_t err_len);
 int kdc_db_commit(kdc_db *db, char *err, size_t err_len);
 void kdc_db_rollback(kdc_db *db);
 
+typedef struct kdc_db_kvno {
+	uint32_t kvno;
+	int64_t created;   /* Unix seconds */
+	int64_t retire_at; /* 0: none */
+} kdc_db_kvno;
+
 typedef struct kdc_db_principal {
 	char name[KD3_NAME_MAX + 1];
 	int enabled;
-	int64_t created;                      /* Unix seconds */
-	uint32_t kvnos[KD3_KEYFILE_KEYS_MAX]; /* ascending */
-	size_t nkvnos;                        /* how many fit in kvnos */
-	size_t total_kvnos;                   /* how many the database holds */
+	int64_t created;                         /* Unix seconds */
+	kdc_db_kvno kvnos[KD3_KEYFILE_KEYS_MAX]; /* ascending */
+	size_t nkvnos;                           /* how many fit in kvnos */
+	size_t total_kvnos;                      /* how many the database holds */
 	uint32_t kvno_max;
 } kdc_db_principal;
+
+/* Live at time now: no retire time, or one still ahead. */
+int kdc_db_kvno_live(const kdc_db_kvno *k, int64_t now);
 
 /* KD3_E_NOT_FOUND when there is no such principal. */
 int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char *err,
                          size_t err_len);
-int kdc_db_principal_insert(kdc_db *db, const char *name, int64_t created, char *err,
+int kdc_db_principal_insert(kdc_db *db, const char *name, int enabled, int64_t created, char *err,
                             size_t err_len);
 /* Removes the principal and all its keys. KD3_E_NOT_FOUND when unknown. */
 int kdc_db_principal_delete(kdc_db *db, const char *name, char *err, size_t err_len);
 int kdc_db_principal_set_enabled(kdc_db *db, const char *name, int enabled, char *err,
                                  size_t err_len);
 
+/* Seals key under the database's master key and stores it (no retire time). */
 int kdc_db_key_insert(kdc_db *db, const char *name, uint32_t kvno, const uint8_t key[KD3_KEY_LEN],
                       int64_t created, char *err, size_t err_len);
+/* Gives every kvno of name below kvno that has no retire time this one. */
+int kdc_db_keys_retire_below(kdc_db *db, const char *name, uint32_t kvno, int64_t retire_at,
+                             char *err, size_t err_len);
 /* KD3_E_NOT_FOUND when the principal has no such kvno. */
 int kdc_db_key_delete(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t err_len);
-/* Every kvno of name, ascending, into kf (which the caller wipes). */
-int kdc_db_keys_get(kdc_db *db, const char *name, kd3_keyfile *kf, char *err, size_t err_len);
+/* Deletes the kvnos of name (NULL: of every principal) whose retire time has come. */
+int kdc_db_keys_purge(kdc_db *db, const char *name, int64_t now, size_t *n, char *err,
+                      size_t err_len);
+/* The kvnos of name live at live_at (0: every kvno), ascending, opened, into kf (which
+ * the caller wipes). */
+int kdc_db_keys_get(kdc_db *db, const char *name, int64_t live_at, kd3_keyfile *kf, char *err,
+                    size_t err_len);
 
 /* Calls fn once per principal, by name. fn returns KD3_OK to go on. */
 typedef int (*kdc_db_principal_fn)(void *ctx, const kdc_db_principal *p);
 int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *err, size_t err_len);
 
-/* Calls fn once per key of every enabled principal, by name, then kvno descending.
- * The key is on the caller's stack only for the call (wiped after). */
-typedef int (*kdc_db_key_fn)(void *ctx, const char *name, uint32_t kvno,
+/* Calls fn once per key of every enabled principal live at live_at (0: every key), by
+ * name, then kvno descending. The key is opened on the stack only for the call. */
+typedef int (*kdc_db_key_fn)(void *ctx, const char *name, uint32_t kvno, int64_t retire_at,
                              const uint8_t key[KD3_KEY_LEN]);
-int kdc_db_each_key(kdc_db *db, kdc_db_key_fn fn, void *ctx, char *err, size_t err_len);
+int kdc_db_each_key(kdc_db *db, int64_t live_at, kdc_db_key_fn fn, void *ctx, char *err,
+                    size_t err_len);
 
-/* Counts principals (all, or only enabled ones). */
 /* The realm secret (32 bytes) from which the KDC derives each SK; created once by
- * `kdc init`, kept with the principals, the same at every KDC of the realm. */
-int kdc_db_realm_secret_set(kdc_db *db, const uint8_t secret[KD3_KEY_LEN], char *err,
-                            size_t err_len);
+ * `kdc init`, the same at every KDC of the realm. Opened from its sealed row. */
 int kdc_db_realm_secret_get(kdc_db *db, uint8_t secret[KD3_KEY_LEN], char *err, size_t err_len);
 
 int kdc_db_count(kdc_db *db, int enabled_only, size_t *n, char *err, size_t err_len);
+
+/* ---- master key rotation ---------------------------------------------------------- */
+
+/* Inside a transaction: every key and the realm secret opened under the current master
+ * key and sealed under next, and the check replaced by next's. The database keeps
+ * using db->master until the caller swaps them after the commit. */
+int kdc_db_rekey(kdc_db *db, kdc_master *next, size_t *nkeys, char *err, size_t err_len);
+/* The master check the database holds now (inside a transaction: of that snapshot). */
+int kdc_db_master_check_get(kdc_db *db, uint8_t check[KD3_HASH_LEN], char *err, size_t err_len);
+
+/* ---- dump and load: rows with their keys still sealed ------------------------------ */
+
+typedef struct kdc_db_sealed_key {
+	char name[KD3_NAME_MAX + 1];
+	uint32_t kvno;
+	int64_t created;
+	int64_t retire_at; /* 0: none */
+	uint8_t sealed[KDC_SEALED_LEN];
+} kdc_db_sealed_key;
+
+typedef int (*kdc_db_sealed_fn)(void *ctx, const kdc_db_sealed_key *k);
+/* Every key row of every principal, by name then kvno ascending. */
+int kdc_db_each_sealed_key(kdc_db *db, kdc_db_sealed_fn fn, void *ctx, char *err, size_t err_len);
+int kdc_db_realm_sealed_get(kdc_db *db, uint8_t sealed[KDC_SEALED_LEN], char *err, size_t err_len);
+
+/* A new database for a restore: the file (mode 0600, refusing an existing path), the
+ * schema and the realm row, in a transaction left open; master is the stash key the
+ * rows were sealed under. Then kdc_db_principal_insert and kdc_db_sealed_key_insert,
+ * then kdc_db_restore_end, which commits (ret == KD3_OK) or removes the file. */
+int kdc_db_restore_begin(const char *path, const char *stash, const uint8_t master[KD3_KEY_LEN],
+                         const uint8_t realm_sealed[KDC_SEALED_LEN], kdc_db *db, char *err,
+                         size_t err_len);
+/* Refuses a row whose key does not open under the database's master key. */
+int kdc_db_sealed_key_insert(kdc_db *db, const kdc_db_sealed_key *k, char *err, size_t err_len);
+int kdc_db_restore_end(kdc_db *db, int ret, char *err, size_t err_len);
 
 #endif

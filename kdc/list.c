@@ -1,5 +1,9 @@
-/* kdc list: principals as an aligned table. Names, key versions, state and creation
- * time only: never a key. */
+/* kdc list: principals as an aligned table. Names, key versions with their state,
+ * enabled state and creation time: never a key, and nothing is opened (list does not
+ * need the master key's secret, only the stash that matches).
+ *
+ * No "last used" column: kdc serve keeps no per-request state on disk (no disk access
+ * per request), so the database does not know. */
 #include "admin.h"
 
 #include <stdio.h>
@@ -14,10 +18,24 @@ struct list_ctx {
 	int name_width;
 	int kvnos_width;
 	int printing;
+	int64_t now;
 };
 
-/* "1,2,3", or "1,2,...(+N)" when the database holds more than fit. */
-static void kvnos_text(const kdc_db_principal *p, char *out, size_t cap)
+/* One kvno: "2", "1(until 2025-06-08T10:00:00Z)" while in its grace period, or
+ * "1(expired)" once past it (no longer served; 'kdc purge' drops it). */
+static int kvno_text(const kdc_db_kvno *k, int64_t now, char *out, size_t cap)
+{
+	char until[32];
+	if (k->retire_at == 0)
+		return snprintf(out, cap, "%u", (unsigned)k->kvno);
+	if (!kdc_db_kvno_live(k, now))
+		return snprintf(out, cap, "%u(expired)", (unsigned)k->kvno);
+	kdc_admin_utc(k->retire_at, until);
+	return snprintf(out, cap, "%u(until %s)", (unsigned)k->kvno, until);
+}
+
+/* "1(until ...),2", "-" without keys, ",(+N)" when the database holds more than fit. */
+static void kvnos_text(const kdc_db_principal *p, int64_t now, char *out, size_t cap)
 {
 	size_t at = 0;
 	out[0] = '\0';
@@ -26,7 +44,9 @@ static void kvnos_text(const kdc_db_principal *p, char *out, size_t cap)
 		return;
 	}
 	for (size_t i = 0; i < p->nkvnos && at < cap; i++) {
-		int n = snprintf(out + at, cap - at, "%s%u", i ? "," : "", (unsigned)p->kvnos[i]);
+		if (i && at + 1 < cap)
+			out[at++] = ',';
+		int n = at < cap ? kvno_text(&p->kvnos[i], now, out + at, cap - at) : -1;
 		if (n < 0)
 			return;
 		at += (size_t)n;
@@ -35,21 +55,13 @@ static void kvnos_text(const kdc_db_principal *p, char *out, size_t cap)
 		snprintf(out + at, cap - at, ",(+%zu)", p->total_kvnos - p->nkvnos);
 }
 
-static void utc_iso8601(int64_t t, char out[32])
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, 32, "?");
-}
-
 static int list_row(void *ctx, const kdc_db_principal *p)
 {
 	struct list_ctx *l = ctx;
-	char kvnos[128], created[32];
+	char kvnos[512], created[32];
 	int name_len = (int)strlen(p->name);
 
-	kvnos_text(p, kvnos, sizeof(kvnos));
+	kvnos_text(p, l->now, kvnos, sizeof(kvnos));
 	if (!l->printing) { /* first pass: column widths */
 		if (name_len > l->name_width)
 			l->name_width = name_len;
@@ -57,7 +69,7 @@ static int list_row(void *ctx, const kdc_db_principal *p)
 			l->kvnos_width = (int)strlen(kvnos);
 		return KD3_OK;
 	}
-	utc_iso8601(p->created, created);
+	kdc_admin_utc(p->created, created);
 	printf("%-*s  %-*s  %-8s  %s\n", l->name_width, p->name, l->kvnos_width, kvnos,
 	       p->enabled ? "enabled" : "disabled", created);
 	return KD3_OK;
@@ -65,14 +77,12 @@ static int list_row(void *ctx, const kdc_db_principal *p)
 
 int kdc_cmd_list(kdc_opts *o)
 {
-	char err[640];
-	struct list_ctx l = {(int)strlen("NAME"), (int)strlen("KVNOS"), 0};
+	char err[KDC_ADMIN_ERR_MAX];
+	struct list_ctx l = {(int)strlen("NAME"), (int)strlen("KVNOS"), 0, (int64_t)time(NULL)};
 	kdc_db db;
-	int ret = kdc_db_open(o->db, 0, &db, err, sizeof(err));
-	if (ret != KD3_OK) {
-		kd3_log_error("%s", err);
+	int ret = kdc_admin_open(o, 0, &db);
+	if (ret != KD3_OK)
 		return ret;
-	}
 	/* One snapshot for both passes, so the widths fit the rows printed. */
 	ret = kdc_db_begin_read(&db, err, sizeof(err));
 	if (ret == KD3_OK)

@@ -16,18 +16,29 @@
 #define EXIT_USAGE   2
 
 static const kdc_cmd commands[] = {
-    {"init", kdc_cmd_init, "", 0, 0, "create a new, empty database (mode 0600)"},
+    {"init", kdc_cmd_init, "", 0, 0,
+     "create a new database and its master key stash (both mode 0600)"},
     {"add", kdc_cmd_add, "NAME", 1, KDC_TAKES_KEYFILE,
      "add a principal with a new random key (kvno 1) and write its key file"},
     {"list", kdc_cmd_list, "", 0, 0, "list principals, key versions, state (never keys)"},
-    {"export", kdc_cmd_export, "NAME", 1, KDC_TAKES_KEYFILE | KDC_TAKES_FORCE,
-     "write a key file with every key version of NAME"},
-    {"rotate", kdc_cmd_rotate, "NAME", 1, KDC_TAKES_KEYFILE,
-     "add a new key version to NAME and rewrite its key file with every kvno"},
-    {"retire", kdc_cmd_retire, "NAME KVNO", 2, 0, "remove one key version of NAME"},
+    {"export", kdc_cmd_export, "NAME", 1, KDC_TAKES_KEYFILE | KDC_TAKES_FORCE | KDC_TAKES_KVNO,
+     "write a key file with every live key version of NAME (or --kvno N)"},
+    {"rotate", kdc_cmd_rotate, "NAME", 1, KDC_TAKES_KEYFILE | KDC_TAKES_GRACE,
+     "add a new key version; older ones stay live for the grace period"},
+    {"purge", kdc_cmd_purge, "NAME", 1, KDC_TAKES_ALL,
+     "drop the key versions of NAME (or --all) whose grace period is over"},
+    {"retire", kdc_cmd_retire, "NAME KVNO", 2, 0, "remove one key version of NAME now"},
     {"disable", kdc_cmd_disable, "NAME", 1, 0, "refuse requests naming NAME"},
     {"enable", kdc_cmd_enable, "NAME", 1, 0, "serve NAME again"},
     {"remove", kdc_cmd_remove, "NAME", 1, 0, "remove NAME and all its keys"},
+    {"rekey-master", kdc_cmd_rekey_master, "", 0, 0,
+     "a new master key: re-seal every key in one transaction (crash-safe)"},
+    {"dump", kdc_cmd_dump, "FILE", 1, KDC_TAKES_FORCE,
+     "back up to FILE, keys still sealed (useless without the stash)"},
+    {"load", kdc_cmd_load, "FILE", 1, 0,
+     "restore a dump into a new database (needs the dumped database's stash)"},
+    {"upgrade", kdc_cmd_upgrade, "", 0, 0,
+     "convert a kd3 0.1 database: create its stash, seal every key"},
     {"serve", kdc_cmd_serve, "", 0, KDC_TAKES_SERVE,
      "serve requests over UDP and TCP until SIGTERM or SIGINT"},
 };
@@ -41,7 +52,8 @@ static void usage(FILE *out)
 		fprintf(out, "  %-16s %s\n", lhs, commands[i].summary);
 	}
 	fprintf(out,
-	        "\nevery command takes --db=PATH (default %s) and --config=FILE;\n"
+	        "\nevery command takes --db=PATH (default %s), --stash=FILE (default: the\n"
+	        "database's path + .stash) and --config=FILE;\n"
 	        "'kdc COMMAND --help' lists its options. kdc --version prints the version.\n",
 	        KDC_DB_DEFAULT);
 }

@@ -9,15 +9,30 @@
 #include "err.h"
 #include "wire.h"
 
-#define KDC_TABLE_MAX 16
+#define KDC_TABLE_MAX 32
 #define KDC_CLI_MAX   64 /* table options given on one command line */
 
-enum { OPT_HELP = 'h', OPT_CONFIG = 256, OPT_KEYFILE, OPT_FORCE, OPT_TABLE = 512 };
+enum {
+	OPT_HELP = 'h',
+	OPT_CONFIG = 256,
+	OPT_KEYFILE,
+	OPT_FORCE,
+	OPT_KVNO,
+	OPT_ALL,
+	OPT_TABLE = 512
+};
+
+/* Command-line-only options besides the table: config, help, keyfile, force, kvno, all. */
+#define KDC_CLI_ONLY_MAX 6
 
 size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 {
 	const kd3_option table[] = {
 	    {"db", KD3_OPT_STR, o->db, 0, 0, "SQLite database of principals and keys (./kd3.db)"},
+	    {"stash", KD3_OPT_STR, o->stash, 0, 0,
+	     "master key stash file (the database's path + .stash)"},
+	    {"grace-period-seconds", KD3_OPT_UINT, &o->grace_period, 0, KDC_GRACE_MAX,
+	     "after a rotation, older kvnos stay live this long (604800: 7 days)"},
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,
 	     "IP literal and port to serve on, UDP and TCP (127.0.0.1:7088)"},
 	    {"workers", KD3_OPT_UINT, &o->workers, 1, KDC_WORKERS_MAX,
@@ -66,17 +81,23 @@ static void options_defaults(kdc_opts *o)
 	o->max_conns = KDC_MAX_CONNS_DEFAULT;
 	o->idle_timeout_ms = KDC_IDLE_MS_DEFAULT;
 	o->log_requests = 1;
+	o->grace_period = KDC_GRACE_DEFAULT;
 }
 
-/* The table options a subcommand takes on its command line: all for serve, else --db. */
+/* The table options a subcommand takes on its command line: all for serve, else --db
+ * and --stash, and --grace-period-seconds where it matters. kdc.conf may set any. */
 static int cmd_takes_option(const kdc_cmd *cmd, const kd3_option *opt)
 {
-	return (cmd->takes & KDC_TAKES_SERVE) || strcmp(opt->name, "db") == 0;
+	if (cmd->takes & KDC_TAKES_SERVE)
+		return 1;
+	if (strcmp(opt->name, "grace-period-seconds") == 0)
+		return (cmd->takes & KDC_TAKES_GRACE) != 0;
+	return strcmp(opt->name, "db") == 0 || strcmp(opt->name, "stash") == 0;
 }
 
 static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
 {
-	kd3_option shown[KDC_TABLE_MAX + 3];
+	kd3_option shown[KDC_TABLE_MAX + KDC_CLI_ONLY_MAX];
 	size_t n = 0;
 
 	printf("usage: kdc %s%s%s [options]\n  %s\n\noptions:\n", cmd->name, cmd->nargs ? " " : "",
@@ -93,8 +114,12 @@ static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
 		    0,         0,           "key file to write (./NAME.key, '/' in NAME as '_')"};
 	kd3_conf_print_help(shown, n);
 	printf("\n");
+	if (cmd->takes & KDC_TAKES_KVNO)
+		printf("  --kvno=N    only key version N (default: every live one)\n");
+	if (cmd->takes & KDC_TAKES_ALL)
+		printf("  --all       every principal (instead of NAME)\n");
 	if (cmd->takes & KDC_TAKES_FORCE)
-		printf("  --force     overwrite an existing key file\n");
+		printf("  --force     overwrite an existing file\n");
 	printf("  -h, --help  show this help\n");
 }
 
@@ -125,8 +150,27 @@ static size_t build_longopts(const kdc_cmd *cmd, const kd3_option *table, size_t
 		lo[n++] = (struct option){"keyfile", required_argument, NULL, OPT_KEYFILE};
 	if (cmd->takes & KDC_TAKES_FORCE)
 		lo[n++] = (struct option){"force", no_argument, NULL, OPT_FORCE};
+	if (cmd->takes & KDC_TAKES_KVNO)
+		lo[n++] = (struct option){"kvno", required_argument, NULL, OPT_KVNO};
+	if (cmd->takes & KDC_TAKES_ALL)
+		lo[n++] = (struct option){"all", no_argument, NULL, OPT_ALL};
 	lo[n] = (struct option){NULL, 0, NULL, 0};
 	return n;
+}
+
+/* --kvno: 1..4294967295 in plain decimal. */
+static int parse_kvno_arg(const char *arg, uint32_t *kvno, char *err, size_t len)
+{
+	uint64_t v = 0;
+	const char *p = arg;
+	for (; *p >= '0' && *p <= '9' && v <= UINT32_MAX; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (p == arg || *p || v == 0 || v > UINT32_MAX) {
+		snprintf(err, len, "--kvno: '%.32s' is not a number in 1..4294967295", arg);
+		return KD3_E_USAGE;
+	}
+	*kvno = (uint32_t)v;
+	return KD3_OK;
 }
 
 struct cli_setting {
@@ -139,7 +183,7 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
                       const kd3_option *table, size_t nt, struct cli_setting *cli, size_t *ncli,
                       char *err, size_t len)
 {
-	struct option lo[KDC_TABLE_MAX + 6];
+	struct option lo[KDC_TABLE_MAX + KDC_CLI_ONLY_MAX + 1];
 	int c;
 
 	build_longopts(cmd, table, nt, lo);
@@ -155,6 +199,10 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 			ret = copy_arg(o->keyfile, optarg, "keyfile", err, len);
 		} else if (c == OPT_FORCE) {
 			o->force = 1;
+		} else if (c == OPT_KVNO) {
+			ret = parse_kvno_arg(optarg, &o->kvno, err, len);
+		} else if (c == OPT_ALL) {
+			o->all = 1;
 		} else if (c >= OPT_TABLE && (size_t)(c - OPT_TABLE) < nt) {
 			if (*ncli >= KDC_CLI_MAX) {
 				snprintf(err, len, "kdc %s: too many options", cmd->name);
@@ -202,9 +250,9 @@ int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, ch
 		print_help(cmd, table, nt);
 		return KD3_OK;
 	}
-	if (o->nargs != cmd->nargs) {
-		snprintf(err, err_len, "kdc %s: expected %s; see 'kdc %s --help'", cmd->name,
-		         cmd->args, cmd->name);
+	if (o->nargs != (o->all ? 0 : cmd->nargs)) {
+		snprintf(err, err_len, "kdc %s: expected %s%s; see 'kdc %s --help'", cmd->name,
+		         cmd->args, (cmd->takes & KDC_TAKES_ALL) ? " or --all" : "", cmd->name);
 		return KD3_E_USAGE;
 	}
 	if (o->config[0]) {

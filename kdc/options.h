@@ -1,5 +1,6 @@
 /* kdc options: one table for kdc.conf keys and long options (shared/conf.h), plus the
- * few options that exist only on the command line (--config, --keyfile, --force). */
+ * few options that exist only on the command line (--config, --keyfile, --force,
+ * --kvno, --all). */
 #ifndef KDC_OPTIONS_H
 #define KDC_OPTIONS_H
 
@@ -9,6 +10,8 @@
 #include "conf.h"
 
 #define KDC_DB_DEFAULT        "./kd3.db"
+#define KDC_GRACE_DEFAULT     604800   /* 7 days */
+#define KDC_GRACE_MAX         31536000 /* 1 year */
 #define KDC_LIFETIME_DEFAULT  3600
 #define KDC_CACHE_WINDOW_MS   5000
 #define KDC_MAX_CONNS_DEFAULT 1024
@@ -19,6 +22,8 @@
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
 	char db[KD3_CONF_STR_MAX];
+	char stash[KD3_CONF_STR_MAX]; /* "" = db + ".stash" */
+	uint64_t grace_period;        /* seconds older kvnos stay live after a rotation */
 	char listen[KD3_CONF_STR_MAX];
 	uint64_t workers;
 	uint64_t lifetime;
@@ -37,7 +42,9 @@ typedef struct kdc_opts {
 	char config[KD3_CONF_STR_MAX];
 	char keyfile[KD3_CONF_STR_MAX];
 	int force;
-	const char *args[KDC_ARGS_MAX]; /* positional arguments (NAME, KVNO) */
+	uint32_t kvno;                  /* --kvno: export one key version (0 = every live one) */
+	int all;                        /* --all: purge every principal */
+	const char *args[KDC_ARGS_MAX]; /* positional arguments (NAME, KVNO, FILE) */
 	size_t nargs;
 	int help_shown;
 } kdc_opts;
@@ -46,6 +53,9 @@ typedef struct kdc_opts {
 #define KDC_TAKES_KEYFILE 0x01
 #define KDC_TAKES_FORCE   0x02
 #define KDC_TAKES_SERVE   0x04 /* every kdc.conf key as a long option */
+#define KDC_TAKES_GRACE   0x08 /* --grace-period-seconds */
+#define KDC_TAKES_KVNO    0x10 /* --kvno N */
+#define KDC_TAKES_ALL     0x20 /* --all instead of the arguments */
 
 typedef struct kdc_cmd {
 	const char *name;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "admin.h"
 #include "db.h"
@@ -49,6 +50,11 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 		return KD3_E_USAGE;
 	}
 	s->cfg.log_requests = o->log_requests;
+	if (o->reveal_keys && !o->transcript[0]) {
+		kd3_log_error(
+		    "--reveal-keys needs --transcript FILE (keys go only into a transcript)");
+		return KD3_E_USAGE;
+	}
 	if (o->transcript[0] && kd3_transcript_open(&s->transcript, o->transcript, "kdc",
 	                                            o->reveal_keys, err, sizeof(err)) != KD3_OK) {
 		kd3_log_error("%s", err);
@@ -72,11 +78,11 @@ static int serve_load(struct serve *s, const kdc_opts *o)
 	char err[SERVE_ERR_MAX];
 	kd3_crypto c;
 	kdc_db db;
-	int ret = kdc_db_open(o->db, 0, &db, err, sizeof(err));
-	if (ret != KD3_OK) {
-		kd3_log_error("%s", err);
+	/* The stash's master key opens every key and the realm secret; it is wiped with
+	 * db at the end of this function, so it never stays in a serving process. */
+	int ret = kdc_admin_open(o, 0, &db);
+	if (ret != KD3_OK)
 		return ret;
-	}
 	ret = kdc_db_realm_secret_get(&db, s->kcfg.realm_secret, err, sizeof(err));
 	if (ret != KD3_OK) {
 		kdc_db_close(&db);
@@ -85,7 +91,7 @@ static int serve_load(struct serve *s, const kdc_opts *o)
 	}
 	ret = kd3_crypto_init(&c, "kd3 kdc load", 0);
 	if (ret == KD3_OK) {
-		ret = kdc_table_load(&s->table, &db, &c, err, sizeof(err));
+		ret = kdc_table_load(&s->table, &db, &c, (int64_t)time(NULL), err, sizeof(err));
 		kd3_crypto_free(&c);
 	} else {
 		snprintf(err, sizeof(err), "cannot set up crypto");

@@ -72,7 +72,8 @@ static int load_principal(void *ctx, const kdc_db_principal *p)
 
 /* Keys arrive newest first, so a principal with more live kvnos than fit keeps the
  * newest KD3_KVNOS_MAX. */
-static int load_key(void *ctx, const char *name, uint32_t kvno, const uint8_t key[KD3_KEY_LEN])
+static int load_key(void *ctx, const char *name, uint32_t kvno, int64_t retire_at,
+                    const uint8_t key[KD3_KEY_LEN])
 {
 	struct table_load *l = ctx;
 	kd3_principal *p = table_find(l->t, (const uint8_t *)name, strlen(name));
@@ -92,11 +93,14 @@ static int load_key(void *ctx, const char *name, uint32_t kvno, const uint8_t ke
 	}
 	k->kvno = kvno;
 	p->nkeys++;
+	if (retire_at && (!l->t->next_expiry || retire_at < l->t->next_expiry))
+		l->t->next_expiry = retire_at;
 	l->t->nkeys++;
 	return KD3_OK;
 }
 
-static int table_fill(kdc_table *t, kdc_db *db, kd3_crypto *c, char *err, size_t err_len)
+static int table_fill(kdc_table *t, kdc_db *db, kd3_crypto *c, int64_t now, char *err,
+                      size_t err_len)
 {
 	struct table_load l = {t, 0, c, err, err_len};
 	int ret = kdc_db_count(db, 0, &l.cap, err, err_len);
@@ -114,17 +118,17 @@ static int table_fill(kdc_table *t, kdc_db *db, kd3_crypto *c, char *err, size_t
 	if (ret != KD3_OK)
 		return ret;
 	qsort(t->p, t->n, sizeof(*t->p), principal_cmp);
-	return kdc_db_each_key(db, load_key, &l, err, err_len);
+	return kdc_db_each_key(db, now, load_key, &l, err, err_len);
 }
 
-int kdc_table_load(kdc_table *t, kdc_db *db, kd3_crypto *c, char *err, size_t err_len)
+int kdc_table_load(kdc_table *t, kdc_db *db, kd3_crypto *c, int64_t now, char *err, size_t err_len)
 {
 	memset(t, 0, sizeof(*t));
 	/* One read snapshot, so the principal count, the list and the keys agree. */
 	int ret = kdc_db_begin_read(db, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
-	ret = table_fill(t, db, c, err, err_len);
+	ret = table_fill(t, db, c, now, err, err_len);
 	kdc_db_rollback(db);
 	if (ret != KD3_OK)
 		kdc_table_free(t);

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,6 +35,7 @@
 
 static char dir[64];
 static char db_path[128];
+static char stash_path[160];
 static char err[1024];
 static kdc_opts O;
 
@@ -44,8 +46,10 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
+	snprintf(stash_path, sizeof(stash_path), "%s.stash", db_path);
 	memset(&O, 0, sizeof(O));
 	snprintf(O.db, sizeof(O.db), "%s", db_path);
+	O.grace_period = KDC_GRACE_DEFAULT;
 	return 0;
 }
 
@@ -65,6 +69,8 @@ static kdc_opts *cmd(const char *name, const char *arg2, const char *keyfile, in
 	if (keyfile)
 		snprintf(O.keyfile, sizeof(O.keyfile), "%s/%s", dir, keyfile);
 	O.force = force;
+	O.kvno = 0;
+	O.all = 0;
 	return &O;
 }
 
@@ -80,16 +86,19 @@ static int snapshot_row(void *ctx, const kdc_db_principal *p)
 	size_t at = strlen(out);
 	at += (size_t)snprintf(out + at, 4096 - at, "%s:%d:", p->name, p->enabled);
 	for (size_t i = 0; i < p->nkvnos; i++)
-		at += (size_t)snprintf(out + at, 4096 - at, "%u,", (unsigned)p->kvnos[i]);
+		at += (size_t)snprintf(out + at, 4096 - at, "%u@%lld,", (unsigned)p->kvnos[i].kvno,
+		                       (long long)p->kvnos[i].retire_at);
 	snprintf(out + at, 4096 - at, ";");
 	return KD3_OK;
 }
 
-static int snapshot_key(void *ctx, const char *name, uint32_t kvno, const uint8_t key[32])
+static int snapshot_key(void *ctx, const char *name, uint32_t kvno, int64_t retire_at,
+                        const uint8_t key[32])
 {
 	char *out = ctx;
 	size_t at = strlen(out);
-	snprintf(out + at, 4096 - at, "%s/%u=%02x%02x;", name, (unsigned)kvno, key[0], key[31]);
+	snprintf(out + at, 4096 - at, "%s/%u=%02x%02x@%lld;", name, (unsigned)kvno, key[0], key[31],
+	         (long long)retire_at);
 	return KD3_OK;
 }
 
@@ -97,17 +106,17 @@ static void snapshot(char out[4096])
 {
 	kdc_db db;
 	out[0] = '\0';
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_each_principal(&db, snapshot_row, out, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kdc_db_each_key(&db, snapshot_key, out, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_each_key(&db, 0, snapshot_key, out, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
 }
 
 static void db_keys(const char *name, kd3_keyfile *kf)
 {
 	kdc_db db;
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kdc_db_keys_get(&db, name, kf, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_keys_get(&db, name, 0, kf, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
 }
 
@@ -132,7 +141,7 @@ static void test_init(void **state)
 	assert_int_equal(stat(db_path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL, NULL, 0)), KD3_E_EXISTS);
-	assert_int_equal(kdc_db_open(db_path, 1, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 1, &db, err, sizeof(err)), KD3_OK);
 	size_t n = 99;
 	assert_int_equal(kdc_db_count(&db, 0, &n, err, sizeof(err)), KD3_OK);
 	assert_int_equal(n, 0);
@@ -144,7 +153,8 @@ static void test_open_refuses(void **state)
 	kdc_db db;
 	char other[256];
 	(void)state;
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_NOT_FOUND);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)),
+	                 KD3_E_NOT_FOUND);
 	assert_non_null(strstr(err, "kdc init"));
 	/* An empty file is a SQLite database without our schema. */
 	file_path("empty.db", other);
@@ -152,15 +162,16 @@ static void test_open_refuses(void **state)
 	assert_non_null(f);
 	fclose(f);
 	chmod(other, 0600);
-	assert_int_equal(kdc_db_open(other, 0, &db, err, sizeof(err)), KD3_E_DB);
+	assert_int_equal(kdc_db_open(other, stash_path, 0, &db, err, sizeof(err)), KD3_E_DB);
 	assert_non_null(strstr(err, "not a kd3 database (schema version 0"));
 	/* Readable by others: refused. */
 	init_db();
 	chmod(db_path, 0644);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_KEYFILE_PERMS);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)),
+	                 KD3_E_KEYFILE_PERMS);
 	assert_non_null(strstr(err, "(mode 0644); run chmod 600"));
 	chmod(db_path, 0600);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
 }
 
@@ -173,11 +184,12 @@ static void test_open_refuses_other_owner(void **state)
 	if (geteuid() != 0)
 		skip(); /* only root can give a file away */
 	assert_int_equal(chown(db_path, 4242, (gid_t)-1), 0);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_E_KEYFILE_PERMS);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)),
+	                 KD3_E_KEYFILE_PERMS);
 	assert_non_null(strstr(err, "database is owned by uid 4242, not by this user (uid 0)"));
 	assert_int_equal(kdc_cmd_add(cmd("alice", NULL, "alice.key", 0)), KD3_E_KEYFILE_PERMS);
 	assert_int_equal(chown(db_path, 0, (gid_t)-1), 0);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
 }
 
@@ -189,7 +201,7 @@ static void test_open_refuses_symlink(void **state)
 	init_db();
 	file_path("link.db", link_path);
 	assert_int_equal(symlink(db_path, link_path), 0);
-	assert_int_equal(kdc_db_open(link_path, 0, &db, err, sizeof(err)), KD3_E_DB);
+	assert_int_equal(kdc_db_open(link_path, stash_path, 0, &db, err, sizeof(err)), KD3_E_DB);
 	assert_non_null(strstr(err, "not a regular file"));
 }
 
@@ -212,7 +224,7 @@ static void test_add(void **state)
 	db_keys("alice", &row);
 	assert_int_equal(row.nkeys, 1);
 	assert_memory_equal(row.keys[0].key, file.keys[0].key, KD3_KEY_LEN);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
 	assert_int_equal(p.enabled, 1);
 	assert_int_equal(p.kvno_max, 1);
@@ -366,6 +378,168 @@ static void test_retire(void **state)
 	assert_string_equal(before, after);
 }
 
+/* ---- grace periods, purge, export --kvno ----------------------------------------------- */
+
+static void principal(const char *name, kdc_db_principal *p)
+{
+	kdc_db db;
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_principal_get(&db, name, p, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+}
+
+static void load_table(kdc_table *t, int64_t now)
+{
+	kd3_crypto c;
+	kdc_db db;
+	assert_int_equal(kd3_crypto_init(&c, "test", 0), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_table_load(t, &db, &c, now, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+	kd3_crypto_free(&c);
+}
+
+/* A rotation leaves the older kvno live for the grace period: in the key file, in the
+ * loaded table until its retire time, and out of both after it. */
+static void test_rotate_grace(void **state)
+{
+	char path[256];
+	kd3_keyfile file;
+	kdc_db_principal p;
+	kdc_table t;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	O.grace_period = 100;
+	int64_t before = (int64_t)time(NULL);
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	principal("alice", &p);
+	assert_int_equal(p.nkvnos, 2);
+	assert_true(p.kvnos[0].retire_at >= before + 100 && p.kvnos[0].retire_at <= before + 102);
+	assert_int_equal(p.kvnos[1].retire_at, 0);
+	int64_t retire1 = p.kvnos[0].retire_at;
+	file_path("alice.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(file.nkeys, 2);
+	kd3_keyfile_wipe(&file);
+
+	load_table(&t, retire1 - 1);
+	const kd3_principal *a = kdc_table_lookup(&t, (const uint8_t *)"alice", 5);
+	assert_int_equal(a->nkeys, 2);
+	assert_int_equal(t.next_expiry, retire1);
+	kdc_table_free(&t);
+	load_table(&t, retire1); /* the grace period is over: kvno 1 is not loaded */
+	a = kdc_table_lookup(&t, (const uint8_t *)"alice", 5);
+	assert_int_equal(a->nkeys, 1);
+	assert_int_equal(a->keys[0].kvno, 2);
+	assert_int_equal(t.next_expiry, 0);
+	kdc_table_free(&t);
+
+	/* A second rotation does not move kvno 1's retire time. */
+	O.grace_period = 5000;
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	principal("alice", &p);
+	assert_int_equal(p.nkvnos, 3);
+	assert_int_equal(p.kvnos[0].retire_at, retire1);
+	assert_true(p.kvnos[1].retire_at >= before + 5000);
+	assert_int_equal(p.kvnos[2].retire_at, 0);
+}
+
+/* Grace 0: the older kvno stops at once; purge drops it; export leaves it out. */
+static void test_purge(void **state)
+{
+	char before[4096], after[4096], path[256];
+	kd3_keyfile file;
+	kdc_db_principal p;
+	kdc_table t;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	add("bob", "bob.key");
+	O.grace_period = 0;
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	assert_int_equal(kdc_cmd_rotate(cmd("bob", NULL, "bob.key", 0)), KD3_OK);
+	file_path("alice.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(file.nkeys, 1); /* only the live kvno */
+	assert_int_equal(file.keys[0].kvno, 2);
+	kd3_keyfile_wipe(&file);
+	load_table(&t, (int64_t)time(NULL));
+	assert_int_equal(t.nkeys, 2); /* kvno 2 of each */
+	kdc_table_free(&t);
+
+	snapshot(before);
+	assert_int_equal(kdc_cmd_purge(cmd("nobody", NULL, NULL, 0)), KD3_E_NOT_FOUND);
+	assert_int_equal(kdc_cmd_purge(cmd("bad name", NULL, NULL, 0)), KD3_E_USAGE);
+	snapshot(after);
+	assert_string_equal(before, after);
+
+	assert_int_equal(kdc_cmd_purge(cmd("alice", NULL, NULL, 0)), KD3_OK);
+	principal("alice", &p);
+	assert_int_equal(p.total_kvnos, 1);
+	assert_int_equal(p.kvnos[0].kvno, 2);
+	principal("bob", &p);
+	assert_int_equal(p.total_kvnos, 2); /* not named */
+	O.all = 1;
+	O.args[0] = NULL;
+	O.nargs = 0;
+	assert_int_equal(kdc_cmd_purge(&O), KD3_OK);
+	principal("bob", &p);
+	assert_int_equal(p.total_kvnos, 1);
+	/* Nothing left to purge: still a success, nothing changes. */
+	snapshot(before);
+	assert_int_equal(kdc_cmd_purge(&O), KD3_OK);
+	snapshot(after);
+	assert_string_equal(before, after);
+}
+
+static void test_export_kvno(void **state)
+{
+	char path[256];
+	kd3_keyfile file, row;
+	(void)state;
+	init_db();
+	add("alice", "alice.key");
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	O.grace_period = 0;
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	/* kvno 1 in its grace period (7 days), kvno 2 expired, kvno 3 live. */
+	db_keys("alice", &row);
+	assert_int_equal(row.nkeys, 3);
+
+	kdc_opts *o = cmd("alice", NULL, "k1.key", 0);
+	o->kvno = 1;
+	assert_int_equal(kdc_cmd_export(o), KD3_OK);
+	file_path("k1.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(file.nkeys, 1);
+	assert_int_equal(file.keys[0].kvno, 1);
+	assert_memory_equal(file.keys[0].key, row.keys[0].key, KD3_KEY_LEN);
+	kd3_keyfile_wipe(&file);
+
+	o = cmd("alice", NULL, "k2.key", 0);
+	o->kvno = 2;
+	assert_int_equal(kdc_cmd_export(o), KD3_E_KVNO_UNKNOWN); /* expired */
+	o = cmd("alice", NULL, "k9.key", 0);
+	o->kvno = 9;
+	assert_int_equal(kdc_cmd_export(o), KD3_E_NOT_FOUND);
+	file_path("k2.key", path);
+	assert_int_not_equal(access(path, F_OK), 0);
+	file_path("k9.key", path);
+	assert_int_not_equal(access(path, F_OK), 0);
+
+	/* Without --kvno: every live one (1 and 3). */
+	assert_int_equal(kdc_cmd_export(cmd("alice", NULL, "all.key", 0)), KD3_OK);
+	file_path("all.key", path);
+	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
+	assert_int_equal(file.nkeys, 2);
+	assert_int_equal(file.keys[0].kvno, 1);
+	assert_int_equal(file.keys[1].kvno, 3);
+	assert_memory_equal(file.keys[1].key, row.keys[2].key, KD3_KEY_LEN);
+	kd3_keyfile_wipe(&file);
+	kd3_keyfile_wipe(&row);
+}
+
 /* ---- a commit that fails ------------------------------------------------------------ */
 
 static void read_text(const char *path, char *out, size_t cap)
@@ -432,13 +606,13 @@ static void test_rotate_commit_fails_keeps_key_file(void **state)
 	assert_string_equal(before, after);
 	read_text(path, text_after, sizeof(text_after));
 	assert_string_equal(text_before, text_after);
-	assert_int_equal(count_files(), 2); /* kd3.db and alice.key */
+	assert_int_equal(count_files(), 3); /* kd3.db, its stash and alice.key */
 
 	/* Without the lock the same rotate goes through. */
 	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
 	assert_int_equal(kd3_keyfile_load(path, &file, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kd3_keyfile_latest(&file)->kvno, 2);
-	assert_int_equal(count_files(), 2);
+	assert_int_equal(count_files(), 3);
 	kd3_keyfile_wipe(&file);
 }
 
@@ -456,9 +630,9 @@ static void test_add_commit_fails_writes_no_key_file(void **state)
 	assert_string_equal(before, after);
 	file_path("bob.key", path);
 	assert_int_not_equal(access(path, F_OK), 0);
-	assert_int_equal(count_files(), 1); /* kd3.db only */
+	assert_int_equal(count_files(), 2); /* kd3.db and its stash only */
 	add("bob", "bob.key");
-	assert_int_equal(count_files(), 2);
+	assert_int_equal(count_files(), 3);
 }
 
 /* ---- remove, disable, enable ------------------------------------------------------ */
@@ -476,7 +650,7 @@ static void test_remove(void **state)
 	assert_int_equal(kdc_cmd_remove(cmd("alice", NULL, NULL, 0)), KD3_OK);
 	db_keys("alice", &row);
 	assert_int_equal(row.nkeys, 0); /* the keys went with it */
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_E_NOT_FOUND);
 	assert_int_equal(kdc_db_principal_get(&db, "bob", &p, err, sizeof(err)), KD3_OK);
 	kdc_db_close(&db);
@@ -499,7 +673,7 @@ static void test_disable_enable(void **state)
 	init_db();
 	add("alice", "alice.key");
 	assert_int_equal(kdc_cmd_disable(cmd("alice", NULL, NULL, 0)), KD3_OK);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
 	assert_int_equal(p.enabled, 0);
 	size_t n = 99;
@@ -507,7 +681,7 @@ static void test_disable_enable(void **state)
 	assert_int_equal(n, 0);
 	kdc_db_close(&db);
 	assert_int_equal(kdc_cmd_enable(cmd("alice", NULL, NULL, 0)), KD3_OK);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_principal_get(&db, "alice", &p, err, sizeof(err)), KD3_OK);
 	assert_int_equal(p.enabled, 1);
 	kdc_db_close(&db);
@@ -554,10 +728,21 @@ static void test_list(void **state)
 	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
 	assert_int_equal(kdc_cmd_disable(cmd("host/long-name.example", NULL, NULL, 0)), KD3_OK);
 	capture_stdout(kdc_cmd_list, cmd(NULL, NULL, NULL, 0), out, sizeof(out));
-	assert_non_null(strstr(out, "NAME                    KVNOS  STATE     CREATED\n"));
-	assert_non_null(strstr(out, "\nalice                   1,2    enabled   20"));
-	assert_non_null(strstr(out, "\nhost/long-name.example  1      disabled  20"));
+	/* alice's kvno 1 is in its grace period: "1(until 2...Z),2" (31 characters). */
+	assert_non_null(strstr(out,
+	                       "NAME                    KVNOS                            STATE "
+	                       "    CREATED\n"));
+	char *alice = strstr(out, "\nalice                   1(until 20");
+	assert_non_null(alice);
+	assert_memory_equal(alice + 52, "Z),2  enabled   20", 18);
+	assert_non_null(strstr(out, "\nhost/long-name.example  1                                "
+	                            "disabled  20"));
 	assert_non_null(strstr(out, "Z\n"));
+	/* Past its grace period: "(expired)". */
+	O.grace_period = 0;
+	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
+	capture_stdout(kdc_cmd_list, cmd(NULL, NULL, NULL, 0), out, sizeof(out));
+	assert_non_null(strstr(out, ",2(expired),3  enabled"));
 	db_keys("alice", &row);
 	for (size_t i = 0; i < row.nkeys; i++) {
 		hex(row.keys[i].key, KD3_KEY_LEN, key_hex);
@@ -585,8 +770,9 @@ static void test_table(void **state)
 	assert_int_equal(kdc_cmd_rotate(cmd("alice", NULL, "alice.key", 0)), KD3_OK);
 	assert_int_equal(kdc_cmd_disable(cmd("carol", NULL, NULL, 0)), KD3_OK);
 	assert_int_equal(kd3_crypto_init(&c, "test", 0), KD3_OK);
-	assert_int_equal(kdc_db_open(db_path, 0, &db, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kdc_table_load(&t, &db, &c, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_table_load(&t, &db, &c, (int64_t)time(NULL), err, sizeof(err)),
+	                 KD3_OK);
 	kdc_db_close(&db);
 	assert_int_equal(t.n, 3);
 	assert_int_equal(t.nkeys, 3); /* alice 2, bob 1, carol none (disabled) */
@@ -666,6 +852,8 @@ static void test_example_config_loads(void **state)
 	char *argv[] = {"serve", "--config", conf, NULL};
 	assert_int_equal(kdc_options_parse(&serve, 3, argv, &o, err, sizeof(err)), KD3_OK);
 	assert_string_equal(o.db, "./kd3.db");
+	assert_string_equal(o.stash, "");
+	assert_int_equal(o.grace_period, 604800);
 	assert_string_equal(o.listen, "127.0.0.1:7088");
 	assert_int_equal(o.lifetime, 3600);
 	assert_int_equal(o.deny.n, 0);
@@ -751,6 +939,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_add_commit_fails_writes_no_key_file, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_retire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_grace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_export_kvno, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disable_enable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list, setup, teardown),

@@ -1,0 +1,230 @@
+/* kdc private files: checked reads, atomic 0600 writes. */
+#include "privfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "err.h"
+
+static int open_error(const char *path, const char *what, int saved, char *err, size_t len)
+{
+	if (saved == ENOENT) {
+		snprintf(err, len, "%s: no such %s file", path, what);
+		return KD3_E_NOT_FOUND;
+	}
+	if (saved == ELOOP)
+		snprintf(err, len, "%s: is a symbolic link; refusing to follow it", path);
+	else
+		snprintf(err, len, "%s: %s", path, strerror(saved));
+	return KD3_E_IO;
+}
+
+/* The checks apply to what was opened (fstat), so nothing can be swapped in between. */
+static int check_opened(int fd, const char *path, const char *what, int checks, size_t max,
+                        size_t *size, char *err, size_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		return KD3_E_IO;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, len, "%s: not a regular file", path);
+		return KD3_E_IO;
+	}
+	if (checks & KDC_PRIV_OWNER) {
+		/* Someone else's file could be changed or swapped under us. */
+		if (st.st_uid != geteuid()) {
+			snprintf(err, len,
+			         "%s: %s file is owned by uid %u, not by this user (uid %u)", path,
+			         what, (unsigned)st.st_uid, (unsigned)geteuid());
+			return KD3_E_KEYFILE_PERMS;
+		}
+		if ((st.st_mode & 077) != 0) {
+			snprintf(err, len,
+			         "%s: %s file is readable by group or others (mode 0%03o); run "
+			         "chmod 600 %s",
+			         path, what, (unsigned)(st.st_mode & 0777), path);
+			return KD3_E_KEYFILE_PERMS;
+		}
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, len, "%s: %s file is too large (%lld bytes, max %zu)", path, what,
+		         (long long)st.st_size, max);
+		return KD3_E_IO;
+	}
+	*size = (size_t)st.st_size;
+	return KD3_OK;
+}
+
+/* Reads the size bytes fstat promised; one more means the file grew meanwhile. */
+static int read_bounded(int fd, const char *path, char *buf, size_t size, size_t *n, char *err,
+                        size_t len)
+{
+	size_t have = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, size + 1 - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, len, "%s: %s", path, strerror(errno));
+			return KD3_E_IO;
+		}
+		if (r == 0)
+			break;
+		have += (size_t)r;
+		if (have > size) {
+			snprintf(err, len, "%s: the file grew while it was read", path);
+			return KD3_E_IO;
+		}
+	}
+	buf[have] = '\0';
+	*n = have;
+	return KD3_OK;
+}
+
+int kdc_privfile_read(const char *path, const char *what, int checks, size_t max, char **out,
+                      size_t *n, char *err, size_t err_len)
+{
+	size_t size = 0;
+	*out = NULL;
+	*n = 0;
+	/* O_NONBLOCK: a FIFO cannot block the open. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return open_error(path, what, errno, err, err_len);
+	int ret = check_opened(fd, path, what, checks, max, &size, err, err_len);
+	char *buf = NULL;
+	if (ret == KD3_OK && !(buf = malloc(size + 2))) {
+		snprintf(err, err_len, "%s: out of memory", path);
+		ret = KD3_E_NOMEM;
+	}
+	if (ret == KD3_OK)
+		ret = read_bounded(fd, path, buf, size, n, err, err_len);
+	close(fd);
+	if (ret != KD3_OK && buf) {
+		kd3_wipe(buf, size + 2);
+		free(buf);
+		buf = NULL;
+		*n = 0;
+	}
+	*out = buf;
+	return ret;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return KD3_E_IO;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return KD3_OK;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return KD3_E_IO;
+	int ret = fsync(fd) == 0 ? KD3_OK : KD3_E_IO;
+	close(fd);
+	return ret;
+}
+
+/* The whole content under a temporary name (mode 0600 from creation), synced. */
+static int write_tmp(char *tmp, const void *data, size_t n)
+{
+	int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT | O_EXCL, mode 0600 */
+	if (fd < 0) {
+		tmp[0] = '\0';
+		return KD3_E_IO;
+	}
+	int ret = KD3_E_IO, saved = 0;
+	if (fchmod(fd, 0600) == 0 && write_all(fd, data, n) == KD3_OK && fsync(fd) == 0)
+		ret = KD3_OK;
+	else
+		saved = errno;
+	if (close(fd) != 0 && ret == KD3_OK) {
+		ret = KD3_E_IO;
+		saved = errno;
+	}
+	errno = saved;
+	return ret;
+}
+
+/* Moves tmp to path; without overwrite, atomically refuses an existing path. */
+static int publish(const char *tmp, const char *path, int overwrite)
+{
+	if (overwrite)
+		return rename(tmp, path) == 0 ? KD3_OK : KD3_E_IO;
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return KD3_OK;
+	if (errno == EEXIST)
+		return KD3_E_EXISTS;
+	if (errno != EINVAL && errno != ENOSYS)
+		return KD3_E_IO;
+	/* A file system without RENAME_NOREPLACE: link() refuses an existing name too. */
+	if (link(tmp, path) != 0)
+		return errno == EEXIST ? KD3_E_EXISTS : KD3_E_IO;
+	unlink(tmp);
+	return KD3_OK;
+}
+
+int kdc_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
+                       size_t err_len)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
+		snprintf(err, err_len, "%.200s...: path is too long", path);
+		return KD3_E_IO;
+	}
+	int ret = write_tmp(tmp, data, n);
+	if (ret != KD3_OK) {
+		snprintf(err, err_len, "%s: cannot write a temporary file next to it: %s", path,
+		         strerror(errno));
+		if (tmp[0])
+			unlink(tmp);
+		return ret;
+	}
+	ret = publish(tmp, path, overwrite);
+	if (ret != KD3_OK) {
+		if (ret == KD3_E_EXISTS)
+			snprintf(err, err_len, "%s: already exists; refusing to overwrite it",
+			         path);
+		else
+			snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return ret;
+	}
+	if (fsync_dir_of(path) != KD3_OK) {
+		snprintf(err, err_len, "%s: cannot sync its directory: %s", path, strerror(errno));
+		return KD3_E_IO;
+	}
+	return KD3_OK;
+}
