@@ -15,6 +15,11 @@ PAGES = {  # page -> the --help it must cover
 }
 
 
+# kd3.conf(5) must name every config key: the long options of each program's table.
+CONF_PAGE = "kd3.conf.5"
+NOT_KEYS = {"--config", "--help", "--version"}
+
+
 def groff_warnings(page):
     r = subprocess.run(["groff", "-man", "-ww", "-z", page], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=60)
@@ -44,6 +49,12 @@ def main():
         for opt in help_options(build, PAGES[name]) if name in PAGES else []:
             if not re.search(re.escape(opt) + r"(?![a-z0-9-])", text):
                 failures.append(f"{name}: {opt} (from --help) is not documented")
+        if name == CONF_PAGE:
+            for argv in PAGES.values():
+                for opt in set(help_options(build, argv)) - NOT_KEYS:
+                    if not re.search(r"(?<![a-z0-9-])" + re.escape(opt[2:]) + r"(?![a-z0-9-])",
+                                     text):
+                        failures.append(f"{name}: key {opt[2:]} ({argv[0]}) is not documented")
         print(f"{name}: checked")
     for f in failures:
         print("FAIL:", f)
