@@ -268,7 +268,7 @@ int kdc_cmd_dump(kdc_opts *o)
 	if (ret == KD3_OK) {
 		size_t n = strlen(text);
 		text[n] = '\n'; /* cJSON_Print leaves no final newline; the NUL becomes one */
-		ret = kdc_privfile_write(path, text, n + 1, o->force, err, sizeof(err));
+		ret = kd3_privfile_write(path, text, n + 1, o->force, err, sizeof(err));
 	}
 	if (ret == KD3_OK)
 		printf("dumped %zu principal%s and %zu key%s (sealed under master key %s) to %s\n",
@@ -478,7 +478,7 @@ int kdc_cmd_load(kdc_opts *o)
 	l.err_len = sizeof(err);
 	if (ret != KD3_OK)
 		return ret;
-	ret = kdc_privfile_read(l.path, "dump", KDC_PRIV_ANY, DUMP_SIZE_MAX, &text, &n, err,
+	ret = kd3_privfile_read(l.path, "dump", KD3_PRIV_ANY, DUMP_SIZE_MAX, &text, &n, err,
 	                        sizeof(err));
 	if (ret == KD3_OK && !(root = cJSON_ParseWithLength(text, n))) {
 		snprintf(err, sizeof(err), "%s: not JSON (a kd3 dump is one JSON object)", l.path);

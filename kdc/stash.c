@@ -213,7 +213,7 @@ int kdc_stash_load(const char *path, kdc_stash *s, char *err, size_t err_len)
 	char *text = NULL;
 	size_t n = 0;
 	memset(s, 0, sizeof(*s));
-	int ret = kdc_privfile_read(path, "stash", KDC_PRIV_OWNER, STASH_SIZE_MAX, &text, &n, err,
+	int ret = kd3_privfile_read(path, "stash", KD3_PRIV_OWNER, STASH_SIZE_MAX, &text, &n, err,
 	                            err_len);
 	if (ret == KD3_OK)
 		ret = parse_text(s, path, text, n, err, err_len);
@@ -260,7 +260,7 @@ int kdc_stash_write(const char *path, const kdc_stash *s, int create_new, char *
 		snprintf(err, err_len, "%s: cannot render the stash", path);
 		return KD3_E_NO_SPACE;
 	}
-	int ret = kdc_privfile_write(path, text, n, !create_new, err, err_len);
+	int ret = kd3_privfile_write(path, text, n, !create_new, err, err_len);
 	kd3_wipe(text, sizeof(text));
 	return ret;
 }

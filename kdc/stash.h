@@ -9,7 +9,7 @@
  * interrupted): the database's check value picks the one in use. Each line carries the
  * key's id, so a damaged key is refused rather than used. Read with the key file checks
  * (a regular file, not a symbolic link, owned by this user, mode 0600 or stricter);
- * written atomically (kdc/privfile.h). */
+ * written atomically (shared/privfile.h). */
 #ifndef KDC_STASH_H
 #define KDC_STASH_H
 

@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "msg.h"
+#include "privfile.h"
 
 #define KEYFILE_LINE_MAX 512
 #define KEYFILE_SIZE_MAX (64 * 1024)
@@ -48,79 +49,6 @@ const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf)
 }
 
 /* ---- reading --------------------------------------------------------------- */
-
-/* Opens without following a symlink and checks what was opened (not the path, so
- * nothing can be swapped in between): a regular file, private to its owner. */
-static int keyfile_open(const char *path, int *fd_out, char *err, size_t len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			err_set(err, len, "%s: is a symbolic link; refusing to follow it", path);
-		else
-			err_set(err, len, "%s: %s", path, strerror(errno));
-		return KD3_E_KEYFILE;
-	}
-	if (fstat(fd, &st) != 0) {
-		err_set(err, len, "%s: %s", path, strerror(errno));
-		close(fd);
-		return KD3_E_KEYFILE;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err_set(err, len, "%s: not a regular file", path);
-		close(fd);
-		return KD3_E_KEYFILE;
-	}
-	if ((st.st_mode & 077) != 0) {
-		err_set(
-		    err, len,
-		    "%s: key file is readable by group or others (mode 0%03o); run chmod 600 %s",
-		    path, (unsigned)(st.st_mode & 0777), path);
-		close(fd);
-		return KD3_E_KEYFILE_PERMS;
-	}
-	/* Like ssh's StrictModes: a key file someone else owns could be swapped under us. */
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		err_set(err, len, "%s: key file is owned by uid %u, not by us (uid %u) or root",
-		        path, (unsigned)st.st_uid, (unsigned)geteuid());
-		close(fd);
-		return KD3_E_KEYFILE_PERMS;
-	}
-	if (st.st_size > KEYFILE_SIZE_MAX) {
-		err_set(err, len, "%s: file is too large (%lld bytes, max %d)", path,
-		        (long long)st.st_size, KEYFILE_SIZE_MAX);
-		close(fd);
-		return KD3_E_KEYFILE;
-	}
-	*fd_out = fd;
-	return KD3_OK;
-}
-
-/* Reads the whole file into buf (cap KEYFILE_SIZE_MAX + 1, so growth is noticed). */
-static int keyfile_read_all(int fd, const char *path, char *buf, size_t *n, char *err, size_t len)
-{
-	size_t have = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + have, KEYFILE_SIZE_MAX + 1 - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err_set(err, len, "%s: %s", path, strerror(errno));
-			return KD3_E_KEYFILE;
-		}
-		if (r == 0)
-			break;
-		have += (size_t)r;
-		if (have > KEYFILE_SIZE_MAX) {
-			err_set(err, len, "%s: file is too large (max %d bytes)", path,
-			        KEYFILE_SIZE_MAX);
-			return KD3_E_KEYFILE;
-		}
-	}
-	*n = have;
-	return KD3_OK;
-}
 
 static char *trim(char *s)
 {
@@ -290,32 +218,20 @@ out:
 
 int kd3_keyfile_load(const char *path, kd3_keyfile *kf, char *err, size_t err_len)
 {
-	int ret = KD3_E_KEYFILE;
-	int fd = -1;
-	size_t n = 0;
 	char *buf = NULL;
+	size_t n = 0;
 
 	memset(kf, 0, sizeof(*kf));
-	ret = keyfile_open(path, &fd, err, err_len);
-	if (ret != KD3_OK)
-		goto out;
-	ret = KD3_E_NOMEM;
-	buf = malloc(KEYFILE_SIZE_MAX + 1);
-	if (!buf) {
-		err_set(err, err_len, "%s: out of memory", path);
-		goto out;
-	}
-	ret = keyfile_read_all(fd, path, buf, &n, err, err_len);
-	if (ret != KD3_OK)
-		goto out;
-	ret = parse_text(kf, path, buf, n, err, err_len);
-out:
+	int ret = kd3_privfile_read(path, "key", KD3_PRIV_OWNER | KD3_PRIV_ROOT_OK,
+	                            KEYFILE_SIZE_MAX, &buf, &n, err, err_len);
+	if (ret == KD3_OK)
+		ret = parse_text(kf, path, buf, n, err, err_len);
+	else if (ret != KD3_E_KEYFILE_PERMS && ret != KD3_E_NOMEM)
+		ret = KD3_E_KEYFILE; /* missing, unreadable, not a file, too large */
 	if (buf) {
-		kd3_wipe(buf, KEYFILE_SIZE_MAX + 1);
+		kd3_wipe(buf, n + 1);
 		free(buf);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (ret != KD3_OK)
 		kd3_keyfile_wipe(kf);
 	return ret;
@@ -374,150 +290,30 @@ static int keyfile_render(const kd3_keyfile *kf, char *out, size_t cap, size_t *
 	return KD3_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return KD3_E_IO;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return KD3_OK;
-}
-
-/* The directory part of path ("." when there is none). */
-static void dir_of(const char *path, char *dir, size_t cap)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash) {
-		snprintf(dir, cap, ".");
-		return;
-	}
-	if (slash == path) {
-		snprintf(dir, cap, "/");
-		return;
-	}
-	snprintf(dir, cap, "%.*s", (int)(slash - path), path);
-}
-
-static int fsync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	dir_of(path, dir, sizeof(dir));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return KD3_E_IO;
-	int ret = fsync(fd) == 0 ? KD3_OK : KD3_E_IO;
-	close(fd);
-	return ret;
-}
-
-/* Moves tmp to path; without overwrite, atomically refuses an existing path. */
-static int keyfile_publish(const char *tmp, const char *path, int overwrite)
-{
-	if (overwrite)
-		return rename(tmp, path) == 0 ? KD3_OK : KD3_E_IO;
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-		return KD3_OK;
-	if (errno == EEXIST)
-		return KD3_E_EXISTS;
-	if (errno != EINVAL && errno != ENOSYS)
-		return KD3_E_IO;
-	/* A file system without RENAME_NOREPLACE: link() refuses an existing name too. */
-	if (link(tmp, path) != 0)
-		return errno == EEXIST ? KD3_E_EXISTS : KD3_E_IO;
-	unlink(tmp);
-	return KD3_OK;
-}
-
-static int keyfile_write_tmp(const char *tmp_template, char *tmp, const char *text, size_t n)
-{
-	memcpy(tmp, tmp_template, strlen(tmp_template) + 1);
-	/* mkostemp: O_CREAT | O_EXCL, mode 0600. */
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		tmp[0] = '\0';
-		return KD3_E_IO;
-	}
-	int ret = KD3_E_IO, saved = 0;
-	if (fchmod(fd, 0600) == 0 && write_all(fd, text, n) == KD3_OK && fsync(fd) == 0)
-		ret = KD3_OK;
-	else
-		saved = errno;
-	if (close(fd) != 0 && ret == KD3_OK) {
-		ret = KD3_E_IO;
-		saved = errno;
-	}
-	errno = saved; /* the caller reports the first failure */
-	return ret;
-}
-
 int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_keyfile *kf,
                             char *err, size_t err_len)
 {
-	char text[2048], tmpl[PATH_MAX];
+	char text[2048];
 	size_t n = 0;
 	int ret = keyfile_check(kf, path, err, err_len);
 
 	st->tmp[0] = '\0';
-	if (ret != KD3_OK)
-		goto out;
-	ret = KD3_E_IO;
-	if (snprintf(st->path, sizeof(st->path), "%s", path) >= (int)sizeof(st->path) ||
-	    snprintf(tmpl, sizeof(tmpl), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmpl)) {
-		err_set(err, err_len, "%s: path is too long", path);
-		goto out;
-	}
-	ret = keyfile_render(kf, text, sizeof(text), &n);
-	if (ret != KD3_OK) {
+	if (ret == KD3_OK && (ret = keyfile_render(kf, text, sizeof(text), &n)) != KD3_OK)
 		err_set(err, err_len, "%s: %s", path, kd3_strerror(ret));
-		goto out;
-	}
-	ret = keyfile_write_tmp(tmpl, st->tmp, text, n);
-	if (ret != KD3_OK)
-		err_set(err, err_len, "%s: cannot write a temporary file next to it: %s", path,
-		        strerror(errno));
-out:
-	if (ret != KD3_OK)
-		kd3_keyfile_stage_discard(st);
+	if (ret == KD3_OK)
+		ret = kd3_privfile_stage(st, path, text, n, err, err_len);
 	kd3_wipe(text, sizeof(text));
 	return ret;
 }
 
 int kd3_keyfile_stage_publish(kd3_keyfile_stage *st, int overwrite, char *err, size_t err_len)
 {
-	if (!st->tmp[0]) {
-		err_set(err, err_len, "%s: no key file was staged", st->path);
-		return KD3_E_IO;
-	}
-	int ret = keyfile_publish(st->tmp, st->path, overwrite);
-	if (ret == KD3_E_EXISTS)
-		err_set(err, err_len, "%s: already exists; refusing to overwrite it", st->path);
-	else if (ret != KD3_OK)
-		err_set(err, err_len, "%s: %s", st->path, strerror(errno));
-	if (ret != KD3_OK) {
-		kd3_keyfile_stage_discard(st);
-		return ret;
-	}
-	st->tmp[0] = '\0'; /* published: nothing to clean up */
-	ret = fsync_dir(st->path);
-	if (ret != KD3_OK)
-		err_set(err, err_len, "%s: cannot sync its directory: %s", st->path,
-		        strerror(errno));
-	return ret;
+	return kd3_privfile_publish(st, overwrite, err, err_len);
 }
 
 void kd3_keyfile_stage_discard(kd3_keyfile_stage *st)
 {
-	if (st->tmp[0])
-		unlink(st->tmp);
-	st->tmp[0] = '\0';
+	kd3_privfile_discard(st);
 }
 
 int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,

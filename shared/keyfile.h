@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "privfile.h"
 #include "wire.h"
 
 #define KD3_KEYFILE_KEYS_MAX 8
@@ -40,10 +41,7 @@ int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, ch
  * temporary name next to path; publish moves it into place (refusing an existing path
  * unless overwrite) and syncs the directory; discard removes a staged file. A staged
  * file is removed on every failure. kd3_keyfile_write is stage + publish. */
-typedef struct kd3_keyfile_stage {
-	char path[PATH_MAX]; /* the final name */
-	char tmp[PATH_MAX];  /* the staged file; "" when nothing is staged */
-} kd3_keyfile_stage;
+typedef kd3_staged_file kd3_keyfile_stage;
 
 int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_keyfile *kf,
                             char *err, size_t err_len);

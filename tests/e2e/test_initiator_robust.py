@@ -111,10 +111,10 @@ class ExampleConfigs(unittest.TestCase):
     def test_examples_load(self):
         self.check([k.exe("initiator"), "--config", os.path.join(CONFIG, "initiator.conf"),
                     "--keyfile", "/nonexistent/a.key"], "initiator.conf",
-                   "/nonexistent/a.key: No such file or directory")
+                   "/nonexistent/a.key: no such key file")
         self.check([k.exe("responder"), "--config", os.path.join(CONFIG, "responder.conf"),
                     "--keyfile", "/nonexistent/b.key", "--listen", "127.0.0.1:1"],
-                   "responder.conf", "/nonexistent/b.key: No such file or directory")
+                   "responder.conf", "/nonexistent/b.key: no such key file")
         self.check([k.exe("kdc"), "list", "--config", os.path.join(CONFIG, "kdc.conf"),
                     "--db", "/nonexistent/x.db"], "kdc.conf",
                    "/nonexistent/x.db: no such database")

@@ -267,7 +267,7 @@ static void test_file_too_large(void **state)
 	fclose(f);
 	chmod(path, 0600);
 	assert_int_equal(kd3_keyfile_load(path, &kf, err, sizeof(err)), KD3_E_KEYFILE);
-	assert_non_null(strstr(err, ": file is too large"));
+	assert_non_null(strstr(err, ": key file is too large"));
 }
 
 static void test_structure_errors(void **state)

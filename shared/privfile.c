@@ -1,9 +1,7 @@
-/* kdc private files: checked reads, atomic 0600 writes. */
 #include "privfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +11,8 @@
 
 #include "crypto.h"
 #include "err.h"
+
+/* ---- reading ------------------------------------------------------------------------ */
 
 static int open_error(const char *path, const char *what, int saved, char *err, size_t len)
 {
@@ -27,11 +27,35 @@ static int open_error(const char *path, const char *what, int saved, char *err, 
 	return KD3_E_IO;
 }
 
-/* The checks apply to what was opened (fstat), so nothing can be swapped in between. */
+/* Someone else's file could be changed or swapped under us; one others can read is
+ * no longer secret. */
+static int check_private(const struct stat *st, const char *path, const char *what, int checks,
+                         char *err, size_t len)
+{
+	int root_ok = (checks & KD3_PRIV_ROOT_OK) != 0;
+
+	if (st->st_uid != geteuid() && !(root_ok && st->st_uid == 0)) {
+		snprintf(err, len, "%s: %s file is owned by uid %u, not by this user (uid %u)%s",
+		         path, what, (unsigned)st->st_uid, (unsigned)geteuid(),
+		         root_ok ? " or root" : "");
+		return KD3_E_KEYFILE_PERMS;
+	}
+	if ((st->st_mode & 077) != 0) {
+		snprintf(
+		    err, len,
+		    "%s: %s file is readable by group or others (mode 0%03o); run chmod 600 %s",
+		    path, what, (unsigned)(st->st_mode & 0777), path);
+		return KD3_E_KEYFILE_PERMS;
+	}
+	return KD3_OK;
+}
+
 static int check_opened(int fd, const char *path, const char *what, int checks, size_t max,
                         size_t *size, char *err, size_t len)
 {
 	struct stat st;
+	int ret;
+
 	if (fstat(fd, &st) != 0) {
 		snprintf(err, len, "%s: %s", path, strerror(errno));
 		return KD3_E_IO;
@@ -40,22 +64,9 @@ static int check_opened(int fd, const char *path, const char *what, int checks, 
 		snprintf(err, len, "%s: not a regular file", path);
 		return KD3_E_IO;
 	}
-	if (checks & KDC_PRIV_OWNER) {
-		/* Someone else's file could be changed or swapped under us. */
-		if (st.st_uid != geteuid()) {
-			snprintf(err, len,
-			         "%s: %s file is owned by uid %u, not by this user (uid %u)", path,
-			         what, (unsigned)st.st_uid, (unsigned)geteuid());
-			return KD3_E_KEYFILE_PERMS;
-		}
-		if ((st.st_mode & 077) != 0) {
-			snprintf(err, len,
-			         "%s: %s file is readable by group or others (mode 0%03o); run "
-			         "chmod 600 %s",
-			         path, what, (unsigned)(st.st_mode & 0777), path);
-			return KD3_E_KEYFILE_PERMS;
-		}
-	}
+	if ((checks & KD3_PRIV_OWNER) &&
+	    (ret = check_private(&st, path, what, checks, err, len)) != KD3_OK)
+		return ret;
 	if ((uint64_t)st.st_size > max) {
 		snprintf(err, len, "%s: %s file is too large (%lld bytes, max %zu)", path, what,
 		         (long long)st.st_size, max);
@@ -91,10 +102,12 @@ static int read_bounded(int fd, const char *path, char *buf, size_t size, size_t
 	return KD3_OK;
 }
 
-int kdc_privfile_read(const char *path, const char *what, int checks, size_t max, char **out,
+int kd3_privfile_read(const char *path, const char *what, int checks, size_t max, char **out,
                       size_t *n, char *err, size_t err_len)
 {
 	size_t size = 0;
+	char *buf = NULL;
+
 	*out = NULL;
 	*n = 0;
 	/* O_NONBLOCK: a FIFO cannot block the open. */
@@ -102,7 +115,6 @@ int kdc_privfile_read(const char *path, const char *what, int checks, size_t max
 	if (fd < 0)
 		return open_error(path, what, errno, err, err_len);
 	int ret = check_opened(fd, path, what, checks, max, &size, err, err_len);
-	char *buf = NULL;
 	if (ret == KD3_OK && !(buf = malloc(size + 2))) {
 		snprintf(err, err_len, "%s: out of memory", path);
 		ret = KD3_E_NOMEM;
@@ -120,7 +132,7 @@ int kdc_privfile_read(const char *path, const char *what, int checks, size_t max
 	return ret;
 }
 
-/* ---- writing ------------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------------------ */
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -143,6 +155,7 @@ static int fsync_dir_of(const char *path)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
+
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");
 	else if (slash == path)
@@ -157,7 +170,7 @@ static int fsync_dir_of(const char *path)
 	return ret;
 }
 
-/* The whole content under a temporary name (mode 0600 from creation), synced. */
+/* The whole content under tmp (a mkostemp template), mode 0600 from creation, synced. */
 static int write_tmp(char *tmp, const void *data, size_t n)
 {
 	int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT | O_EXCL, mode 0600 */
@@ -174,12 +187,12 @@ static int write_tmp(char *tmp, const void *data, size_t n)
 		ret = KD3_E_IO;
 		saved = errno;
 	}
-	errno = saved;
+	errno = saved; /* the caller reports the first failure */
 	return ret;
 }
 
 /* Moves tmp to path; without overwrite, atomically refuses an existing path. */
-static int publish(const char *tmp, const char *path, int overwrite)
+static int move_into_place(const char *tmp, const char *path, int overwrite)
 {
 	if (overwrite)
 		return rename(tmp, path) == 0 ? KD3_OK : KD3_E_IO;
@@ -196,35 +209,68 @@ static int publish(const char *tmp, const char *path, int overwrite)
 	return KD3_OK;
 }
 
-int kdc_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
+int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, size_t n, char *err,
                        size_t err_len)
 {
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
+	st->tmp[0] = '\0';
+	if (snprintf(st->path, sizeof(st->path), "%s", path) >= (int)sizeof(st->path) ||
+	    snprintf(st->tmp, sizeof(st->tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(st->tmp)) {
+		st->tmp[0] = '\0';
 		snprintf(err, err_len, "%.200s...: path is too long", path);
 		return KD3_E_IO;
 	}
-	int ret = write_tmp(tmp, data, n);
+	int ret = write_tmp(st->tmp, data, n);
 	if (ret != KD3_OK) {
 		snprintf(err, err_len, "%s: cannot write a temporary file next to it: %s", path,
 		         strerror(errno));
-		if (tmp[0])
-			unlink(tmp);
-		return ret;
+		kd3_privfile_discard(st);
 	}
-	ret = publish(tmp, path, overwrite);
+	return ret;
+}
+
+int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t err_len)
+{
+	if (!st->tmp[0]) {
+		snprintf(err, err_len, "%s: nothing was staged", st->path);
+		return KD3_E_IO;
+	}
+	int ret = move_into_place(st->tmp, st->path, overwrite);
+	if (ret == KD3_E_EXISTS)
+		snprintf(err, err_len, "%s: already exists; refusing to overwrite it", st->path);
+	else if (ret != KD3_OK)
+		snprintf(err, err_len, "%s: %s", st->path, strerror(errno));
 	if (ret != KD3_OK) {
-		if (ret == KD3_E_EXISTS)
-			snprintf(err, err_len, "%s: already exists; refusing to overwrite it",
-			         path);
-		else
-			snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		unlink(tmp);
+		kd3_privfile_discard(st);
 		return ret;
 	}
-	if (fsync_dir_of(path) != KD3_OK) {
-		snprintf(err, err_len, "%s: cannot sync its directory: %s", path, strerror(errno));
+	st->tmp[0] = '\0'; /* published: nothing to clean up */
+	if (fsync_dir_of(st->path) != KD3_OK) {
+		snprintf(err, err_len, "%s: cannot sync its directory: %s", st->path,
+		         strerror(errno));
 		return KD3_E_IO;
 	}
 	return KD3_OK;
+}
+
+void kd3_privfile_discard(kd3_staged_file *st)
+{
+	if (st->tmp[0])
+		unlink(st->tmp);
+	st->tmp[0] = '\0';
+}
+
+int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
+                       size_t err_len)
+{
+	kd3_staged_file st;
+	struct stat sb;
+
+	if (!overwrite && lstat(path, &sb) == 0) { /* fail early; publish checks again */
+		snprintf(err, err_len, "%s: already exists; refusing to overwrite it", path);
+		return KD3_E_EXISTS;
+	}
+	int ret = kd3_privfile_stage(&st, path, data, n, err, err_len);
+	if (ret == KD3_OK)
+		ret = kd3_privfile_publish(&st, overwrite, err, err_len);
+	return ret;
 }

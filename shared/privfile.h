@@ -1,0 +1,52 @@
+/* kd3 private files: key files, the KDC's master key stash, dumps.
+ *
+ * Reading: the file is opened without following a symbolic link and without blocking
+ * on a FIFO, and every check is made on what was opened (fstat), never on its name, so
+ * nothing can be swapped in between: a regular file, at most max bytes, and with
+ * KD3_PRIV_OWNER owned by this user (or root, with KD3_PRIV_ROOT_OK too) and not
+ * readable or writable by group or others. A file that grows while it is read is
+ * refused.
+ * Writing: the whole content under a temporary name next to the target (mode 0600 from
+ * creation), fsynced, then renamed into place (without overwrite, atomically refusing
+ * an existing name) and the directory fsynced: a crash leaves the old file or the new
+ * one, never a part. Staging and publishing are separate steps for a caller whose own
+ * commit decides whether the file lands (kdc add: the key file appears only once the
+ * database has the key). Buffers that held the content are the caller's to wipe. */
+#ifndef KD3_PRIVFILE_H
+#define KD3_PRIVFILE_H
+
+#include <limits.h>
+#include <stddef.h>
+
+/* What kd3_privfile_read checks on the opened file (flags). */
+enum {
+	KD3_PRIV_ANY = 0,     /* a regular file, not a symbolic link */
+	KD3_PRIV_OWNER = 1,   /* also: owned by this user, no access for group or others */
+	KD3_PRIV_ROOT_OK = 2, /* with KD3_PRIV_OWNER: root may own it too (like ssh) */
+};
+
+/* Reads the whole file into a new buffer *out of *n bytes plus a NUL (the caller wipes
+ * *n + 1 bytes and frees it). what names the kind in errors ("key", "stash").
+ * KD3_E_NOT_FOUND when it does not exist, KD3_E_KEYFILE_PERMS for a mode or owner
+ * refused, KD3_E_IO otherwise; err gets "path: reason". */
+int kd3_privfile_read(const char *path, const char *what, int checks, size_t max, char **out,
+                      size_t *n, char *err, size_t err_len);
+
+typedef struct kd3_staged_file {
+	char path[PATH_MAX]; /* the final name */
+	char tmp[PATH_MAX];  /* the staged file; "" when nothing is staged */
+} kd3_staged_file;
+
+/* Writes data under a temporary name next to path. The staged file is removed on
+ * every failure, here and in publish. */
+int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, size_t n, char *err,
+                       size_t err_len);
+/* Moves the staged file into place (KD3_E_EXISTS for an existing path unless
+ * overwrite) and syncs the directory. */
+int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t err_len);
+void kd3_privfile_discard(kd3_staged_file *st);
+/* stage + publish; without overwrite an existing path is refused before writing. */
+int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
+                       size_t err_len);
+
+#endif
