@@ -27,6 +27,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "err.h"
+#include "hex.h"
 #include "log.h"
 #include "msg.h"
 #include "privfile.h"
@@ -105,37 +106,12 @@ static int digest_key(dump_digest *g, const kdc_db_sealed_key *k)
 
 /* ---- hex ------------------------------------------------------------------------------ */
 
-static void hex_encode(const uint8_t *p, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Exactly 2n lower-case hex digits. */
+/* Exactly 2n hex digits. */
 static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
 	if (!s || strlen(s) != 2 * n)
 		return KD3_E_MALFORMED;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return KD3_E_MALFORMED;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return KD3_OK;
+	return kd3_hex_decode(s, n, out);
 }
 
 /* ---- dump ------------------------------------------------------------------------------ */
@@ -152,7 +128,7 @@ struct dump_ctx {
 static int add_hex(cJSON *obj, const char *name, const uint8_t *p, size_t n)
 {
 	char text[2 * KDC_SEALED_LEN + 1];
-	hex_encode(p, n, text);
+	kd3_hex_encode(p, n, text);
 	return cJSON_AddStringToObject(obj, name, text) ? KD3_OK : KD3_E_NOMEM;
 }
 

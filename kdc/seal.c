@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hex.h"
 #include "msg.h"
 
 static const char label_check[] = "kd3/1 kdc master check";
@@ -31,8 +32,7 @@ int kdc_master_check(const uint8_t master[KD3_KEY_LEN], uint8_t check[KD3_HASH_L
 
 void kdc_master_id_text(const uint8_t check[KD3_HASH_LEN], char out[KDC_MASTER_ID_TEXT])
 {
-	for (size_t i = 0; i < KDC_MASTER_ID_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", check[i]);
+	kd3_hex_encode(check, KDC_MASTER_ID_LEN, out);
 }
 
 static int expand(kd3_crypto *c, const uint8_t master[KD3_KEY_LEN], const char *label,

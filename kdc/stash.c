@@ -7,6 +7,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "hex.h"
 #include "privfile.h"
 
 #define STASH_SIZE_MAX 4096
@@ -78,28 +79,6 @@ void kdc_stash_ids(const kdc_stash *s, char *out, size_t cap)
 
 /* ---- parsing --------------------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int hex_decode(const char *s, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return KD3_E_KEYFILE;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return KD3_OK;
-}
-
 /* "ID:HEX64", where ID must be the key's own id (catches a damaged key). */
 static int parse_master(kdc_stash *s, const char *v, const char **why)
 {
@@ -109,7 +88,7 @@ static int parse_master(kdc_stash *s, const char *v, const char **why)
 
 	if (strlen(v) != KDC_MASTER_ID_TEXT - 1 + 1 + STASH_HEX_LEN ||
 	    v[KDC_MASTER_ID_TEXT - 1] != ':' ||
-	    hex_decode(v + KDC_MASTER_ID_TEXT, KD3_KEY_LEN, key) != KD3_OK) {
+	    kd3_hex_decode(v + KDC_MASTER_ID_TEXT, KD3_KEY_LEN, key) != KD3_OK) {
 		*why = "expected 'master = ID:KEY' (16 and 64 hex digits)";
 		goto out;
 	}
@@ -230,7 +209,6 @@ int kdc_stash_load(const char *path, kdc_stash *s, char *err, size_t err_len)
 
 static int render(const kdc_stash *s, char *out, size_t cap, size_t *n)
 {
-	static const char hex[] = "0123456789abcdef";
 	char id[KDC_MASTER_ID_TEXT];
 	int w = snprintf(out, cap, "%sversion = 1\n", stash_header);
 	if (w < 0 || (size_t)w >= cap)
@@ -242,10 +220,8 @@ static int render(const kdc_stash *s, char *out, size_t cap, size_t *n)
 		if (w < 0 || cap - at <= (size_t)w + STASH_HEX_LEN + 1)
 			return KD3_E_NO_SPACE;
 		at += (size_t)w;
-		for (size_t b = 0; b < KD3_KEY_LEN; b++) {
-			out[at++] = hex[s->key[i][b] >> 4];
-			out[at++] = hex[s->key[i][b] & 15];
-		}
+		kd3_hex_encode(s->key[i], KD3_KEY_LEN, out + at); /* room checked above */
+		at += STASH_HEX_LEN;
 		out[at++] = '\n';
 	}
 	*n = at;

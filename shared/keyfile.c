@@ -14,6 +14,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "hex.h"
 #include "msg.h"
 #include "privfile.h"
 
@@ -60,17 +61,6 @@ static char *trim(char *s)
 	return s;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* "KVNO:HEX64": kvno 1..2^32-1 in plain decimal, exactly 64 hex digits. */
 static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN],
                            const char **why)
@@ -102,14 +92,10 @@ static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LE
 		*why = "key must be exactly 64 hex digits";
 		return KD3_E_KEYFILE;
 	}
-	for (size_t i = 0; i < KD3_KEY_LEN; i++) {
-		int hi = hex_value(p[2 * i]), lo = hex_value(p[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			kd3_wipe(key, KD3_KEY_LEN);
-			*why = "key has a character that is not a hex digit";
-			return KD3_E_KEYFILE;
-		}
-		key[i] = (uint8_t)(hi << 4 | lo);
+	if (kd3_hex_decode(p, KD3_KEY_LEN, key) != KD3_OK) {
+		kd3_wipe(key, KD3_KEY_LEN);
+		*why = "key has a character that is not a hex digit";
+		return KD3_E_KEYFILE;
 	}
 	*kvno = (uint32_t)k;
 	return KD3_OK;
@@ -269,7 +255,6 @@ static int keyfile_check(const kd3_keyfile *kf, const char *path, char *err, siz
 /* The file's text; out is wiped by the caller. */
 static int keyfile_render(const kd3_keyfile *kf, char *out, size_t cap, size_t *n)
 {
-	static const char hex[] = "0123456789abcdef";
 	int w = snprintf(out, cap, "# kd3 key file: keep secret (mode 0600)\nprincipal = %s\n",
 	                 kf->principal);
 	if (w < 0 || (size_t)w >= cap)
@@ -280,10 +265,8 @@ static int keyfile_render(const kd3_keyfile *kf, char *out, size_t cap, size_t *
 		if (w < 0 || (size_t)w >= cap - at || cap - at - (size_t)w < KEYFILE_HEX_LEN + 2)
 			return KD3_E_NO_SPACE;
 		at += (size_t)w;
-		for (size_t b = 0; b < KD3_KEY_LEN; b++) {
-			out[at++] = hex[kf->keys[i].key[b] >> 4];
-			out[at++] = hex[kf->keys[i].key[b] & 15];
-		}
+		kd3_hex_encode(kf->keys[i].key, KD3_KEY_LEN, out + at); /* room checked above */
+		at += KEYFILE_HEX_LEN;
 		out[at++] = '\n';
 	}
 	*n = at;

@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "events.h"
+#include "hex.h"
 #include "log.h"
 #include "msg.h"
 #include "schedule.h"
@@ -33,16 +34,11 @@ int kd3_transcript_on(const kd3_transcript *t)
 /* Adds p[len] as lower-case hex under name; the temporary copy is wiped (keys). */
 static int add_hex(cJSON *o, const char *name, const uint8_t *p, size_t len)
 {
-	static const char digits[] = "0123456789abcdef";
 	char *s = malloc(2 * len + 1);
 
 	if (!s)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		s[2 * i] = digits[p[i] >> 4];
-		s[2 * i + 1] = digits[p[i] & 0x0f];
-	}
-	s[2 * len] = '\0';
+	kd3_hex_encode(p, len, s);
 	int ok = cJSON_AddStringToObject(o, name, s) != NULL;
 	kd3_wipe(s, 2 * len + 1);
 	free(s);
