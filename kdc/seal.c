@@ -68,7 +68,7 @@ int kdc_master_init(kdc_master *m, const uint8_t master[KD3_KEY_LEN], int can_se
 
 void kdc_master_free(kdc_master *m)
 {
-	if (m->ready || m->c.hmac.md_info) /* kd3_crypto_free wipes the key schedules */
+	if (m->ready || m->c.initialized) /* kd3_crypto_free wipes the key schedules */
 		kd3_crypto_free(&m->c);
 	kd3_wipe(m, sizeof(*m));
 }

@@ -41,9 +41,7 @@ int kd3_crypto_init(kd3_crypto *c, const char *pers, int with_drbg)
 	int ret = KD3_E_CRYPTO;
 
 	memset(c, 0, sizeof(*c));
-	mbedtls_md_init(&c->hmac);
-	if (mbedtls_md_setup(&c->hmac, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0)
-		goto out;
+	c->initialized = 1;
 	if ((ret = kd3_aead_init(&c->aead[0], KD3_SUITE_AES256GCM)) != KD3_OK)
 		goto out;
 	if ((ret = kd3_aead_init(&c->aead[1], KD3_SUITE_CHACHAPOLY)) != KD3_OK)
@@ -67,7 +65,6 @@ out:
 
 void kd3_crypto_free(kd3_crypto *c)
 {
-	mbedtls_md_free(&c->hmac);
 	kd3_aead_free(&c->aead[0]);
 	kd3_aead_free(&c->aead[1]);
 	if (c->drbg_ready) {
@@ -92,29 +89,95 @@ int kd3_crypto_rng(void *ctx, uint8_t *out, size_t len)
 	return KD3_OK;
 }
 
-/* Mbed TLS keeps key ^ ipad and key ^ opad (two SHA-256 blocks) and the hash state
- * in the context after a MAC; wipe them so no key outlives its use. */
-static void hmac_scrub(kd3_crypto *c)
+/* ---- HMAC-SHA-256 over kept pad states --------------------------------------------- */
+
+#define SHA256_BLOCK 64
+
+/* The SHA-256 state after one block: key ^ pad, the key zero-filled to a block. */
+static int pad_state(const uint8_t *key, size_t key_len, uint8_t pad, uint32_t state[8])
 {
-	if (c->hmac.hmac_ctx)
-		kd3_wipe(c->hmac.hmac_ctx, 2 * 64);
-	(void)mbedtls_md_starts(&c->hmac);
+	uint8_t block[SHA256_BLOCK];
+	mbedtls_sha256_context s;
+	int ret = KD3_E_CRYPTO;
+
+	memset(block, pad, sizeof(block));
+	for (size_t i = 0; i < key_len; i++)
+		block[i] ^= key[i];
+	mbedtls_sha256_init(&s);
+	if (mbedtls_sha256_starts_ret(&s, 0) == 0 &&
+	    mbedtls_sha256_update_ret(&s, block, sizeof(block)) == 0) {
+		memcpy(state, s.state, sizeof(s.state));
+		ret = KD3_OK;
+	}
+	mbedtls_sha256_free(&s); /* zeroizes */
+	kd3_wipe(block, sizeof(block));
+	return ret;
+}
+
+int kd3_hmac_key_init(kd3_hmac_key *k, const uint8_t *key, size_t key_len)
+{
+	uint8_t hashed[KD3_HASH_LEN];
+	int ret = KD3_OK;
+
+	if (key_len > SHA256_BLOCK) {
+		if (mbedtls_sha256_ret(key, key_len, hashed, 0) != 0)
+			ret = KD3_E_CRYPTO;
+		key = hashed;
+		key_len = sizeof(hashed);
+	}
+	if (ret == KD3_OK)
+		ret = pad_state(key, key_len, 0x36, k->inner);
+	if (ret == KD3_OK)
+		ret = pad_state(key, key_len, 0x5c, k->outer);
+	kd3_wipe(hashed, sizeof(hashed));
+	if (ret != KD3_OK)
+		kd3_wipe(k, sizeof(*k));
+	return ret;
+}
+
+/* A SHA-256 context resumed from a kept state: one block (the pad) already hashed.
+ * Mbed TLS 2.28's context fields are public API. */
+static void resume(mbedtls_sha256_context *s, const uint32_t state[8])
+{
+	memcpy(s->state, state, sizeof(s->state));
+	s->total[0] = SHA256_BLOCK;
+	s->total[1] = 0;
+}
+
+int kd3_hmac_with(const kd3_hmac_key *k, const kd3_iov *parts, size_t nparts,
+                  uint8_t out[KD3_MAC_LEN])
+{
+	uint8_t inner[KD3_HASH_LEN];
+	mbedtls_sha256_context s;
+	int ok;
+
+	mbedtls_sha256_init(&s);
+	ok = mbedtls_sha256_starts_ret(&s, 0) == 0;
+	resume(&s, k->inner);
+	for (size_t i = 0; ok && i < nparts; i++)
+		ok = parts[i].len == 0 ||
+		     mbedtls_sha256_update_ret(&s, parts[i].p, parts[i].len) == 0;
+	ok = ok && mbedtls_sha256_finish_ret(&s, inner) == 0 &&
+	     mbedtls_sha256_starts_ret(&s, 0) == 0;
+	if (ok)
+		resume(&s, k->outer);
+	ok = ok && mbedtls_sha256_update_ret(&s, inner, sizeof(inner)) == 0 &&
+	     mbedtls_sha256_finish_ret(&s, out) == 0;
+	mbedtls_sha256_free(&s);
+	kd3_wipe(inner, sizeof(inner));
+	return ok ? KD3_OK : KD3_E_CRYPTO;
 }
 
 int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts, size_t nparts,
              uint8_t out[KD3_MAC_LEN])
 {
-	int ret = KD3_E_CRYPTO;
-	if (mbedtls_md_hmac_starts(&c->hmac, key, key_len) != 0)
-		goto out;
-	for (size_t i = 0; i < nparts; i++)
-		if (mbedtls_md_hmac_update(&c->hmac, parts[i].p, parts[i].len) != 0)
-			goto out;
-	if (mbedtls_md_hmac_finish(&c->hmac, out) != 0)
-		goto out;
-	ret = KD3_OK;
-out:
-	hmac_scrub(c);
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, key, key_len);
+
+	(void)c;
+	if (ret == KD3_OK)
+		ret = kd3_hmac_with(&k, parts, nparts, out);
+	kd3_wipe(&k, sizeof(k));
 	return ret;
 }
 
@@ -126,10 +189,10 @@ int kd3_hkdf_extract(kd3_crypto *c, const uint8_t *salt, size_t salt_len, const 
 }
 
 /* RFC 5869 section 2.3: T(i) = HMAC(PRK, T(i-1) || info || i). Written over our own
- * HMAC context because mbedtls_hkdf_expand sets up (allocates) a fresh one per call;
- * tests check it against mbedtls_hkdf and RFC 5869's vectors. */
-int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_iov *info,
-                    size_t ninfo, uint8_t *out, size_t out_len)
+ * HMAC (PRK keyed once for every block; no allocation); tests check it against
+ * mbedtls_hkdf and RFC 5869's vectors. */
+int kd3_hkdf_expand_with(const kd3_hmac_key *prk, const kd3_iov *info, size_t ninfo, uint8_t *out,
+                         size_t out_len)
 {
 	uint8_t t[KD3_HASH_LEN];
 	size_t t_len = 0;
@@ -144,7 +207,7 @@ int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_io
 		for (size_t j = 0; j < ninfo; j++)
 			parts[n++] = info[j];
 		parts[n++] = (kd3_iov){&i, 1};
-		if ((ret = kd3_hmac(c, prk, KD3_HASH_LEN, parts, n, t)) != KD3_OK)
+		if ((ret = kd3_hmac_with(prk, parts, n, t)) != KD3_OK)
 			goto out;
 		t_len = KD3_HASH_LEN;
 		size_t take = out_len < KD3_HASH_LEN ? out_len : KD3_HASH_LEN;
@@ -155,6 +218,19 @@ int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_io
 	ret = KD3_OK;
 out:
 	kd3_wipe(t, sizeof(t));
+	return ret;
+}
+
+int kd3_hkdf_expand(kd3_crypto *c, const uint8_t prk[KD3_HASH_LEN], const kd3_iov *info,
+                    size_t ninfo, uint8_t *out, size_t out_len)
+{
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, prk, KD3_HASH_LEN);
+
+	(void)c;
+	if (ret == KD3_OK)
+		ret = kd3_hkdf_expand_with(&k, info, ninfo, out, out_len);
+	kd3_wipe(&k, sizeof(k));
 	return ret;
 }
 

@@ -14,7 +14,6 @@
 #include <mbedtls/cipher.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
-#include <mbedtls/md.h>
 
 #include "wire.h"
 
@@ -35,7 +34,7 @@ typedef struct kd3_aead {
 } kd3_aead;
 
 typedef struct kd3_crypto {
-	mbedtls_md_context_t hmac;
+	int initialized;  /* kd3_crypto_init ran (kd3_crypto_free undoes it, even a partial one) */
 	kd3_aead aead[2]; /* index suite - 1 */
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
@@ -52,6 +51,25 @@ int kd3_crypto_rng(void *c, uint8_t *out, size_t len);
 
 int kd3_suite_supported(uint8_t suite);
 const char *kd3_suite_name(uint8_t suite);
+
+/* HMAC-SHA-256 with the key's pad blocks already hashed. HMAC(K, m) is
+ * H((K ^ opad) || H((K ^ ipad) || m)); the SHA-256 state after the one block K ^ ipad,
+ * and after K ^ opad, depends on the key alone, so a key used for many MACs (a
+ * principal's subkeys, the realm secret, an HKDF PRK over several blocks) keeps both
+ * states and each MAC saves two compressions. The states stand for the key: wipe them
+ * like one (kd3_wipe). */
+typedef struct kd3_hmac_key {
+	uint32_t inner[8]; /* SHA-256 state after K ^ ipad */
+	uint32_t outer[8]; /* SHA-256 state after K ^ opad */
+} kd3_hmac_key;
+
+/* Keys longer than a SHA-256 block are hashed first (RFC 2104). */
+int kd3_hmac_key_init(kd3_hmac_key *k, const uint8_t *key, size_t key_len);
+int kd3_hmac_with(const kd3_hmac_key *k, const kd3_iov *parts, size_t nparts,
+                  uint8_t out[KD3_MAC_LEN]);
+/* HKDF-Expand with the PRK as a kd3_hmac_key. */
+int kd3_hkdf_expand_with(const kd3_hmac_key *prk, const kd3_iov *info, size_t ninfo, uint8_t *out,
+                         size_t out_len);
 
 /* HMAC-SHA256 over the concatenation of the parts. */
 int kd3_hmac(kd3_crypto *c, const uint8_t *key, size_t key_len, const kd3_iov *parts, size_t nparts,

@@ -15,6 +15,9 @@ void kd3_kdc_init(kd3_kdc *k, kd3_crypto *crypto, kd3_lookup_fn lookup, void *lo
 	k->lookup = lookup;
 	k->lookup_ctx = lookup_ctx;
 	k->cfg = *cfg;
+	/* Keyed once: every SK derived after this skips the realm secret's pad blocks. */
+	k->realm_key_ok =
+	    kd3_hmac_key_init(&k->realm_key, cfg->realm_secret, KD3_KEY_LEN) == KD3_OK;
 }
 
 void kd3_kdc_free(kd3_kdc *k)
@@ -83,17 +86,17 @@ static int check_principals(kd3_kdc *k, struct request *q, kd3_kdc_result *res)
 }
 
 /* auth_i over M1, auth_r over M2, both in constant time. */
-static int check_authenticators(kd3_kdc *k, struct request *q, kd3_kdc_result *res)
+static int check_authenticators(struct request *q, kd3_kdc_result *res)
 {
 	const kd3_m1 *m1 = &q->m2.m1;
 	int ret;
 
-	ret = kd3_authenticator_check(k->crypto, q->ki->sub.auth, KD3_LABEL_M1, m1->body.p,
-	                              m1->signed_len, m1->auth_i);
+	ret = kd3_authenticator_check_with(&q->ki->sub.auth_key, KD3_LABEL_M1, m1->body.p,
+	                                   m1->signed_len, m1->auth_i);
 	if (ret != KD3_OK)
 		return fail(res, ret, "initiator authenticator did not verify");
-	ret = kd3_authenticator_check(k->crypto, q->kr->sub.auth, KD3_LABEL_M2, q->m2.body.p,
-	                              q->m2.signed_len, q->m2.auth_r);
+	ret = kd3_authenticator_check_with(&q->kr->sub.auth_key, KD3_LABEL_M2, q->m2.body.p,
+	                                   q->m2.signed_len, q->m2.auth_r);
 	if (ret != KD3_OK)
 		return fail(res, ret, "responder authenticator did not verify");
 	return KD3_OK;
@@ -139,14 +142,15 @@ static int issue_m3(kd3_kdc *k, struct request *q, kd3_writer *w)
 	uint8_t sk[KD3_KEY_LEN], blob_r[KD3_BLOB_LEN], blob_i[KD3_BLOB_LEN];
 	int ret;
 
-	if ((ret = kd3_derive_sk(k->crypto, k->cfg.realm_secret, q->th, sk)) != KD3_OK)
-		goto out;
-	ret = kd3_blob_seal(k->crypto, suite, q->kr->sub.wrap, KD3_ROLE_RESPONDER, q->th,
-	                    q->lifetime, sk, blob_r);
+	ret = k->realm_key_ok ? kd3_derive_sk_with(&k->realm_key, q->th, sk) : KD3_E_CRYPTO;
 	if (ret != KD3_OK)
 		goto out;
-	ret = kd3_blob_seal(k->crypto, suite, q->ki->sub.wrap, KD3_ROLE_INITIATOR, q->th,
-	                    q->lifetime, sk, blob_i);
+	ret = kd3_blob_seal_with(k->crypto, suite, &q->kr->sub.wrap_key, KD3_ROLE_RESPONDER, q->th,
+	                         q->lifetime, sk, blob_r);
+	if (ret != KD3_OK)
+		goto out;
+	ret = kd3_blob_seal_with(k->crypto, suite, &q->ki->sub.wrap_key, KD3_ROLE_INITIATOR, q->th,
+	                         q->lifetime, sk, blob_i);
 	if (ret != KD3_OK)
 		goto out;
 	kd3_m3 m3 = {.n_r = q->m2.n_r, .lifetime = q->lifetime, .blob_r = blob_r, .blob_i = blob_i};
@@ -194,7 +198,7 @@ static int process(kd3_kdc *k, const kd3_frame *f, uint64_t now_ms, kd3_writer *
 	}
 	if ((ret = check_request_shape(k, &q, res)) != KD3_OK ||
 	    (ret = check_principals(k, &q, res)) != KD3_OK ||
-	    (ret = check_authenticators(k, &q, res)) != KD3_OK)
+	    (ret = check_authenticators(&q, res)) != KD3_OK)
 		return ret;
 	q.lifetime = k->cfg.lifetime;
 	if (k->policy && (ret = k->policy(k->policy_ctx, q.pi, q.pr, &q.lifetime)) != KD3_OK)

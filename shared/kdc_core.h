@@ -60,6 +60,8 @@ typedef struct kd3_kdc {
 	kd3_policy_fn policy;
 	void *policy_ctx;
 	kd3_kdc_config cfg;
+	kd3_hmac_key realm_key; /* cfg.realm_secret, keyed for HMAC */
+	int realm_key_ok;
 	kd3_kdc_cache_slot cache[KD3_KDC_CACHE_SLOTS];
 } kd3_kdc;
 

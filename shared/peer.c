@@ -146,8 +146,7 @@ int kd3_peer_start(kd3_peer *p, kd3_writer *to_peer)
 		goto out;
 	const uint8_t *body = to_peer->p + start + KD3_HDR_LEN;
 	size_t signed_len = to_peer->len - start - KD3_HDR_LEN;
-	ret =
-	    kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M1, body, signed_len, auth_i);
+	ret = kd3_authenticator_with(&p->key->sub.auth_key, KD3_LABEL_M1, body, signed_len, auth_i);
 	if (ret != KD3_OK)
 		goto out;
 	kd3_wr_bytes(to_peer, auth_i, sizeof(auth_i));
@@ -190,8 +189,8 @@ static int i_on_m4(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 		goto out;
 	if ((ret = initiator_th(p, &m4)) != KD3_OK)
 		goto out;
-	ret = kd3_blob_open(p->crypto, p->suite, p->key->sub.wrap, KD3_ROLE_INITIATOR, p->th,
-	                    m4.lifetime, m4.blob_i, sk);
+	ret = kd3_blob_open_with(p->crypto, p->suite, &p->key->sub.wrap_key, KD3_ROLE_INITIATOR,
+	                         p->th, m4.lifetime, m4.blob_i, sk);
 	if (ret != KD3_OK)
 		goto out;
 	if ((ret = derive(p, sk, m4.e_r)) != KD3_OK)
@@ -277,8 +276,7 @@ static int r_on_m1(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 	kd3_iov prefix = {body, signed_len};
 	if ((ret = kd3_transcript_hash(&prefix, 1, p->th)) != KD3_OK)
 		return ret;
-	ret =
-	    kd3_authenticator(p->crypto, p->key->sub.auth, KD3_LABEL_M2, body, signed_len, auth_r);
+	ret = kd3_authenticator_with(&p->key->sub.auth_key, KD3_LABEL_M2, body, signed_len, auth_r);
 	if (ret != KD3_OK)
 		return ret;
 	kd3_wr_bytes(w, auth_r, sizeof(auth_r));
@@ -305,8 +303,8 @@ static int r_on_m3(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now
 		ret = KD3_E_NONCE;
 		goto out;
 	}
-	ret = kd3_blob_open(p->crypto, p->suite, p->key->sub.wrap, KD3_ROLE_RESPONDER, p->th,
-	                    m3.lifetime, m3.blob_r, sk);
+	ret = kd3_blob_open_with(p->crypto, p->suite, &p->key->sub.wrap_key, KD3_ROLE_RESPONDER,
+	                         p->th, m3.lifetime, m3.blob_r, sk);
 	if (ret != KD3_OK)
 		goto out;
 	if ((ret = kd3_m1_decode(p->m1, p->m1_len, &m1)) != KD3_OK) /* our own copy: e_i */

@@ -27,28 +27,65 @@ int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkey
 		ret = kd3_hkdf_expand(c, prk, &auth, 1, out->auth, sizeof(out->auth));
 	if (ret == KD3_OK)
 		ret = kd3_hkdf_expand(c, prk, &wrap, 1, out->wrap, sizeof(out->wrap));
+	if (ret == KD3_OK)
+		ret = kd3_subkeys_rekey(out);
 	kd3_wipe(prk, sizeof(prk));
 	if (ret != KD3_OK)
 		kd3_wipe(out, sizeof(*out));
 	return ret;
 }
 
+int kd3_subkeys_rekey(kd3_subkeys *s)
+{
+	int ret = kd3_hmac_key_init(&s->auth_key, s->auth, sizeof(s->auth));
+	if (ret == KD3_OK)
+		ret = kd3_hmac_key_init(&s->wrap_key, s->wrap, sizeof(s->wrap));
+	return ret;
+}
+
+int kd3_authenticator_with(const kd3_hmac_key *auth, const char *label, const uint8_t *signed_bytes,
+                           size_t signed_len, uint8_t out[KD3_MAC_LEN])
+{
+	kd3_iov parts[2] = {{label, strlen(label)}, {signed_bytes, signed_len}};
+	return kd3_hmac_with(auth, parts, 2, out);
+}
+
+int kd3_authenticator_check_with(const kd3_hmac_key *auth, const char *label,
+                                 const uint8_t *signed_bytes, size_t signed_len,
+                                 const uint8_t received[KD3_MAC_LEN])
+{
+	uint8_t expect[KD3_MAC_LEN];
+	int ret = kd3_authenticator_with(auth, label, signed_bytes, signed_len, expect);
+	if (ret == KD3_OK && !kd3_ct_equal(expect, received, KD3_MAC_LEN))
+		ret = KD3_E_BAD_AUTH;
+	kd3_wipe(expect, sizeof(expect));
+	return ret;
+}
+
 int kd3_authenticator(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
                       const uint8_t *signed_bytes, size_t signed_len, uint8_t out[KD3_MAC_LEN])
 {
-	kd3_iov parts[2] = {{label, strlen(label)}, {signed_bytes, signed_len}};
-	return kd3_hmac(c, auth_key, KD3_KEY_LEN, parts, 2, out);
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, auth_key, KD3_KEY_LEN);
+
+	(void)c;
+	if (ret == KD3_OK)
+		ret = kd3_authenticator_with(&k, label, signed_bytes, signed_len, out);
+	kd3_wipe(&k, sizeof(k));
+	return ret;
 }
 
 int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
                             const uint8_t *signed_bytes, size_t signed_len,
                             const uint8_t received[KD3_MAC_LEN])
 {
-	uint8_t expect[KD3_MAC_LEN];
-	int ret = kd3_authenticator(c, auth_key, label, signed_bytes, signed_len, expect);
-	if (ret == KD3_OK && !kd3_ct_equal(expect, received, KD3_MAC_LEN))
-		ret = KD3_E_BAD_AUTH;
-	kd3_wipe(expect, sizeof(expect));
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, auth_key, KD3_KEY_LEN);
+
+	(void)c;
+	if (ret == KD3_OK)
+		ret = kd3_authenticator_check_with(&k, label, signed_bytes, signed_len, received);
+	kd3_wipe(&k, sizeof(k));
 	return ret;
 }
 
@@ -66,15 +103,14 @@ int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_
  * The key is unique per (principal, role, TH, lifetime), and the KDC's SK is a
  * function of TH, so even an M2 processed twice seals the same SK under the same
  * key and AD: the zero nonce never covers two different messages. */
-static int blob_key_ad(kd3_crypto *c, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, uint8_t key[KD3_KEY_LEN],
-                       kd3_writer *ad)
+static int blob_key_ad(const kd3_hmac_key *wrap, kd3_role role, const uint8_t th[KD3_HASH_LEN],
+                       uint32_t lifetime, uint8_t key[KD3_KEY_LEN], kd3_writer *ad)
 {
 	const char *r = role_label(role);
 	uint8_t life[4];
 	kd3_put_u32(life, lifetime);
 	kd3_iov info[4] = {IOV_STR(KD3_LABEL_SEAL), {r, strlen(r)}, {th, KD3_HASH_LEN}, {life, 4}};
-	int ret = kd3_hkdf_expand(c, wrap, info, 4, key, KD3_KEY_LEN);
+	int ret = kd3_hkdf_expand_with(wrap, info, 4, key, KD3_KEY_LEN);
 	if (ret != KD3_OK)
 		return ret;
 	kd3_wr_bytes(ad, KD3_LABEL_M3, sizeof(KD3_LABEL_M3) - 1);
@@ -83,11 +119,24 @@ static int blob_key_ad(kd3_crypto *c, const uint8_t wrap[KD3_KEY_LEN], kd3_role 
 	return kd3_wr_u32(ad, lifetime);
 }
 
+int kd3_derive_sk_with(const kd3_hmac_key *realm, const uint8_t th[KD3_HASH_LEN],
+                       uint8_t sk[KD3_KEY_LEN])
+{
+	kd3_iov info[2] = {IOV_STR(KD3_LABEL_SK), {th, KD3_HASH_LEN}};
+	return kd3_hkdf_expand_with(realm, info, 2, sk, KD3_KEY_LEN);
+}
+
 int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
                   const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN])
 {
-	kd3_iov info[2] = {IOV_STR(KD3_LABEL_SK), {th, KD3_HASH_LEN}};
-	return kd3_hkdf_expand(c, realm_secret, info, 2, sk, KD3_KEY_LEN);
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, realm_secret, KD3_KEY_LEN);
+
+	(void)c;
+	if (ret == KD3_OK)
+		ret = kd3_derive_sk_with(&k, th, sk);
+	kd3_wipe(&k, sizeof(k));
+	return ret;
 }
 
 /* The thread's AEAD context keeps the key schedule of the last blob key, which
@@ -103,7 +152,7 @@ static void aead_scrub(kd3_aead *aead)
 
 /* Seal (sealing = 1) or open one blob: the per-exchange key and AD, then the AEAD
  * over the thread's context, which is scrubbed again on every path. */
-static int blob_crypt(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
+static int blob_crypt(kd3_crypto *c, uint8_t suite, const kd3_hmac_key *wrap, kd3_role role,
                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, int sealing,
                       const uint8_t *in, uint8_t *out)
 {
@@ -116,7 +165,7 @@ static int blob_crypt(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_L
 	kd3_wr_init(&ad, ad_buf, sizeof(ad_buf));
 	if (!aead)
 		goto out;
-	if ((ret = blob_key_ad(c, wrap, role, th, lifetime, key, &ad)) != KD3_OK)
+	if ((ret = blob_key_ad(wrap, role, th, lifetime, key, &ad)) != KD3_OK)
 		goto out;
 	if ((ret = kd3_aead_setkey(aead, key)) != KD3_OK)
 		goto out;
@@ -130,22 +179,48 @@ out:
 	return ret;
 }
 
-int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
-                  uint8_t blob[KD3_BLOB_LEN])
+int kd3_blob_seal_with(kd3_crypto *c, uint8_t suite, const kd3_hmac_key *wrap, kd3_role role,
+                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                       const uint8_t sk[KD3_KEY_LEN], uint8_t blob[KD3_BLOB_LEN])
 {
 	return blob_crypt(c, suite, wrap, role, th, lifetime, 1, sk, blob);
 }
 
-int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
-                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
-                  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
+int kd3_blob_open_with(kd3_crypto *c, uint8_t suite, const kd3_hmac_key *wrap, kd3_role role,
+                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                       const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
 {
 	int ret = blob_crypt(c, suite, wrap, role, th, lifetime, 0, blob, sk);
 	if (ret == KD3_E_RECORD_AUTH)
 		ret = KD3_E_BLOB_AUTH;
 	if (ret != KD3_OK)
 		kd3_wipe(sk, KD3_KEY_LEN);
+	return ret;
+}
+
+int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime, const uint8_t sk[KD3_KEY_LEN],
+                  uint8_t blob[KD3_BLOB_LEN])
+{
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, wrap, KD3_KEY_LEN);
+	if (ret == KD3_OK)
+		ret = kd3_blob_seal_with(c, suite, &k, role, th, lifetime, sk, blob);
+	kd3_wipe(&k, sizeof(k));
+	return ret;
+}
+
+int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
+                  const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                  const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN])
+{
+	kd3_hmac_key k;
+	int ret = kd3_hmac_key_init(&k, wrap, KD3_KEY_LEN);
+	if (ret == KD3_OK)
+		ret = kd3_blob_open_with(c, suite, &k, role, th, lifetime, blob, sk);
+	else
+		kd3_wipe(sk, KD3_KEY_LEN);
+	kd3_wipe(&k, sizeof(k));
 	return ret;
 }
 

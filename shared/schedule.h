@@ -30,10 +30,13 @@
 
 typedef enum kd3_role { KD3_ROLE_INITIATOR = 0, KD3_ROLE_RESPONDER = 1 } kd3_role;
 
-/* Derived once per long-term key, at load time. */
+/* Derived once per long-term key, at load time; each also as a keyed HMAC (crypto.h),
+ * so that every authenticator and blob key computed with it skips the pad blocks. */
 typedef struct kd3_subkeys {
 	uint8_t auth[KD3_KEY_LEN]; /* HMAC key for this principal's request authenticator */
 	uint8_t wrap[KD3_KEY_LEN]; /* PRK for sealing session keys to this principal */
+	kd3_hmac_key auth_key;     /* auth, keyed */
+	kd3_hmac_key wrap_key;     /* wrap, keyed */
 } kd3_subkeys;
 
 /* One live key version of a principal, as the parties use it. */
@@ -50,6 +53,8 @@ typedef struct kd3_session_secrets {
 } kd3_session_secrets;
 
 int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkeys *out);
+/* Keys auth_key and wrap_key from auth and wrap again (after a test changed them). */
+int kd3_subkeys_rekey(kd3_subkeys *s);
 
 /* auth = HMAC(auth_key, label || signed bytes). */
 int kd3_authenticator(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
@@ -58,6 +63,13 @@ int kd3_authenticator(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const 
 int kd3_authenticator_check(kd3_crypto *c, const uint8_t auth_key[KD3_KEY_LEN], const char *label,
                             const uint8_t *signed_bytes, size_t signed_len,
                             const uint8_t received[KD3_MAC_LEN]);
+/* The same two with the key as a kd3_subkeys' auth_key (the parties' and the KDC's
+ * hot path). */
+int kd3_authenticator_with(const kd3_hmac_key *auth, const char *label, const uint8_t *signed_bytes,
+                           size_t signed_len, uint8_t out[KD3_MAC_LEN]);
+int kd3_authenticator_check_with(const kd3_hmac_key *auth, const char *label,
+                                 const uint8_t *signed_bytes, size_t signed_len,
+                                 const uint8_t received[KD3_MAC_LEN]);
 
 /* TH = SHA-256("kd3/1 TH" || M2 body bytes before auth_r), given in parts so the
  * initiator can rebuild it from its M1 and the fields of M4. */
@@ -69,6 +81,9 @@ int kd3_transcript_hash(const kd3_iov *m2_prefix, size_t nparts, uint8_t th[KD3_
  * under the same blob key and nonce. */
 int kd3_derive_sk(kd3_crypto *c, const uint8_t realm_secret[KD3_KEY_LEN],
                   const uint8_t th[KD3_HASH_LEN], uint8_t sk[KD3_KEY_LEN]);
+/* The same with the realm secret keyed once (the KDC's hot path). */
+int kd3_derive_sk_with(const kd3_hmac_key *realm, const uint8_t th[KD3_HASH_LEN],
+                       uint8_t sk[KD3_KEY_LEN]);
 
 /* blob = AEAD-Seal(HKDF-Expand(wrap, "kd3/1 seal " || role || TH || lifetime), 0^12,
  *                  "kd3/1 M3 " || role || TH || lifetime, SK). */
@@ -79,6 +94,13 @@ int kd3_blob_seal(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN],
 int kd3_blob_open(kd3_crypto *c, uint8_t suite, const uint8_t wrap[KD3_KEY_LEN], kd3_role role,
                   const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
                   const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN]);
+/* The same two with wrap as a kd3_subkeys' wrap_key. */
+int kd3_blob_seal_with(kd3_crypto *c, uint8_t suite, const kd3_hmac_key *wrap, kd3_role role,
+                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                       const uint8_t sk[KD3_KEY_LEN], uint8_t blob[KD3_BLOB_LEN]);
+int kd3_blob_open_with(kd3_crypto *c, uint8_t suite, const kd3_hmac_key *wrap, kd3_role role,
+                       const uint8_t th[KD3_HASH_LEN], uint32_t lifetime,
+                       const uint8_t blob[KD3_BLOB_LEN], uint8_t sk[KD3_KEY_LEN]);
 
 /* PRK = HKDF-Extract(TH, SK [|| dh]); then confirm_r, confirm_i, ts_i2r, ts_r2i.
  * dh is NULL outside forward-secret mode. */

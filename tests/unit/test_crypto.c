@@ -87,6 +87,35 @@ static void test_hmac_rfc4231_case2(void **state)
 	assert_memory_not_equal(out, want.b, KD3_MAC_LEN);
 }
 
+/* kd3_hmac (pad states kept, then resumed) against Mbed TLS's own HMAC: keys of every
+ * length around the block size (hashed above 64 bytes), messages across block edges,
+ * in one part or split at a random point, and the same key state reused. */
+static void test_hmac_vs_mbedtls(void **state)
+{
+	kd3_crypto *c = *state;
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	uint8_t key[140], msg[300], got[KD3_MAC_LEN], want[KD3_MAC_LEN];
+
+	for (size_t key_len = 0; key_len < sizeof(key); key_len++) {
+		kd3_hmac_key k;
+		xs_fill(key, key_len);
+		assert_int_equal(kd3_hmac_key_init(&k, key, key_len), KD3_OK);
+		for (int round = 0; round < 4; round++) {
+			size_t msg_len = xs_next() % sizeof(msg),
+			       cut = msg_len ? xs_next() % msg_len : 0;
+			xs_fill(msg, msg_len);
+			kd3_iov one = {msg, msg_len},
+			        two[2] = {{msg, cut}, {msg + cut, msg_len - cut}};
+			assert_int_equal(mbedtls_md_hmac(md, key, key_len, msg, msg_len, want), 0);
+			assert_int_equal(kd3_hmac(c, key, key_len, &one, 1, got), KD3_OK);
+			assert_memory_equal(got, want, KD3_MAC_LEN);
+			assert_int_equal(kd3_hmac_with(&k, two, 2, got), KD3_OK);
+			assert_memory_equal(got, want, KD3_MAC_LEN);
+		}
+		kd3_wipe(&k, sizeof(k));
+	}
+}
+
 /* ---- HKDF ------------------------------------------------------------------------ */
 
 struct hkdf_vector {
@@ -559,6 +588,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sha256_abc),
 	    cmocka_unit_test(test_hmac_rfc4231_case2),
+	    cmocka_unit_test(test_hmac_vs_mbedtls),
 	    cmocka_unit_test(test_hkdf_rfc5869),
 	    cmocka_unit_test(test_hkdf_vs_mbedtls),
 	    cmocka_unit_test(test_hkdf_limits),

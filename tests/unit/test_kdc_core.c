@@ -117,6 +117,8 @@ static void test_reprocessed_m2_same_m3(void **state)
 	assert_memory_equal(first, f->out, first_len);
 	/* Another realm secret: another SK (and so the secret really is used). */
 	f->w.kdc.cfg.realm_secret[0] ^= 1;
+	assert_int_equal(
+	    kd3_hmac_key_init(&f->w.kdc.realm_key, f->w.kdc.cfg.realm_secret, KD3_KEY_LEN), KD3_OK);
 	memset(f->w.kdc.cache, 0, sizeof(f->w.kdc.cache));
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 5000), KD3_OK);
 	assert_memory_not_equal(first + KD3_HDR_LEN + 36, f->out + KD3_HDR_LEN + 36, 48);
@@ -295,10 +297,13 @@ static void test_wrong_keys_bad_auth(void **state)
 {
 	struct fixture *f = *state;
 	f->w.principals[0].keys[0].sub.auth[0] ^= 1;
+	assert_int_equal(kd3_subkeys_rekey(&f->w.principals[0].keys[0].sub), KD3_OK);
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_E_BAD_AUTH);
 	assert_string_equal(f->res.detail, "initiator authenticator did not verify");
 	f->w.principals[0].keys[0].sub.auth[0] ^= 1;
+	assert_int_equal(kd3_subkeys_rekey(&f->w.principals[0].keys[0].sub), KD3_OK);
 	f->w.principals[1].keys[0].sub.auth[31] ^= 0x80;
+	assert_int_equal(kd3_subkeys_rekey(&f->w.principals[1].keys[0].sub), KD3_OK);
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_E_BAD_AUTH);
 	assert_string_equal(f->res.detail, "responder authenticator did not verify");
 }

@@ -613,6 +613,7 @@ static void test_kdc_error_forwarded(void **state)
 	memcpy(m2.bytes, to_kdc_buf, to_kdc.len);
 	m2.len = to_kdc.len;
 	w->principals[0].keys[0].sub.auth[0] ^= 1; /* the KDC holds another key for alice */
+	assert_int_equal(kd3_subkeys_rekey(&w->principals[0].keys[0].sub), KD3_OK);
 	assert_int_equal(
 	    kd3_kdc_handle(&w->kdc, m2.bytes, m2.len, 0, err.bytes, sizeof(err.bytes), &n, &res),
 	    KD3_E_BAD_AUTH);
