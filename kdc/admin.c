@@ -461,6 +461,38 @@ int kdc_cmd_disable(kdc_opts *o)
 	return named_change(o, CHANGE_DISABLE);
 }
 
+/* ---- unlock: a row the running servers read within a second ------------------------- */
+
+static int unlock_in_tx(kdc_db *db, const char *name, char *err, size_t len)
+{
+	kdc_db_principal p;
+	int ret = kdc_db_principal_get(db, name, &p, err, len);
+	if (ret == KD3_OK)
+		ret = kdc_db_unlock_add(db, name, (int64_t)time(NULL), err, len);
+	return ret;
+}
+
+int kdc_cmd_unlock(kdc_opts *o)
+{
+	const char *name = o->args[0];
+	char err[ADMIN_ERR_MAX] = "";
+	kdc_db db = {0};
+	int ret = check_name(name);
+
+	if (ret != KD3_OK)
+		return ret;
+	if ((ret = kdc_admin_open(o, 1, &db)) != KD3_OK)
+		return ret;
+	if ((ret = admin_begin(&db)) == KD3_OK)
+		ret = admin_finish(&db, unlock_in_tx(&db, name, err, sizeof(err)), err);
+	if (ret == KD3_OK)
+		printf("unlocked principal %s (a running kdc serve lets it in again within a "
+		       "second)\n",
+		       name);
+	kdc_db_close(&db);
+	return ret;
+}
+
 /* ---- export ------------------------------------------------------------------------ */
 
 /* --kvno N: that kvno must exist and still be live. */

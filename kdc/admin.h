@@ -18,6 +18,7 @@ int kdc_cmd_retire(kdc_opts *o);
 int kdc_cmd_remove(kdc_opts *o);
 int kdc_cmd_enable(kdc_opts *o);
 int kdc_cmd_disable(kdc_opts *o);
+int kdc_cmd_unlock(kdc_opts *o);
 int kdc_cmd_export(kdc_opts *o);
 int kdc_cmd_list(kdc_opts *o);         /* list.c */
 int kdc_cmd_upgrade(kdc_opts *o);      /* master.c */

@@ -1182,3 +1182,151 @@ int kdc_db_count(kdc_db *db, int enabled_only, size_t *n, char *err, size_t err_
 	db_finish(st);
 	return ret;
 }
+
+/* ---- for a running kdc serve ------------------------------------------------------ */
+
+#define UNLOCK_KEEP_SECONDS 86400 /* an unlock row is read by servers within a second */
+#define UNLOCK_BATCH_MAX    1024  /* rows read per reload; the rest at the next */
+#define WATCH_BUSY_MS       100
+
+int kdc_db_unlock_add(kdc_db *db, const char *name, int64_t now, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = db_exec(db,
+	                  "CREATE TABLE IF NOT EXISTS unlocks ("
+	                  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	                  "  name TEXT NOT NULL,"
+	                  "  at INTEGER NOT NULL"
+	                  ");",
+	                  err, err_len, "cannot create the unlocks table");
+	if (ret == KD3_OK)
+		ret = db_prepare(db, "DELETE FROM unlocks WHERE at < ?1", &st, err, err_len);
+	if (ret == KD3_OK) {
+		sqlite3_bind_int64(st, 1, now - UNLOCK_KEEP_SECONDS);
+		ret = db_step_done(db, st, err, err_len, "cannot drop old unlocks");
+		db_finish(st);
+		st = NULL;
+	}
+	if (ret == KD3_OK)
+		ret = db_prepare(db, "INSERT INTO unlocks (name, at) VALUES (?1, ?2)", &st, err,
+		                 err_len);
+	if (ret == KD3_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		ret = db_step_done(db, st, err, err_len, "cannot record the unlock");
+	}
+	db_finish(st);
+	return ret;
+}
+
+static int db_has_unlocks(kdc_db *db, int *has, char *err, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = db_prepare(db,
+	                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+	                     "'unlocks'",
+	                     &st, err, len);
+	if (ret != KD3_OK)
+		return ret;
+	int rc = sqlite3_step(st);
+	*has = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_fail(db, err, len, "cannot read the schema");
+	db_finish(st);
+	return ret;
+}
+
+int kdc_db_unlocks_since(kdc_db *db, int64_t *last, kdc_db_unlock_fn fn, void *ctx, char *err,
+                         size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	char name[KD3_NAME_MAX + 1];
+	int has = 0, rc;
+	int ret = db_has_unlocks(db, &has, err, err_len);
+	if (ret != KD3_OK || !has)
+		return ret;
+	ret = db_prepare(db, "SELECT id, name FROM unlocks WHERE id > ?1 ORDER BY id LIMIT ?2", &st,
+	                 err, err_len);
+	if (ret != KD3_OK)
+		return ret;
+	sqlite3_bind_int64(st, 1, *last);
+	sqlite3_bind_int(st, 2, UNLOCK_BATCH_MAX);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*last = sqlite3_column_int64(st, 0);
+		if (column_name(st, 1, name) == KD3_OK) /* a bad row is skipped, not fatal */
+			fn(ctx, name);
+	}
+	if (rc != SQLITE_DONE)
+		ret = db_fail(db, err, err_len, "cannot read the unlocks");
+	db_finish(st);
+	return ret;
+}
+
+int kdc_db_watch_open(kdc_db_watch *w, const char *path, char *err, size_t err_len)
+{
+	struct stat st;
+	memset(w, 0, sizeof(*w));
+	if (snprintf(w->path, sizeof(w->path), "%s", path) >= (int)sizeof(w->path)) {
+		snprintf(err, err_len, "%.64s...: path is too long", path);
+		return KD3_E_DB;
+	}
+	if (lstat(path, &st) != 0)
+		return db_stat_error(path, errno, err, err_len);
+	if (sqlite3_open_v2(path, &w->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, err_len, "%s: cannot open: %s", path,
+		         w->h ? sqlite3_errmsg(w->h) : "?");
+		kdc_db_watch_close(w);
+		return KD3_E_DB;
+	}
+	sqlite3_busy_timeout(w->h, WATCH_BUSY_MS);
+	w->dev = (uint64_t)st.st_dev;
+	w->ino = (uint64_t)st.st_ino;
+	w->version = -1;
+	(void)kdc_db_watch_changed(w); /* the baseline */
+	return KD3_OK;
+}
+
+static int watch_version(kdc_db_watch *w, int64_t *version)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(w->h, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? 0 : -1;
+}
+
+int kdc_db_watch_changed(kdc_db_watch *w)
+{
+	struct stat st;
+	int64_t version = 0;
+	if (!w->h)
+		return -1;
+	/* Another file under the path (a restore moved into place): watch that one. */
+	if (lstat(w->path, &st) != 0)
+		return -1;
+	if ((uint64_t)st.st_dev != w->dev || (uint64_t)st.st_ino != w->ino) {
+		char path[256], err[64];
+		memcpy(path, w->path, sizeof(path));
+		kdc_db_watch_close(w);
+		return kdc_db_watch_open(w, path, err, sizeof(err)) == KD3_OK ? 1 : -1;
+	}
+	int got = watch_version(w, &version);
+	if (got <= 0)
+		return got;
+	int changed = w->version >= 0 && version != w->version;
+	w->version = version;
+	return changed;
+}
+
+void kdc_db_watch_close(kdc_db_watch *w)
+{
+	if (w->h)
+		sqlite3_close_v2(w->h);
+	w->h = NULL;
+}

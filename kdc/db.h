@@ -4,6 +4,7 @@
  *   principals(name TEXT PRIMARY KEY, enabled INTEGER, created INTEGER)
  *   keys(name, kvno, sealed BLOB, created, retire_at, PRIMARY KEY(name, kvno))
  *   realm(id = 1, secret BLOB (sealed), master_check BLOB)
+ *   unlocks(id INTEGER PRIMARY KEY AUTOINCREMENT, name, at)   (created by kdc unlock)
  *
  * retire_at is NULL for a kvno with no end, else the Unix time from which it is no
  * longer live (the end of its grace period after a rotation). PRAGMA user_version holds
@@ -163,5 +164,33 @@ int kdc_db_restore_begin(const char *path, const char *stash, const uint8_t mast
 /* Refuses a row whose key does not open under the database's master key. */
 int kdc_db_sealed_key_insert(kdc_db *db, const kdc_db_sealed_key *k, char *err, size_t err_len);
 int kdc_db_restore_end(kdc_db *db, int ret, char *err, size_t err_len);
+
+/* ---- for a running kdc serve ------------------------------------------------------ */
+
+/* kdc unlock: a row telling running servers to end name's lockout (the unlocks table is
+ * created when first needed; rows older than a day are dropped). Inside a transaction. */
+int kdc_db_unlock_add(kdc_db *db, const char *name, int64_t now, char *err, size_t err_len);
+/* Calls fn for each unlock row with an id above *last, oldest first, and sets *last to
+ * the highest id seen. No unlocks table yet: none. */
+typedef void (*kdc_db_unlock_fn)(void *ctx, const char *name);
+int kdc_db_unlocks_since(kdc_db *db, int64_t *last, kdc_db_unlock_fn fn, void *ctx, char *err,
+                         size_t err_len);
+
+/* A connection of its own that only notices commits (PRAGMA data_version, which
+ * changes when another connection commits) and a file put in place of the path (a
+ * restore): no master key, no transaction left open, busy waits of 100 ms at most. */
+typedef struct kdc_db_watch {
+	struct sqlite3 *h;
+	char path[256];
+	uint64_t dev, ino; /* the file the connection has open */
+	int64_t version;   /* data_version at the last look */
+} kdc_db_watch;
+
+int kdc_db_watch_open(kdc_db_watch *w, const char *path, char *err, size_t err_len);
+/* 1 when the database changed since the last call (or since open), 0 when not (or
+ * when it is busy: look again later), -1 when it cannot be read (reload to find out
+ * why: kdc_db_open says). */
+int kdc_db_watch_changed(kdc_db_watch *w);
+void kdc_db_watch_close(kdc_db_watch *w);
 
 #endif

@@ -31,6 +31,8 @@ static const kdc_cmd commands[] = {
     {"disable", kdc_cmd_disable, "NAME", 1, 0, "refuse requests naming NAME"},
     {"enable", kdc_cmd_enable, "NAME", 1, 0, "serve NAME again"},
     {"remove", kdc_cmd_remove, "NAME", 1, 0, "remove NAME and all its keys"},
+    {"unlock", kdc_cmd_unlock, "NAME", 1, 0,
+     "end NAME's lockout after failed authentications (running servers too)"},
     {"rekey-master", kdc_cmd_rekey_master, "", 0, 0,
      "a new master key: re-seal every key in one transaction (crash-safe)"},
     {"dump", kdc_cmd_dump, "FILE", 1, KDC_TAKES_FORCE,
@@ -40,7 +42,7 @@ static const kdc_cmd commands[] = {
     {"upgrade", kdc_cmd_upgrade, "", 0, 0,
      "convert a kd3 0.1 database: create its stash, seal every key"},
     {"serve", kdc_cmd_serve, "", 0, KDC_TAKES_SERVE,
-     "serve requests over UDP and TCP until SIGTERM or SIGINT"},
+     "serve over UDP and TCP; SIGHUP re-reads kdc.conf, SIGTERM drains and stops"},
 };
 
 static void usage(FILE *out)

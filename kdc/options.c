@@ -9,7 +9,7 @@
 #include "err.h"
 #include "wire.h"
 
-#define KDC_TABLE_MAX 32
+#define KDC_TABLE_MAX 48
 #define KDC_CLI_MAX   64 /* table options given on one command line */
 
 enum {
@@ -59,6 +59,29 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	     "write a JSON record of every request to FILE (docs/TRANSCRIPT.md)"},
 	    {"reveal-keys", KD3_OPT_BOOL, &o->reveal_keys, 0, 0,
 	     "put each issued SK into the transcript (teaching only; warns)"},
+	    {"rule", KD3_OPT_LIST, &o->rule, 0, 0,
+	     "allow|deny INITIATOR->RESPONDER [lifetime=S fs=required suites=A+B]; first "
+	     "match wins (none)"},
+	    {"policy-default", KD3_OPT_STR, o->policy_default, 0, 0,
+	     "allow or deny the pairs no rule matches (allow)"},
+	    {"lockout-failures", KD3_OPT_UINT, &o->lockout_failures, 0, 1000000,
+	     "lock a principal after this many BAD_AUTH within the window (0: never)"},
+	    {"lockout-window-seconds", KD3_OPT_UINT, &o->lockout_window_seconds, 1, 86400,
+	     "the window in which failures are counted (60)"},
+	    {"lockout-seconds", KD3_OPT_UINT, &o->lockout_seconds, 1, 86400,
+	     "how long a locked principal is refused (300; 'kdc unlock NAME' ends it)"},
+	    {"rate-limit", KD3_OPT_UINT, &o->rate_limit, 0, 1000000,
+	     "requests per second from one source address; more get BUSY (0: no limit)"},
+	    {"rate-limit-burst", KD3_OPT_UINT, &o->rate_limit_burst, 1, 65535,
+	     "requests one source may send at once before the rate applies (20)"},
+	    {"log", KD3_OPT_STR, o->log, 0, 0, "where log lines go: stderr or syslog (stderr)"},
+	    {"log-json", KD3_OPT_BOOL, &o->log_json, 0, 0, "one JSON object per log line (no)"},
+	    {"log-time", KD3_OPT_BOOL, &o->log_time, 0, 0,
+	     "start each stderr line with the UTC time (yes unless stderr is the journal)"},
+	    {"syslog-socket", KD3_OPT_STR, o->syslog_socket, 0, 0,
+	     "the local syslog socket for log = syslog (/dev/log)"},
+	    {"drain-timeout-ms", KD3_OPT_UINT, &o->drain_timeout_ms, 0, 600000,
+	     "on SIGTERM, how long TCP requests in flight may take to finish (5000)"},
 	};
 	size_t n = sizeof(table) / sizeof(table[0]);
 	if (n > cap)
@@ -82,6 +105,14 @@ static void options_defaults(kdc_opts *o)
 	o->idle_timeout_ms = KDC_IDLE_MS_DEFAULT;
 	o->log_requests = 1;
 	o->grace_period = KDC_GRACE_DEFAULT;
+	snprintf(o->policy_default, sizeof(o->policy_default), "allow");
+	o->lockout_window_seconds = 60;
+	o->lockout_seconds = 300;
+	o->rate_limit_burst = 20;
+	snprintf(o->log, sizeof(o->log), "stderr");
+	o->log_time = -1;
+	snprintf(o->syslog_socket, sizeof(o->syslog_socket), "%s", KDC_SYSLOG_DEFAULT);
+	o->drain_timeout_ms = KDC_DRAIN_MS_DEFAULT;
 }
 
 /* The table options a subcommand takes on its command line: all for serve, else --db
@@ -242,6 +273,9 @@ int kdc_options_parse(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o, ch
 	size_t ncli = 0;
 
 	options_defaults(o);
+	o->cmd = cmd;
+	o->argc = argc;
+	o->argv = argv;
 	size_t nt = kdc_options_table(o, table, KDC_TABLE_MAX);
 	int ret = parse_argv(cmd, argc, argv, o, table, nt, cli, &ncli, err, err_len);
 	if (ret != KD3_OK)

@@ -18,6 +18,8 @@
 #define KDC_IDLE_MS_DEFAULT   5000
 #define KDC_WORKERS_MAX       256
 #define KDC_ARGS_MAX          2
+#define KDC_DRAIN_MS_DEFAULT  5000
+#define KDC_SYSLOG_DEFAULT    "/dev/log"
 
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
@@ -37,6 +39,18 @@ typedef struct kdc_opts {
 	int trace;
 	char transcript[KD3_CONF_STR_MAX]; /* "" = none */
 	int reveal_keys;
+	kd3_conf_list rule;                    /* allow|deny INITIATOR->RESPONDER [options] */
+	char policy_default[KD3_CONF_STR_MAX]; /* allow | deny: pairs no rule matches */
+	uint64_t lockout_failures;             /* 0: no lockout */
+	uint64_t lockout_window_seconds;
+	uint64_t lockout_seconds;
+	uint64_t rate_limit;        /* requests per second per source address; 0: none */
+	uint64_t rate_limit_burst;  /* bucket size */
+	char log[KD3_CONF_STR_MAX]; /* stderr | syslog */
+	int log_json;
+	int log_time; /* -1: unless stderr is the journal */
+	char syslog_socket[KD3_CONF_STR_MAX];
+	uint64_t drain_timeout_ms;
 
 	/* Command line only. */
 	char config[KD3_CONF_STR_MAX];
@@ -47,6 +61,11 @@ typedef struct kdc_opts {
 	const char *args[KDC_ARGS_MAX]; /* positional arguments (NAME, KVNO, FILE) */
 	size_t nargs;
 	int help_shown;
+
+	/* What was parsed, so that kdc serve can read kdc.conf again on SIGHUP. */
+	const struct kdc_cmd *cmd;
+	int argc;
+	char **argv;
 } kdc_opts;
 
 /* A subcommand: what it takes on the command line and what it runs. */

@@ -1,5 +1,7 @@
-/* kdc serve: load the principal table once, start the workers, wait for SIGTERM or
- * SIGINT, stop them, wipe everything, exit 0. */
+/* kdc serve: load the first snapshot, start the workers and the reload thread, then
+ * wait for signals: SIGHUP reads the configuration again, SIGTERM or SIGINT drains
+ * and stops (a second one stops at once). Everything is wiped on the way out. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,24 +11,34 @@
 #include <time.h>
 
 #include "admin.h"
-#include "db.h"
 #include "crypto.h"
+#include "db.h"
 #include "err.h"
+#include "live.h"
+#include "lockout.h"
 #include "log.h"
-#include "policy.h"
-#include "table.h"
+#include "notify.h"
+#include "ratelimit.h"
+#include "reload.h"
 #include "trace.h"
 #include "transcript.h"
 #include "worker.h"
 
-#define SERVE_ERR_MAX 640
+#define SERVE_ERR_MAX  768
+#define DRAIN_GRACE_MS 2000 /* past drain-timeout-ms, the main thread stops workers */
+#define SIGNAL_POLL_MS 20
 
 struct serve {
-	kdc_table table;
-	kdc_policy policy;
 	kdc_serve_cfg cfg;
-	kd3_kdc_config kcfg;
+	kd3_kdc_config kcfg; /* the realm secret: wiped at the end */
 	kd3_addr addr;
+	kdc_rcu rcu;
+	int rcu_ready;
+	kdc_lockout lockout;
+	kdc_ratelimit ratelimit;
+	kdc_reloader reloader;
+	int reloader_ready;
+	int64_t unlock_seen;
 	kdc_worker *workers;
 	size_t nworkers;
 	kd3_transcript transcript; /* --transcript; shared by the workers, under its lock */
@@ -35,21 +47,18 @@ struct serve {
 static int serve_settings(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
+	kdc_live_cfg probe; /* the snapshot builds them again; here only to refuse early */
 	if (kd3_addr_parse(o->listen, KD3_KDC_PORT_DEFAULT, &s->addr) != KD3_OK) {
 		kd3_log_error(
 		    "listen: '%.64s' is not an IP literal with a port (e.g. 127.0.0.1:%d)",
 		    o->listen, KD3_KDC_PORT_DEFAULT);
 		return KD3_E_USAGE;
 	}
-	if (kdc_policy_init(&s->policy, &o->deny, (uint32_t)o->lifetime, err, sizeof(err))) {
-		kd3_log_error("%s", err);
+	if (kdc_live_cfg_build(&probe, o, err, sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s%s%s", o->config[0] ? o->config : "", o->config[0] ? ": " : "",
+		              err);
 		return KD3_E_USAGE;
 	}
-	if (!o->suites) {
-		kd3_log_error("suites: no suite allowed");
-		return KD3_E_USAGE;
-	}
-	s->cfg.log_requests = o->log_requests;
 	if (o->reveal_keys && !o->transcript[0]) {
 		kd3_log_error(
 		    "--reveal-keys needs --transcript FILE (keys go only into a transcript)");
@@ -63,43 +72,63 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 	s->cfg.transcript = o->transcript[0] ? &s->transcript : NULL;
 	s->cfg.idle_ms = o->idle_timeout_ms;
 	s->cfg.max_conns = (size_t)o->max_conns;
-	s->kcfg.suites_allowed = o->suites;
-	s->kcfg.require_fs = (uint8_t)(o->require_fs != 0);
-	s->kcfg.lifetime = (uint32_t)o->lifetime;
-	s->kcfg.cache_window_ms = (uint32_t)o->cache_window_ms;
+	s->cfg.drain_ms = o->drain_timeout_ms;
+	s->cfg.rcu = &s->rcu;
+	s->cfg.lockout = &s->lockout;
+	s->cfg.ratelimit = &s->ratelimit;
 	s->nworkers = (size_t)o->workers;
+	if (kdc_lockout_init(&s->lockout, KDC_LOCKOUT_SLOTS) != KD3_OK ||
+	    kdc_ratelimit_init(&s->ratelimit, KDC_RATE_SLOTS, kd3_now_ms()) != KD3_OK) {
+		kd3_log_error("out of memory for the lockout and rate-limit tables");
+		return KD3_E_NOMEM;
+	}
 	return KD3_OK;
 }
 
-/* The table is built with a crypto context of its own (no DRBG needed), and the
- * database is closed before any request is served. */
+/* The first snapshot, built with a crypto context of its own (no DRBG needed); the
+ * database is closed (and the master key wiped) before any request is served. */
 static int serve_load(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
+	kdc_snapshot *first = NULL;
 	kd3_crypto c;
 	kdc_db db;
-	/* The stash's master key opens every key and the realm secret; it is wiped with
-	 * db at the end of this function, so it never stays in a serving process. */
 	int ret = kdc_admin_open(o, 0, &db);
 	if (ret != KD3_OK)
 		return ret;
 	ret = kdc_db_realm_secret_get(&db, s->kcfg.realm_secret, err, sizeof(err));
+	if (ret == KD3_OK && (ret = kd3_crypto_init(&c, "kd3 kdc load", 0)) != KD3_OK)
+		snprintf(err, sizeof(err), "cannot set up crypto");
+	if (ret == KD3_OK) {
+		ret = kdc_snapshot_build(&db, o, &c, &s->lockout, &s->unlock_seen, &first, err,
+		                         sizeof(err));
+		kd3_crypto_free(&c);
+	}
+	kdc_db_close(&db);
+	kdc_stack_scrub();
+	if (ret == KD3_OK) {
+		first->generation = 1;
+		ret = kdc_rcu_init(&s->rcu, s->nworkers, first);
+		if (ret != KD3_OK) {
+			kdc_snapshot_free(first);
+			snprintf(err, sizeof(err), "out of memory");
+		}
+	}
 	if (ret != KD3_OK) {
-		kdc_db_close(&db);
 		kd3_log_error("%s", err);
 		return ret;
 	}
-	ret = kd3_crypto_init(&c, "kd3 kdc load", 0);
-	if (ret == KD3_OK) {
-		ret = kdc_table_load(&s->table, &db, &c, (int64_t)time(NULL), err, sizeof(err));
-		kd3_crypto_free(&c);
-	} else {
-		snprintf(err, sizeof(err), "cannot set up crypto");
-	}
-	kdc_db_close(&db);
-	if (ret != KD3_OK)
-		kd3_log_error("%s", err);
-	return ret;
+	s->rcu_ready = 1;
+	return KD3_OK;
+}
+
+static int serve_log_setup(const kdc_opts *o)
+{
+	char err[SERVE_ERR_MAX];
+	if (kdc_log_apply(o, err, sizeof(err)) == KD3_OK)
+		return KD3_OK;
+	kd3_log_error("%s", err);
+	return KD3_E_USAGE;
 }
 
 /* Room for every worker's connections, best effort. */
@@ -113,7 +142,7 @@ static void raise_fd_limit(const struct serve *s)
 	(void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-static int serve_workers_init(struct serve *s)
+static int serve_workers_init(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
 	int ret = kdc_socket_probe(&s->addr, err, sizeof(err));
@@ -127,50 +156,108 @@ static int serve_workers_init(struct serve *s)
 		return KD3_E_NOMEM;
 	}
 	for (size_t i = 0; i < s->nworkers; i++) {
-		ret = kdc_worker_init(&s->workers[i], (unsigned)i, &s->cfg, &s->addr, &s->table,
-		                      &s->policy, &s->kcfg, err, sizeof(err));
+		ret = kdc_worker_init(&s->workers[i], (unsigned)i, &s->cfg, &s->addr, &s->kcfg, err,
+		                      sizeof(err));
 		if (ret != KD3_OK) {
 			kd3_log_error("%s", err);
 			s->nworkers = i; /* only those set up are freed */
 			return ret;
 		}
 	}
-	return KD3_OK;
+	ret = kdc_reloader_init(&s->reloader, o, &s->rcu, &s->lockout, s->unlock_seen, err,
+	                        sizeof(err));
+	s->reloader_ready = 1; /* kdc_reloader_free undoes a partial init too */
+	if (ret != KD3_OK)
+		kd3_log_error("%s", err);
+	return ret;
 }
 
-/* Blocks SIGTERM and SIGINT in every thread (the workers inherit the mask); the main
- * thread takes them with sigwait. */
+/* Blocks SIGTERM, SIGINT and SIGHUP in every thread (the threads inherit the mask);
+ * the main thread takes them with sigwait. */
 static void block_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-static int serve_run(struct serve *s)
+static int serve_start(struct serve *s)
 {
-	char addr[64];
-	sigset_t set;
-	int sig = 0, ret = KD3_OK;
-
-	block_signals(&set);
+	char addr[64], status[160];
+	/* Read before the reload thread may replace (and free) the snapshot. */
+	size_t n = kdc_rcu_current(&s->rcu)->table.n;
 	for (size_t i = 0; i < s->nworkers; i++) {
 		if (kdc_worker_start(&s->workers[i]) != KD3_OK) {
 			kd3_log_error("cannot start worker %zu", i);
-			ret = KD3_E_IO;
+			return KD3_E_IO;
+		}
+	}
+	if (kdc_reloader_start(&s->reloader) != KD3_OK) {
+		kd3_log_error("cannot start the reload thread");
+		return KD3_E_IO;
+	}
+	kd3_addr_format(&s->addr, addr, sizeof(addr));
+	kd3_log_info("serving on %s (udp+tcp), %zu workers, %zu principals", addr, s->nworkers, n);
+	snprintf(status, sizeof(status),
+	         "READY=1\nSTATUS=serving on %s, %zu workers, %zu principals", addr, s->nworkers,
+	         n);
+	if (kdc_notify(status) != 0)
+		kd3_log_error("cannot notify systemd ($NOTIFY_SOCKET): %s", strerror(errno));
+	return KD3_OK;
+}
+
+static int workers_done(const struct serve *s)
+{
+	for (size_t i = 0; i < s->nworkers; i++)
+		if (!atomic_load(&s->workers[i].done))
+			return 0;
+	return 1;
+}
+
+/* SIGTERM: the workers finish what is under way (each bounded by drain-timeout-ms);
+ * a second signal, or the drain running past its bound, stops them at once. */
+static void serve_drain(struct serve *s, const sigset_t *set, int sig)
+{
+	const struct timespec poll_every = {0, SIGNAL_POLL_MS * 1000000L};
+	uint64_t give_up = kd3_now_ms() + s->cfg.drain_ms + DRAIN_GRACE_MS;
+	(void)kdc_notify("STOPPING=1");
+	kd3_log_info("signal %d: draining (no new requests; up to %llu ms for those under way)",
+	             sig, (unsigned long long)s->cfg.drain_ms);
+	kdc_reloader_free(&s->reloader);
+	s->reloader_ready = 0;
+	for (size_t i = 0; i < s->nworkers; i++)
+		kdc_worker_drain(&s->workers[i]);
+	while (!workers_done(s)) {
+		int again = sigtimedwait(set, NULL, &poll_every);
+		if ((again == SIGTERM || again == SIGINT) || kd3_now_ms() >= give_up) {
+			kd3_log_info(again > 0 ? "signal %d again: stopping now"
+			                       : "drain took too long: stopping now",
+			             again);
+			for (size_t i = 0; i < s->nworkers; i++)
+				kdc_worker_stop(&s->workers[i]);
 			break;
 		}
 	}
-	if (ret == KD3_OK) {
-		kd3_addr_format(&s->addr, addr, sizeof(addr));
-		kd3_log_info("serving on %s (udp+tcp), %zu workers, %zu principals", addr,
-		             s->nworkers, s->table.n);
-		sigwait(&set, &sig);
-		kd3_log_info("signal %d: stopping", sig);
+}
+
+static int serve_run(struct serve *s, sigset_t *set)
+{
+	int sig = 0, ret = serve_start(s);
+	while (ret == KD3_OK) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		kd3_log_info("SIGHUP: reading the configuration again");
+		kdc_reloader_hup(&s->reloader);
 	}
-	for (size_t i = 0; i < s->nworkers; i++)
-		kdc_worker_stop(&s->workers[i]);
+	if (ret == KD3_OK)
+		serve_drain(s, set, sig);
+	else
+		for (size_t i = 0; i < s->nworkers; i++)
+			kdc_worker_stop(&s->workers[i]);
 	for (size_t i = 0; i < s->nworkers; i++) {
 		kdc_worker_free(&s->workers[i]);
 		if (s->workers[i].failed)
@@ -179,31 +266,52 @@ static int serve_run(struct serve *s)
 	return ret;
 }
 
+static void serve_free(struct serve *s, int ret)
+{
+	if (s->reloader_ready)
+		kdc_reloader_free(&s->reloader);
+	for (size_t i = 0; s->workers && i < s->nworkers; i++)
+		kdc_worker_free(&s->workers[i]);
+	free(s->workers);
+	if (s->rcu_ready)
+		kdc_rcu_free(&s->rcu);
+	kdc_lockout_free(&s->lockout);
+	kdc_ratelimit_free(&s->ratelimit);
+	kd3_transcript_close(&s->transcript, ret == KD3_OK ? 0 : 1);
+	kd3_wipe(&s->kcfg, sizeof(s->kcfg)); /* the realm secret */
+}
+
 int kdc_cmd_serve(kdc_opts *o)
 {
-	struct serve s;
+	struct serve *s = calloc(1, sizeof(*s));
+	sigset_t set;
 	int ret;
 
-	memset(&s, 0, sizeof(s));
+	if (!s) {
+		kd3_log_error("out of memory");
+		return KD3_E_NOMEM;
+	}
+	/* Before any thread exists, so that every thread inherits the mask. */
+	block_signals(&set);
 	kd3_trace_enable(o->trace);
 	/* No core dumps or ptrace by others of the same user: the table holds subkeys. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	if ((ret = serve_settings(&s, o)) != KD3_OK || (ret = serve_load(&s, o)) != KD3_OK)
+	if ((ret = serve_settings(s, o)) != KD3_OK || (ret = serve_load(s, o)) != KD3_OK)
 		goto out;
-	raise_fd_limit(&s);
-	if ((ret = serve_workers_init(&s)) != KD3_OK)
+	/* From here on the log format asked for (time, JSON, syslog); a refusal at start
+	 * is one plain line, like every other kdc command's. */
+	if ((ret = serve_log_setup(o)) != KD3_OK)
 		goto out;
-	ret = serve_run(&s);
+	raise_fd_limit(s);
+	if ((ret = serve_workers_init(s, o)) != KD3_OK)
+		goto out;
+	ret = serve_run(s, &set);
 	if (ret == KD3_OK)
 		kd3_log_info("stopped");
 	else
 		kd3_log_error("stopped after a failure");
 out:
-	for (size_t i = 0; s.workers && i < s.nworkers; i++)
-		kdc_worker_free(&s.workers[i]);
-	free(s.workers);
-	kdc_table_free(&s.table);
-	kd3_transcript_close(&s.transcript, ret == KD3_OK ? 0 : 1);
-	kd3_wipe(&s.kcfg, sizeof(s.kcfg)); /* the realm secret */
+	serve_free(s, ret);
+	free(s);
 	return ret;
 }

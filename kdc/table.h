@@ -1,4 +1,5 @@
-/* kdc principal table: every principal, loaded once at start, read-only after.
+/* kdc principal table: every principal, loaded off the request path (at start, and by
+ * the reload thread for each new snapshot: kdc/live.h), read-only after.
  *
  * Subkeys (auth, wrap) are derived once here (docs/PROTOCOL.md, "Long-term keys") and
  * the raw keys (opened from their sealed rows) are wiped as soon as they are used, so the

@@ -77,6 +77,8 @@ static void listen_resume(kdc_worker *w)
 	struct epoll_event ev = {.events = EPOLLIN};
 	ev.data.u64 = KDC_TAG_LISTEN;
 	w->listen_resume_ms = 0;
+	if (w->tcp_fd < 0) /* draining: closed for good */
+		return;
 	if (w->spare_fd < 0)
 		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tcp_fd, &ev) != 0 && errno != EEXIST) {
@@ -234,7 +236,8 @@ void kdc_tcp_readable(kdc_worker *w, kdc_conn *c)
 		return;
 	}
 	kd3_stream_added(&c->in, (size_t)r);
-	conn_frames(w, c);
+	if (conn_frames(w, c) == KD3_OK && w->draining && c->in.len == 0)
+		conn_close(w, c); /* its request is answered: nothing else is taken now */
 }
 
 int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
@@ -251,10 +254,14 @@ int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 		kd3_log_debug("tcp %s: idle timeout, connection closed", addr);
 		conn_close(w, c);
 	}
+	if (w->draining && w->drain_deadline_ms <= now_ms)
+		kdc_tcp_close_all(w);
 	if (!w->active_head && !w->listen_resume_ms)
 		return -1; /* nothing to time: wait for an event */
 	if (w->active_head && w->active_head->deadline_ms - now_ms < wait)
 		wait = w->active_head->deadline_ms - now_ms;
+	if (w->draining && w->drain_deadline_ms - now_ms < wait)
+		wait = w->drain_deadline_ms - now_ms;
 	return wait > 1000 ? 1000 : (int)wait;
 }
 
@@ -262,4 +269,15 @@ void kdc_tcp_close_all(kdc_worker *w)
 {
 	while (w->active_head)
 		conn_close(w, w->active_head);
+}
+
+void kdc_tcp_close_idle(kdc_worker *w)
+{
+	kdc_conn *c = w->active_head;
+	while (c) {
+		kdc_conn *next = c->next;
+		if (c->in.len == 0)
+			conn_close(w, c);
+		c = next;
+	}
 }

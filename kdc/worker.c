@@ -1,4 +1,5 @@
-/* kdc worker: setup (everything allocated here, once), the epoll loop, and teardown. */
+/* kdc worker: setup (everything allocated here, once), the epoll loop, draining, and
+ * teardown. */
 #include "worker.h"
 
 #include <errno.h>
@@ -14,7 +15,8 @@
 #include "err.h"
 #include "log.h"
 
-#define KDC_EPOLL_EVENTS 64
+#define KDC_EPOLL_EVENTS      64
+#define KDC_DRAIN_UDP_BATCHES 8 /* of KDC_UDP_BATCH datagrams */
 
 static int watch(kdc_worker *w, int fd, uint64_t tag)
 {
@@ -23,8 +25,7 @@ static int watch(kdc_worker *w, int fd, uint64_t tag)
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? KD3_OK : KD3_E_IO;
 }
 
-static int worker_alloc(kdc_worker *w, kdc_table *table, kdc_policy *policy,
-                        const kd3_kdc_config *kcfg, char *err, size_t len)
+static int worker_alloc(kdc_worker *w, const kd3_kdc_config *kcfg, char *err, size_t len)
 {
 	/* No DRBG: a worker draws no randomness (SK is derived from the realm secret). */
 	if (kd3_crypto_init(&w->crypto, "kd3 kdc worker", 0) != KD3_OK) {
@@ -41,9 +42,10 @@ static int worker_alloc(kdc_worker *w, kdc_table *table, kdc_policy *policy,
 		snprintf(err, len, "worker %u: out of memory", w->id);
 		return KD3_E_NOMEM;
 	}
-	kd3_kdc_init(w->kdc, &w->crypto, kdc_table_lookup, table, kcfg);
-	w->kdc->policy = kdc_policy_check;
-	w->kdc->policy_ctx = policy;
+	kd3_kdc_init(w->kdc, &w->crypto, kdc_table_lookup, NULL, kcfg);
+	w->kdc->policy = kdc_request_policy;
+	w->kdc->policy_ctx = w;
+	kdc_worker_adopt(w, kdc_rcu_current(w->cfg->rcu));
 	for (size_t i = w->cfg->max_conns; i-- > 0;) {
 		w->conns[i].fd = -1;
 		w->conns[i].next = w->free_list;
@@ -71,15 +73,34 @@ static int worker_fds(kdc_worker *w, const kd3_addr *addr, char *err, size_t len
 	return KD3_OK;
 }
 
+void kdc_worker_adopt(kdc_worker *w, const kdc_snapshot *snap)
+{
+	const kdc_live_cfg *c = &snap->cfg;
+	/* By generation, not address: a new snapshot may reuse a freed one's memory. */
+	if (w->snap == snap && w->snap_generation == snap->generation)
+		return;
+	w->snap = snap;
+	w->snap_generation = snap->generation;
+	w->kdc->lookup_ctx = (void *)&snap->table;
+	w->kdc->cfg.suites_allowed = c->suites;
+	w->kdc->cfg.require_fs = c->require_fs;
+	w->kdc->cfg.lifetime = c->lifetime;
+	w->kdc->cfg.cache_window_ms = c->cache_window_ms;
+	/* A cached M3 was issued under the old table and settings (a principal since
+	 * disabled, a pair since denied): none is handed out again. */
+	kd3_wipe(w->kdc->cache, sizeof(w->kdc->cache));
+}
+
 int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const kd3_addr *addr,
-                    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
-                    size_t err_len)
+                    const kd3_kdc_config *kcfg, char *err, size_t err_len)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->cfg = cfg;
 	w->epfd = w->udp_fd = w->tcp_fd = w->stop_fd = w->spare_fd = -1;
-	int ret = worker_alloc(w, table, policy, kcfg, err, err_len);
+	atomic_init(&w->stop_mode, KDC_RUN);
+	atomic_init(&w->done, 0);
+	int ret = worker_alloc(w, kcfg, err, err_len);
 	if (ret == KD3_OK)
 		ret = worker_fds(w, addr, err, err_len);
 	if (ret != KD3_OK)
@@ -87,10 +108,51 @@ int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const 
 	return ret;
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* SIGTERM: answer what the UDP socket holds, stop taking anything new, close idle
+ * connections; the loop ends once the rest have finished or the deadline passes. */
+static void worker_drain_start(kdc_worker *w)
+{
+	w->draining = 1;
+	w->drain_deadline_ms = kd3_now_ms() + w->cfg->drain_ms;
+	if (w->udp_fd >= 0) {
+		/* What arrived before the signal (bounded: a flood must not hold the drain). */
+		for (int i = 0; i < KDC_DRAIN_UDP_BATCHES; i++)
+			kdc_udp_ready(w);
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->udp_fd, NULL);
+		close_fd(&w->udp_fd);
+	}
+	if (w->tcp_fd >= 0) {
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->tcp_fd, NULL);
+		close_fd(&w->tcp_fd);
+	}
+	w->listen_resume_ms = 0;
+	kdc_tcp_close_idle(w);
+}
+
+static void worker_on_stop_fd(kdc_worker *w)
+{
+	uint64_t count;
+	if (read(w->stop_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		kd3_log_error("worker %u: cannot read its stop counter: %s", w->id,
+		              strerror(errno));
+	int mode = atomic_load(&w->stop_mode);
+	if (mode == KDC_STOP)
+		w->stopping = 1;
+	else if (mode == KDC_DRAIN && !w->draining)
+		worker_drain_start(w);
+}
+
 static void worker_dispatch(kdc_worker *w, uint64_t tag)
 {
 	if (tag == KDC_TAG_STOP)
-		w->stopping = 1;
+		worker_on_stop_fd(w);
 	else if (tag == KDC_TAG_UDP)
 		kdc_udp_ready(w);
 	else if (tag == KDC_TAG_LISTEN)
@@ -106,7 +168,10 @@ static void *worker_main(void *arg)
 	int timeout = -1;
 
 	while (!w->stopping) {
+		/* Holds no snapshot while it blocks: a reload never waits for an idle worker. */
+		kdc_rcu_leave(w->cfg->rcu, w->id);
 		int n = epoll_wait(w->epfd, ev, KDC_EPOLL_EVENTS, timeout);
+		kdc_worker_adopt(w, kdc_rcu_enter(w->cfg->rcu, w->id));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -117,10 +182,15 @@ static void *worker_main(void *arg)
 		}
 		for (int i = 0; i < n && !w->stopping; i++)
 			worker_dispatch(w, ev[i].data.u64);
-		timeout = kdc_tcp_expire(w, kd3_now_ms());
+		uint64_t now = kd3_now_ms();
+		timeout = kdc_tcp_expire(w, now);
+		if (w->draining && (w->active == 0 || now >= w->drain_deadline_ms))
+			w->stopping = 1;
 	}
-	/* Stop accepting; requests already read were answered in the loop above. */
+	kdc_rcu_leave(w->cfg->rcu, w->id);
+	/* Requests already read were answered in the loop above. */
 	kdc_tcp_close_all(w);
+	atomic_store(&w->done, 1);
 	return NULL;
 }
 
@@ -132,18 +202,22 @@ int kdc_worker_start(kdc_worker *w)
 	return KD3_OK;
 }
 
-void kdc_worker_stop(kdc_worker *w)
+static void worker_signal(kdc_worker *w, int mode)
 {
 	uint64_t one = 1;
+	atomic_store(&w->stop_mode, mode);
 	if (w->stop_fd >= 0 && write(w->stop_fd, &one, sizeof(one)) < 0)
 		kd3_log_error("worker %u: cannot signal stop: %s", w->id, strerror(errno));
 }
 
-static void close_fd(int *fd)
+void kdc_worker_stop(kdc_worker *w)
 {
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
+	worker_signal(w, KDC_STOP);
+}
+
+void kdc_worker_drain(kdc_worker *w)
+{
+	worker_signal(w, KDC_DRAIN);
 }
 
 void kdc_worker_free(kdc_worker *w)

@@ -1,7 +1,14 @@
 /* kdc worker: one thread with its own sockets (UDP and TCP, SO_REUSEPORT on the same
  * address), its own kd3_crypto (DRBG) and kd3_kdc (lookaside cache), and an epoll loop.
  * Everything a request needs is allocated here, once, before the thread starts: the
- * request path allocates nothing and touches no disk. */
+ * request path allocates nothing and touches no disk.
+ *
+ * Between two event batches the worker picks up the current snapshot (kdc/live.h:
+ * principal table and live settings) and holds it until it blocks again; the lockout
+ * and rate-limit tables are shared by every worker (atomics, kdc/lockout.h,
+ * kdc/ratelimit.h). SIGTERM drains: the worker answers the datagrams already queued,
+ * closes its listening and UDP sockets, closes idle connections, lets those with a
+ * request under way finish it (until drain-timeout-ms at most), then stops. */
 #ifndef KDC_WORKER_H
 #define KDC_WORKER_H
 
@@ -10,10 +17,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <stdatomic.h>
+
 #include "crypto.h"
 #include "kdc_core.h"
+#include "live.h"
+#include "lockout.h"
 #include "net.h"
 #include "policy.h"
+#include "ratelimit.h"
 #include "stream.h"
 #include "table.h"
 #include "wire.h"
@@ -29,12 +41,28 @@
 #define KDC_TAG_LISTEN 2
 #define KDC_TAG_CONN   16
 
+/* Shared by every worker, fixed for the server's life. */
 typedef struct kdc_serve_cfg {
-	int log_requests;
 	struct kd3_transcript *transcript; /* --transcript: every request, or NULL */
-	uint64_t idle_ms; /* a TCP connection must send a whole frame within this */
-	size_t max_conns; /* per worker */
+	uint64_t idle_ms;  /* a TCP connection must send a whole frame within this */
+	size_t max_conns;  /* per worker */
+	uint64_t drain_ms; /* SIGTERM: how long requests under way may take */
+	kdc_rcu *rcu;      /* the current snapshot */
+	kdc_lockout *lockout;
+	kdc_ratelimit *ratelimit;
 } kdc_serve_cfg;
+
+/* kdc_worker.stop_mode */
+#define KDC_RUN   0
+#define KDC_DRAIN 1 /* finish what is under way, then stop */
+#define KDC_STOP  2 /* stop now */
+
+/* What the request path knows of the request being handled, for the policy hook. */
+typedef struct kdc_request_ctx {
+	kdc_policy_request req;
+	kdc_verdict verdict; /* set when the hook ran */
+	int hook_ran;
+} kdc_request_ctx;
 
 typedef struct kdc_conn {
 	int fd; /* -1 when free */
@@ -70,18 +98,33 @@ typedef struct kdc_worker {
 	kdc_conn *active_head, *active_tail; /* oldest deadline first */
 	size_t active;
 	uint8_t tcp_out[KDC_REPLY_MAX];
+	const kdc_snapshot *snap; /* the one in use (between rcu enter and leave) */
+	uint64_t snap_generation;
+	kdc_request_ctx rq;
+	uint64_t busy_log_second; /* rate-limited requests: at most a few lines a second */
+	unsigned busy_logged, busy_unlogged;
 	pthread_t thread;
 	int started;
 	int stopping;
+	int draining;
+	uint64_t drain_deadline_ms;
+	atomic_int stop_mode;
+	atomic_int done; /* the thread left its loop */
 	int failed;
 } kdc_worker;
 
+/* kcfg: the realm secret (copied into the worker's kd3_kdc); the live settings come
+ * from cfg->rcu's snapshot. */
 int kdc_worker_init(kdc_worker *w, unsigned id, const kdc_serve_cfg *cfg, const kd3_addr *addr,
-                    kdc_table *table, kdc_policy *policy, const kd3_kdc_config *kcfg, char *err,
-                    size_t err_len);
+                    const kd3_kdc_config *kcfg, char *err, size_t err_len);
 int kdc_worker_start(kdc_worker *w);
-/* Asks the thread to stop (safe from another thread). */
+/* Asks the thread to stop at once (safe from another thread). */
 void kdc_worker_stop(kdc_worker *w);
+/* Asks the thread to drain, then stop (safe from another thread). */
+void kdc_worker_drain(kdc_worker *w);
+/* Takes snap as the snapshot in use: table, policy, live settings (the request path
+ * calls it between batches; tests call it directly). */
+void kdc_worker_adopt(kdc_worker *w, const kdc_snapshot *snap);
 /* Joins the thread if it runs, closes everything and wipes the worker's secrets. */
 void kdc_worker_free(kdc_worker *w);
 
@@ -94,13 +137,20 @@ void kdc_tcp_readable(kdc_worker *w, kdc_conn *c);
 /* Closes connections past their deadline; returns the epoll timeout to the next one. */
 int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms);
 void kdc_tcp_close_all(kdc_worker *w);
+/* Draining: closes every connection with no request under way (no bytes buffered). */
+void kdc_tcp_close_idle(kdc_worker *w);
 
-/* request.c: one frame through kd3_kdc_handle, traced and logged. 1: send out. */
+/* request.c: one frame through the rate limit, the lockout and kd3_kdc_handle, traced
+ * and logged. 1: send out. */
 int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, const uint8_t *in,
                 size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
 /* A log line for input that never reached the handler (oversized datagram, bad header). */
 void kdc_request_refused(kdc_worker *w, const char *transport, const kd3_addr *peer,
                          const char *why, int replied);
+/* kd3_policy_fn over a worker (ctx): the snapshot's rules with the request's suite and
+ * flags. */
+int kdc_request_policy(void *ctx, const kd3_principal *i, const kd3_principal *r,
+                       uint32_t *lifetime);
 
 /* sockets.c */
 int kdc_socket_probe(const kd3_addr *addr, char *err, size_t err_len);

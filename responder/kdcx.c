@@ -14,6 +14,90 @@
 
 static int kdcx_open_kdc(resp_kdcx *x, int epfd, uint64_t now);
 
+/* ---- KDC health, across sessions (the responder is one thread) -------------------- */
+
+typedef struct kdc_health {
+	kd3_addr addr;
+	unsigned failures; /* in a row */
+	uint64_t retry_ms; /* in backoff until then */
+} kdc_health;
+
+static kdc_health health[RESP_KDC_MAX];
+static size_t nhealth;
+
+static int addr_equal(const kd3_addr *a, const kd3_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The record of a, made on first use; NULL when the table is full (no memory of it). */
+static kdc_health *health_of(const kd3_addr *a)
+{
+	for (size_t i = 0; i < nhealth; i++)
+		if (addr_equal(&health[i].addr, a))
+			return &health[i];
+	if (nhealth >= RESP_KDC_MAX)
+		return NULL;
+	memset(&health[nhealth], 0, sizeof(health[nhealth]));
+	health[nhealth].addr = *a;
+	return &health[nhealth++];
+}
+
+static int in_backoff(const kd3_addr *a, uint64_t now)
+{
+	const kdc_health *h = health_of(a);
+	return h && h->retry_ms > now;
+}
+
+static void health_failed(resp_kdcx *x, uint64_t now)
+{
+	kdc_health *h = health_of(&x->kdcs[x->idx]);
+	char addr[64];
+	if (!h)
+		return;
+	uint64_t wait = RESP_KDC_BACKOFF_MIN_MS;
+	for (unsigned i = 0; i < h->failures && wait < RESP_KDC_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > RESP_KDC_BACKOFF_MAX_MS)
+		wait = RESP_KDC_BACKOFF_MAX_MS;
+	h->failures++;
+	h->retry_ms = now + wait;
+	if (x->nkdcs > 1) {
+		resp_kdcx_peer(x, addr, sizeof(addr));
+		kd3_log_info("KDC %s: %u failure%s in a row; tried after the others for %llu ms",
+		             addr, h->failures, h->failures == 1 ? "" : "s",
+		             (unsigned long long)wait);
+	}
+}
+
+static void health_answered(resp_kdcx *x)
+{
+	kdc_health *h = x->idx < x->nkdcs ? health_of(&x->kdcs[x->idx]) : NULL;
+	char addr[64];
+	if (!h || h->failures == 0)
+		return;
+	if (x->nkdcs > 1) {
+		resp_kdcx_peer(x, addr, sizeof(addr));
+		kd3_log_info("KDC %s answers again (after %u failure%s)", addr, h->failures,
+		             h->failures == 1 ? "" : "s");
+	}
+	h->failures = 0;
+	h->retry_ms = 0;
+}
+
+/* This exchange's order: KDCs not in backoff in list order, then the others. */
+static void kdcx_plan(resp_kdcx *x, uint64_t now)
+{
+	size_t n = x->nkdcs < RESP_KDC_MAX ? x->nkdcs : RESP_KDC_MAX;
+	x->norder = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++)
+			if (in_backoff(&x->kdcs[i], now) == pass)
+				x->order[x->norder++] = (uint8_t)i;
+	x->pos = 0;
+	x->idx = x->norder ? x->order[0] : 0;
+}
+
 void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,
                     uint32_t base_ms, void *owner)
 {
@@ -66,9 +150,10 @@ static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 		return kdcx_unconfirmed(x, epfd, why);
 	resp_kdcx_peer(x, addr, sizeof(addr));
 	kd3_log_info("session %llu: KDC %s: %s%s", (unsigned long long)x->sid, addr, why,
-	             x->idx + 1 < x->nkdcs ? "; trying the next KDC" : "");
+	             x->pos + 1 < x->norder ? "; trying the next KDC" : "");
+	health_failed(x, now);
 	resp_watch_close(epfd, &x->w);
-	x->idx++;
+	x->pos++;
 	return kdcx_open_kdc(x, epfd, now);
 }
 
@@ -147,7 +232,8 @@ static int kdcx_udp_failed(resp_kdcx *x, int epfd, uint64_t now, const char *why
 
 static int kdcx_open_kdc(resp_kdcx *x, int epfd, uint64_t now)
 {
-	for (; x->idx < x->nkdcs; x->idx++) {
+	for (; x->pos < x->norder; x->pos++) {
+		x->idx = x->order[x->pos];
 		if (udp_open(x, epfd, now) == KD3_OK || tcp_open(x, epfd, now) == KD3_OK)
 			return RESP_KDCX_PENDING;
 	}
@@ -158,7 +244,7 @@ static int kdcx_open_kdc(resp_kdcx *x, int epfd, uint64_t now)
 
 int resp_kdcx_start(resp_kdcx *x, int epfd, uint64_t now)
 {
-	x->idx = 0;
+	kdcx_plan(x, now);
 	x->started_ms = now;
 	x->confirming = x->unconfirmed = 0;
 	return kdcx_open_kdc(x, epfd, now);
@@ -199,6 +285,7 @@ static int udp_read(resp_kdcx *x, int epfd, uint64_t now)
 		return RESP_KDCX_PENDING;
 	}
 	x->reply_len = (size_t)n;
+	health_answered(x);
 	return RESP_KDCX_REPLY;
 }
 
@@ -246,6 +333,7 @@ static int tcp_read(resp_kdcx *x, int epfd, uint64_t now)
 	if (need == 0 || (size_t)need > x->tcp_got)
 		return RESP_KDCX_PENDING;
 	x->reply_len = (size_t)need;
+	health_answered(x);
 	return RESP_KDCX_REPLY;
 }
 

@@ -12,7 +12,15 @@
  * once: resp_kdcx_confirm sends the same M2 over TCP to the same KDC (an off-path
  * attacker cannot answer inside a TCP connection). Its reply decides (an M3 goes on,
  * an ERROR is taken); when TCP fails the UDP ERROR is returned after all (unconfirmed
- * set), since the KDC may well be unreachable over TCP. */
+ * set), since the KDC may well be unreachable over TCP.
+ *
+ * KDC health, remembered across sessions (per address, for the process's life): a KDC
+ * that failed an exchange (no answer over UDP and TCP, refused, closed) is put in
+ * backoff, RESP_KDC_BACKOFF_MIN_MS doubling with each further failure up to
+ * RESP_KDC_BACKOFF_MAX_MS. An exchange tries the KDCs not in backoff first, in list
+ * order, then those in backoff (so a dead KDC costs one session a timeout, not every
+ * session); a KDC whose backoff ran out is first in line again, and one answer (an M3
+ * or an ERROR) clears its record. */
 #ifndef RESP_KDCX_H
 #define RESP_KDCX_H
 
@@ -25,6 +33,9 @@
 
 #define RESP_KDC_UDP_TRIES      3
 #define RESP_KDC_TCP_TIMEOUT_MS 2000
+#define RESP_KDC_MAX            16 /* KDCs an exchange tries; more in the list are left out */
+#define RESP_KDC_BACKOFF_MIN_MS 1000
+#define RESP_KDC_BACKOFF_MAX_MS 60000
 /* The largest reply: an ERROR (an M3 is smaller). */
 #define RESP_KDC_REPLY_MAX (KD3_HDR_LEN + KD3_ERROR_BODY_MAX)
 
@@ -46,7 +57,10 @@ typedef struct resp_kdcx {
 	int fs;       /* for traces */
 	const kd3_addr *kdcs;
 	size_t nkdcs;
-	size_t idx; /* the KDC being tried */
+	size_t idx;                  /* the KDC being tried (into kdcs) */
+	uint8_t order[RESP_KDC_MAX]; /* this exchange's order: healthy first */
+	size_t norder;
+	size_t pos; /* into order */
 	uint32_t base_ms;
 	uint32_t wait_ms;
 	unsigned udp_tries;

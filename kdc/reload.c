@@ -1,0 +1,338 @@
+/* kdc reload: the thread that notices admin writes, expiries and SIGHUP, and swaps in a
+ * new snapshot built off the request path. */
+#include "reload.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "net.h"
+#include "notify.h"
+#include "stash.h"
+
+#define RELOAD_ERR_MAX KDC_RELOAD_ERR_MAX
+
+/* ---- building a snapshot -------------------------------------------------------- */
+
+static void unlock_apply(void *ctx, const char *name)
+{
+	if (kdc_lockout_clear(ctx, (const uint8_t *)name, strlen(name), kd3_now_ms()))
+		kd3_log_info("principal %s unlocked ('kdc unlock'): served again", name);
+}
+
+int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kd3_crypto *c, kdc_lockout *lockout,
+                       int64_t *unlock_seen, kdc_snapshot **out, char *err, size_t err_len)
+{
+	kdc_snapshot *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, err_len, "out of memory for a new principal table");
+		return KD3_E_NOMEM;
+	}
+	int ret = kdc_live_cfg_build(&s->cfg, o, err, err_len);
+	if (ret == KD3_OK)
+		ret = kdc_table_load(&s->table, db, c, (int64_t)time(NULL), err, err_len);
+	if (ret == KD3_OK && lockout)
+		ret = kdc_db_unlocks_since(db, unlock_seen, unlock_apply, lockout, err, err_len);
+	if (ret != KD3_OK) {
+		kdc_snapshot_free(s);
+		return ret;
+	}
+	*out = s;
+	return KD3_OK;
+}
+
+int kdc_log_apply(const kdc_opts *o, char *err, size_t err_len)
+{
+	int to_syslog = strcmp(o->log, "syslog") == 0;
+	if (!to_syslog && strcmp(o->log, "stderr") != 0) {
+		snprintf(err, err_len, "log: '%.32s' is neither stderr nor syslog", o->log);
+		return KD3_E_CONFIG;
+	}
+	if (to_syslog && kd3_log_open_syslog(o->syslog_socket, err, err_len) != 0)
+		return KD3_E_CONFIG;
+	/* Under journald each line is stamped already; elsewhere the time helps. */
+	int with_time = o->log_time >= 0 ? o->log_time : !kd3_log_stderr_is_journal();
+	kd3_log_set_format(o->log_json, with_time);
+	kd3_log_set_sink(to_syslog ? KD3_LOG_TO_SYSLOG : KD3_LOG_TO_STDERR);
+	return KD3_OK;
+}
+
+/* ---- SIGHUP: the configuration again ---------------------------------------------- */
+
+/* Settings a running server cannot change (sockets, threads, files opened at start):
+ * next keeps the value in force, and changed lists their names. */
+static void keep_restart_only(kdc_opts *next, const kdc_opts *cur, char *changed, size_t len)
+{
+	struct {
+		const char *name;
+		char *next_s;
+		const char *cur_s;
+		void *next_v;
+		const void *cur_v;
+		size_t size;
+	} fields[] = {
+	    {"db", next->db, cur->db, NULL, NULL, 0},
+	    {"stash", next->stash, cur->stash, NULL, NULL, 0},
+	    {"listen", next->listen, cur->listen, NULL, NULL, 0},
+	    {"transcript", next->transcript, cur->transcript, NULL, NULL, 0},
+	    {"syslog-socket", next->syslog_socket, cur->syslog_socket, NULL, NULL, 0},
+	    {"workers", NULL, NULL, &next->workers, &cur->workers, sizeof(cur->workers)},
+	    {"max-conns", NULL, NULL, &next->max_conns, &cur->max_conns, sizeof(cur->max_conns)},
+	    {"idle-timeout-ms", NULL, NULL, &next->idle_timeout_ms, &cur->idle_timeout_ms,
+	     sizeof(cur->idle_timeout_ms)},
+	    {"drain-timeout-ms", NULL, NULL, &next->drain_timeout_ms, &cur->drain_timeout_ms,
+	     sizeof(cur->drain_timeout_ms)},
+	    {"reveal-keys", NULL, NULL, &next->reveal_keys, &cur->reveal_keys,
+	     sizeof(cur->reveal_keys)},
+	    {"trace", NULL, NULL, &next->trace, &cur->trace, sizeof(cur->trace)},
+	};
+	size_t at = 0;
+	changed[0] = '\0';
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		int differs;
+		if (fields[i].next_s) {
+			differs = strcmp(fields[i].next_s, fields[i].cur_s) != 0;
+			memcpy(fields[i].next_s, fields[i].cur_s, KD3_CONF_STR_MAX);
+		} else {
+			differs = memcmp(fields[i].next_v, fields[i].cur_v, fields[i].size) != 0;
+			memcpy(fields[i].next_v, fields[i].cur_v, fields[i].size);
+		}
+		if (differs && at < len)
+			at += (size_t)snprintf(changed + at, len - at, "%s%s", at ? ", " : "",
+			                       fields[i].name);
+	}
+}
+
+/* KD3_OK with r->opts replaced, or the running settings kept and the reason logged. */
+static int reread_config(kdc_reloader *r)
+{
+	char err[RELOAD_ERR_MAX], changed[256];
+	kdc_live_cfg probe;
+	kdc_opts *next = malloc(sizeof(*next)); /* large; not on the thread's stack */
+	int ret = next ? KD3_OK : KD3_E_NOMEM;
+
+	if (ret != KD3_OK)
+		snprintf(err, sizeof(err), "out of memory");
+	else if (!r->opts.cmd)
+		*next = r->opts; /* nothing to read again (a unit test's settings) */
+	else
+		ret = kdc_options_parse(r->opts.cmd, r->opts.argc, r->opts.argv, next, err,
+		                        sizeof(err));
+	if (ret == KD3_OK)
+		ret = kdc_live_cfg_build(&probe, next, err, sizeof(err));
+	if (ret == KD3_OK) {
+		keep_restart_only(next, &r->opts, changed, sizeof(changed));
+		ret = kdc_log_apply(next, err, sizeof(err));
+	}
+	if (ret != KD3_OK) {
+		kd3_log_error("SIGHUP: %s; the running configuration stays", err);
+		free(next);
+		return ret;
+	}
+	if (changed[0])
+		kd3_log_info(
+		    "warning: SIGHUP: %s changed, which needs a restart; ignored until then",
+		    changed);
+	r->opts = *next;
+	free(next);
+	return KD3_OK;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lockout *lockout,
+                      int64_t unlock_seen, char *err, size_t err_len)
+{
+	memset(r, 0, sizeof(*r));
+	r->wake_fd = -1;
+	r->rcu = rcu;
+	r->lockout = lockout;
+	r->opts = *o;
+	r->unlock_seen = unlock_seen;
+	r->generation = kdc_rcu_current(rcu)->generation;
+	atomic_init(&r->hup, 0);
+	atomic_init(&r->stop, 0);
+	atomic_init(&r->reloads, 0);
+	if (kd3_crypto_init(&r->crypto, "kd3 kdc load", 0) != KD3_OK) {
+		snprintf(err, err_len, "reload: cannot set up crypto");
+		return KD3_E_CRYPTO;
+	}
+	r->crypto_ready = 1;
+	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->wake_fd < 0) {
+		snprintf(err, err_len, "reload: eventfd: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	/* The baseline: a commit from here on is noticed (one since the table was loaded
+	 * only costs a reload more). */
+	char werr[RELOAD_ERR_MAX];
+	r->watching = kdc_db_watch_open(&r->watch, o->db, werr, sizeof(werr)) == KD3_OK;
+	return KD3_OK;
+}
+
+__attribute__((noinline)) void kdc_stack_scrub(void)
+{
+	uint8_t pad[KDC_STACK_SCRUB];
+	kd3_wipe(pad, sizeof(pad));
+}
+
+/* Opens the database and its stash quietly (errors into err), builds, closes: the
+ * master key is wiped by kdc_db_close. */
+static int reload_build(kdc_reloader *r, kdc_snapshot **out, char *err, size_t len)
+{
+	char stash[PATH_MAX];
+	kdc_db db;
+	if (kdc_stash_path(r->opts.db, r->opts.stash, stash) != KD3_OK) {
+		snprintf(err, len, "stash: path is too long");
+		return KD3_E_USAGE;
+	}
+	int ret = kdc_db_open(r->opts.db, stash, 0, &db, err, len);
+	if (ret != KD3_OK)
+		return ret;
+	ret = kdc_snapshot_build(&db, &r->opts, &r->crypto, r->lockout, &r->unlock_seen, out, err,
+	                         len);
+	kdc_db_close(&db);
+	kdc_stack_scrub();
+	return ret;
+}
+
+static const char *reason_text(unsigned why)
+{
+	if (why & KDC_RELOAD_CONFIG)
+		return "SIGHUP";
+	if (why & KDC_RELOAD_DATABASE)
+		return "the database changed";
+	return "a key version's grace period ended";
+}
+
+static int reload_now(kdc_reloader *r, unsigned why)
+{
+	char err[RELOAD_ERR_MAX];
+	kdc_snapshot *next = NULL;
+	uint64_t start = kd3_now_us();
+	int ret = reload_build(r, &next, err, sizeof(err));
+	if (ret != KD3_OK) {
+		if (strcmp(err, r->last_err) != 0)
+			kd3_log_error(
+			    "reload (%s) failed: %s; still serving generation %llu, trying "
+			    "again each second",
+			    reason_text(why), err, (unsigned long long)r->generation);
+		snprintf(r->last_err, sizeof(r->last_err), "%s", err);
+		r->pending |= why;
+		r->retry_ms = kd3_now_ms() + KDC_RELOAD_RETRY_MS;
+		return 0;
+	}
+	next->generation = ++r->generation;
+	uint64_t built = kd3_now_us();
+	kdc_snapshot_free(kdc_rcu_publish(r->rcu, next));
+	atomic_fetch_add(&r->reloads, 1);
+	r->last_err[0] = '\0';
+	r->pending = 0;
+	kd3_log_info("reloaded (%s): %zu principals, %zu key versions, generation %llu, built "
+	             "in %.1f ms, swapped in %.1f ms",
+	             reason_text(why), next->table.n, next->table.nkeys,
+	             (unsigned long long)next->generation, (double)(built - start) / 1000.0,
+	             (double)(kd3_now_us() - built) / 1000.0);
+	return 1;
+}
+
+/* What changed on disk: a commit, or the database is unreadable (a reload says why). */
+static unsigned database_changed(kdc_reloader *r)
+{
+	char err[RELOAD_ERR_MAX];
+	if (!r->watching) {
+		r->watching = kdc_db_watch_open(&r->watch, r->opts.db, err, sizeof(err)) == KD3_OK;
+		return KDC_RELOAD_DATABASE; /* it was unreadable: whatever it holds now */
+	}
+	int changed = kdc_db_watch_changed(&r->watch);
+	if (changed < 0 && !r->watch.h)
+		r->watching = 0;
+	return changed != 0 ? KDC_RELOAD_DATABASE : 0;
+}
+
+int kdc_reloader_tick(kdc_reloader *r)
+{
+	unsigned why = 0;
+	int hup = atomic_exchange(&r->hup, 0);
+	if (hup) {
+		(void)kdc_notify("RELOADING=1");
+		if (reread_config(r) == KD3_OK)
+			why |= KDC_RELOAD_CONFIG;
+	}
+	why |= database_changed(r);
+	int64_t expiry = kdc_rcu_current(r->rcu)->table.next_expiry;
+	if (expiry && (int64_t)time(NULL) >= expiry)
+		why |= KDC_RELOAD_EXPIRY;
+	if (r->pending) { /* a reload failed: try again at most each second */
+		r->pending |= why;
+		why = kd3_now_ms() >= r->retry_ms ? r->pending : 0;
+	}
+	int published = why ? reload_now(r, why) : 0;
+	if (hup)
+		(void)kdc_notify("READY=1");
+	return published;
+}
+
+static void *reloader_main(void *arg)
+{
+	kdc_reloader *r = arg;
+	while (!atomic_load(&r->stop)) {
+		struct pollfd p = {.fd = r->wake_fd, .events = POLLIN};
+		uint64_t count;
+		if (poll(&p, 1, KDC_RELOAD_TICK_MS) > 0 &&
+		    read(r->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			kd3_log_error("reload: cannot read its wake-up counter: %s",
+			              strerror(errno));
+		if (!atomic_load(&r->stop))
+			kdc_reloader_tick(r);
+	}
+	return NULL;
+}
+
+static void wake(kdc_reloader *r)
+{
+	uint64_t one = 1;
+	if (r->wake_fd >= 0 && write(r->wake_fd, &one, sizeof(one)) < 0)
+		kd3_log_error("reload: cannot wake the reload thread: %s", strerror(errno));
+}
+
+int kdc_reloader_start(kdc_reloader *r)
+{
+	if (pthread_create(&r->thread, NULL, reloader_main, r) != 0)
+		return KD3_E_IO;
+	r->started = 1;
+	return KD3_OK;
+}
+
+void kdc_reloader_hup(kdc_reloader *r)
+{
+	atomic_store(&r->hup, 1);
+	wake(r);
+}
+
+void kdc_reloader_free(kdc_reloader *r)
+{
+	atomic_store(&r->stop, 1);
+	if (r->started) {
+		wake(r);
+		pthread_join(r->thread, NULL);
+	}
+	r->started = 0;
+	if (r->watching)
+		kdc_db_watch_close(&r->watch);
+	r->watching = 0;
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	r->wake_fd = -1;
+	if (r->crypto_ready)
+		kd3_crypto_free(&r->crypto);
+	r->crypto_ready = 0;
+}
