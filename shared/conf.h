@@ -21,7 +21,7 @@ typedef enum kd3_opt_type {
 	KD3_OPT_LIST,   /* dst: kd3_conf_list; comma-separated strings, or repeated keys */
 } kd3_opt_type;
 
-#define KD3_CONF_LIST_MAX 8
+#define KD3_CONF_LIST_MAX 64
 
 typedef struct kd3_conf_list {
 	size_t n;

@@ -370,11 +370,18 @@ static void test_suites(void **state)
 static void test_list_limits(void **state)
 {
 	(void)state;
-	assert_int_equal(load("deny = 1,2,3,4\ndeny = 5,6,7,8\n"), KD3_OK);
+	char text[8 * KD3_CONF_LIST_MAX + 32], want[64];
+	size_t at = 0;
+	/* Exactly the limit, one item per line: accepted; one more: refused on its line. */
+	for (int i = 0; i < KD3_CONF_LIST_MAX; i++)
+		at += (size_t)snprintf(text + at, sizeof(text) - at, "deny = %d\n", i);
+	assert_int_equal(load(text), KD3_OK);
 	assert_int_equal(S.deny.n, KD3_CONF_LIST_MAX);
 	memset(&S.deny, 0, sizeof(S.deny));
-	assert_int_equal(load("deny = 1,2,3,4\ndeny = 5,6,7,8\ndeny = 9\n"), KD3_E_CONFIG);
-	assert_err_at(3, "deny: too many items (max 8)");
+	snprintf(text + at, sizeof(text) - at, "deny = x\n");
+	assert_int_equal(load(text), KD3_E_CONFIG);
+	snprintf(want, sizeof(want), "deny: too many items (max %d)", KD3_CONF_LIST_MAX);
+	assert_err_at(KD3_CONF_LIST_MAX + 1, want);
 	memset(&S.deny, 0, sizeof(S.deny));
 	assert_int_equal(load("deny = a, ,b\n"), KD3_E_CONFIG);
 	assert_non_null(strstr(err, ":1: deny: empty item"));
