@@ -116,38 +116,24 @@ out:
 	return ret;
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
+struct stash_parse {
+	kdc_stash *s;
+	int version;
+};
 
-static int parse_line(kdc_stash *s, char *line, int *version, const char **why)
+static int stash_line(void *ctx, char *name, char *value, const char **why)
 {
-	char *t = trim(line);
-	if (*t == '\0' || *t == '#')
-		return KD3_OK;
-	char *eq = strchr(t, '=');
-	if (!eq) {
-		*why = "expected 'version = 1' or 'master = ID:KEY'";
-		return KD3_E_KEYFILE;
-	}
-	*eq = '\0';
-	char *name = trim(t), *value = trim(eq + 1);
+	struct stash_parse *p = ctx;
 	if (strcmp(name, "version") == 0) {
-		if (*version || strcmp(value, "1") != 0) {
+		if (p->version || strcmp(value, "1") != 0) {
 			*why = "expected one 'version = 1' line";
 			return KD3_E_KEYFILE;
 		}
-		*version = 1;
+		p->version = 1;
 		return KD3_OK;
 	}
 	if (strcmp(name, "master") == 0)
-		return parse_master(s, value, why);
+		return parse_master(p->s, value, why);
 	*why = "unknown key (expected 'version' or 'master')";
 	return KD3_E_KEYFILE;
 }
@@ -155,36 +141,16 @@ static int parse_line(kdc_stash *s, char *line, int *version, const char **why)
 static int parse_text(kdc_stash *s, const char *path, const char *text, size_t n, char *err,
                       size_t len)
 {
-	char line[STASH_LINE_MAX + 1];
-	const char *why = NULL;
-	int lineno = 0, version = 0, ret = KD3_E_KEYFILE;
-	size_t pos = 0;
-
-	while (pos < n) {
-		const char *nl = memchr(text + pos, '\n', n - pos);
-		size_t line_len = nl ? (size_t)(nl - (text + pos)) : n - pos;
-		lineno++;
-		if (line_len > STASH_LINE_MAX || memchr(text + pos, '\0', line_len)) {
-			why = "line is too long or holds a NUL byte";
-			goto fail;
-		}
-		memcpy(line, text + pos, line_len);
-		line[line_len] = '\0';
-		if (parse_line(s, line, &version, &why) != KD3_OK)
-			goto fail;
-		pos += line_len + 1;
-	}
-	if (!version || s->n == 0)
-		snprintf(err, len, "%s: not a kd3 stash file (no 'version = 1' or no master key)",
-		         path);
-	else
-		ret = KD3_OK;
-	goto out;
-fail:
-	snprintf(err, len, "%s:%d: %s", path, lineno, why);
-out:
-	kd3_wipe(line, sizeof(line));
-	return ret;
+	struct stash_parse p = {.s = s};
+	int ret = kd3_privfile_each_line(path, text, n, STASH_LINE_MAX,
+	                                 "expected 'version = 1' or 'master = ID:KEY'", stash_line,
+	                                 &p, err, len);
+	if (ret != KD3_OK)
+		return ret;
+	if (p.version && s->n > 0)
+		return KD3_OK;
+	snprintf(err, len, "%s: not a kd3 stash file (no 'version = 1' or no master key)", path);
+	return KD3_E_KEYFILE;
 }
 
 int kdc_stash_load(const char *path, kdc_stash *s, char *err, size_t err_len)

@@ -51,16 +51,6 @@ const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf)
 
 /* ---- reading --------------------------------------------------------------- */
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
-
 /* "KVNO:HEX64": kvno 1..2^32-1 in plain decimal, exactly 64 hex digits. */
 static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN],
                            const char **why)
@@ -139,19 +129,9 @@ static int set_principal(kd3_keyfile *kf, const char *v, const char **why)
 	return KD3_OK;
 }
 
-/* One line, already NUL-terminated and free of its '\n'. */
-static int parse_line(kd3_keyfile *kf, char *line, const char **why)
+static int keyfile_line(void *ctx, char *name, char *value, const char **why)
 {
-	char *s = trim(line);
-	if (*s == '\0' || *s == '#')
-		return KD3_OK;
-	char *eq = strchr(s, '=');
-	if (!eq) {
-		*why = "expected 'principal = NAME' or 'key = KVNO:HEX'";
-		return KD3_E_KEYFILE;
-	}
-	*eq = '\0';
-	char *name = trim(s), *value = trim(eq + 1);
+	kd3_keyfile *kf = ctx;
 	if (strcmp(name, "principal") == 0)
 		return set_principal(kf, value, why);
 	if (strcmp(name, "key") == 0)
@@ -163,30 +143,11 @@ static int parse_line(kd3_keyfile *kf, char *line, const char **why)
 static int parse_text(kd3_keyfile *kf, const char *path, const char *text, size_t n, char *err,
                       size_t len)
 {
-	char line[KEYFILE_LINE_MAX + 1];
-	const char *why = NULL;
-	int ret = KD3_E_KEYFILE;
-	size_t pos = 0;
-	int lineno = 0;
-
-	while (pos < n) {
-		const char *nl = memchr(text + pos, '\n', n - pos);
-		size_t line_len = nl ? (size_t)(nl - (text + pos)) : n - pos;
-		lineno++;
-		if (line_len > KEYFILE_LINE_MAX) {
-			why = "line is too long (max 512 bytes)";
-			goto fail;
-		}
-		if (memchr(text + pos, '\0', line_len)) {
-			why = "line contains a NUL byte";
-			goto fail;
-		}
-		memcpy(line, text + pos, line_len);
-		line[line_len] = '\0';
-		if (parse_line(kf, line, &why) != KD3_OK)
-			goto fail;
-		pos += line_len + 1;
-	}
+	int ret = kd3_privfile_each_line(path, text, n, KEYFILE_LINE_MAX,
+	                                 "expected 'principal = NAME' or 'key = KVNO:HEX'",
+	                                 keyfile_line, kf, err, len);
+	if (ret != KD3_OK)
+		return ret;
 	ret = KD3_E_KEYFILE;
 	if (!kf->principal[0])
 		err_set(err, len, "%s: no 'principal = NAME' line", path);
@@ -194,11 +155,6 @@ static int parse_text(kd3_keyfile *kf, const char *path, const char *text, size_
 		err_set(err, len, "%s: no 'key = KVNO:HEX' line", path);
 	else
 		ret = KD3_OK;
-	goto out;
-fail:
-	err_set(err, len, "%s:%d: %s", path, lineno, why);
-out:
-	kd3_wipe(line, sizeof(line));
 	return ret;
 }
 

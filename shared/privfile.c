@@ -132,6 +132,68 @@ int kd3_privfile_read(const char *path, const char *what, int checks, size_t max
 	return ret;
 }
 
+/* ---- parsing ------------------------------------------------------------------------ */
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* One line, NUL-terminated and free of its '\n'. */
+static int one_line(char *line, const char *no_eq, kd3_privfile_line_fn fn, void *ctx,
+                    const char **why)
+{
+	char *s = trim(line);
+	if (*s == '\0' || *s == '#')
+		return KD3_OK;
+	char *eq = strchr(s, '=');
+	if (!eq) {
+		*why = no_eq;
+		return KD3_E_KEYFILE;
+	}
+	*eq = '\0';
+	return fn(ctx, trim(s), trim(eq + 1), why);
+}
+
+int kd3_privfile_each_line(const char *path, const char *text, size_t n, size_t line_max,
+                           const char *no_eq, kd3_privfile_line_fn fn, void *ctx, char *err,
+                           size_t err_len)
+{
+	char line[KD3_PRIVFILE_LINE_MAX + 1], too_long[64];
+	const char *why = NULL;
+	size_t pos = 0;
+	int lineno = 0, ret = KD3_OK;
+
+	if (line_max > KD3_PRIVFILE_LINE_MAX)
+		line_max = KD3_PRIVFILE_LINE_MAX;
+	snprintf(too_long, sizeof(too_long), "line is too long (max %zu bytes)", line_max);
+	while (ret == KD3_OK && pos < n) {
+		const char *nl = memchr(text + pos, '\n', n - pos);
+		size_t line_len = nl ? (size_t)(nl - (text + pos)) : n - pos;
+		lineno++;
+		ret = KD3_E_KEYFILE;
+		if (line_len > line_max)
+			why = too_long;
+		else if (memchr(text + pos, '\0', line_len))
+			why = "line contains a NUL byte";
+		else {
+			memcpy(line, text + pos, line_len);
+			line[line_len] = '\0';
+			ret = one_line(line, no_eq, fn, ctx, &why);
+		}
+		pos += line_len + 1;
+	}
+	if (ret != KD3_OK)
+		snprintf(err, err_len, "%s:%d: %s", path, lineno, why ? why : kd3_strerror(ret));
+	kd3_wipe(line, sizeof(line));
+	return ret;
+}
+
 /* ---- writing ------------------------------------------------------------------------ */
 
 static int write_all(int fd, const char *p, size_t n)

@@ -32,6 +32,17 @@ enum {
 int kd3_privfile_read(const char *path, const char *what, int checks, size_t max, char **out,
                       size_t *n, char *err, size_t err_len);
 
+/* The text of a key file or a stash: "name = value" lines, blanks trimmed, blank
+ * lines and '#' comments skipped. fn(ctx, name, value, &why) takes each; it returns a
+ * kd3_err and sets why when it refuses. A line longer than line_max bytes (at most
+ * KD3_PRIVFILE_LINE_MAX), one holding a NUL byte or one without '=' (no_eq names what
+ * was expected) fails too. err gets "path:line: why"; the line buffer is wiped. */
+#define KD3_PRIVFILE_LINE_MAX 512
+typedef int (*kd3_privfile_line_fn)(void *ctx, char *name, char *value, const char **why);
+int kd3_privfile_each_line(const char *path, const char *text, size_t n, size_t line_max,
+                           const char *no_eq, kd3_privfile_line_fn fn, void *ctx, char *err,
+                           size_t err_len);
+
 typedef struct kd3_staged_file {
 	char path[PATH_MAX]; /* the final name */
 	char tmp[PATH_MAX];  /* the staged file; "" when nothing is staged */
