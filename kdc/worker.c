@@ -167,9 +167,11 @@ static void *worker_main(void *arg)
 	struct epoll_event ev[KDC_EPOLL_EVENTS];
 	int timeout = -1;
 
+	kd3_log_batch_begin(); /* a line per request: written together, before each wait */
 	while (!w->stopping) {
 		/* Holds no snapshot while it blocks: a reload never waits for an idle worker. */
 		kdc_rcu_leave(w->cfg->rcu, w->id);
+		kd3_log_flush();
 		int n = epoll_wait(w->epfd, ev, KDC_EPOLL_EVENTS, timeout);
 		kdc_worker_adopt(w, kdc_rcu_enter(w->cfg->rcu, w->id));
 		if (n < 0 && errno == EINTR)
@@ -190,6 +192,7 @@ static void *worker_main(void *arg)
 	kdc_rcu_leave(w->cfg->rcu, w->id);
 	/* Requests already read were answered in the loop above. */
 	kdc_tcp_close_all(w);
+	kd3_log_flush();
 	atomic_store(&w->done, 1);
 	return NULL;
 }

@@ -213,7 +213,7 @@ static size_t format_record(char *out, size_t cap, int to_syslog, int severity, 
 		append(out, cap, &at, ",\"level\":\"");
 		append(out, cap, &at, level[0] ? level : "info");
 		append(out, cap, &at, "\",");
-		if (json_members) {
+		if (json_members && json_members[0]) {
 			append(out, cap, &at, json_members);
 		} else {
 			append(out, cap, &at, "\"msg\":");
@@ -241,6 +241,39 @@ static size_t format_record(char *out, size_t cap, int to_syslog, int severity, 
 	return at;
 }
 
+/* A thread's batch of whole lines for stderr (kd3_log_batch_begin). */
+static _Thread_local struct log_batch {
+	int on;
+	size_t len;
+	char buf[KD3_LOG_BATCH_MAX];
+} batch;
+
+void kd3_log_batch_begin(void)
+{
+	batch.on = 1;
+}
+
+void kd3_log_flush(void)
+{
+	if (batch.len)
+		write_all(2, batch.buf, batch.len);
+	batch.len = 0;
+}
+
+/* One line for stderr: into the thread's batch when it has one and the line fits,
+ * else in its own write. */
+static void stderr_line(const char *line, size_t n)
+{
+	if (!batch.on || n > sizeof(batch.buf)) {
+		write_all(2, line, n);
+		return;
+	}
+	if (n > sizeof(batch.buf) - batch.len)
+		kd3_log_flush();
+	memcpy(batch.buf + batch.len, line, n);
+	batch.len += n;
+}
+
 static void emit(int severity, const char *level, const char *msg, const char *json_members)
 {
 	char line[KD3_LOG_LINE_MAX];
@@ -253,7 +286,18 @@ static void emit(int severity, const char *level, const char *msg, const char *j
 	if (to_syslog) /* syslog is gone: the line goes to stderr rather than nowhere */
 		n = format_record(line, sizeof(line) - 1, 0, severity, level, msg, json_members);
 	line[n++] = '\n';
-	write_all(2, line, n);
+	/* Errors leave at once, with whatever the batch held before them. */
+	if (severity <= SYSLOG_ERR && batch.on) {
+		stderr_line(line, n);
+		kd3_log_flush();
+		return;
+	}
+	stderr_line(line, n);
+}
+
+int kd3_log_json_on(void)
+{
+	return atomic_load(&log_json);
 }
 
 static void log_line(int severity, const char *level, const char *fmt, va_list ap)

@@ -6,14 +6,23 @@
  * each line as one datagram to the local syslog socket. Each line leaves in one
  * write(2) or send(2) from a stack buffer: lines from several threads never
  * interleave, and logging allocates nothing. The settings may change while other
- * threads log (SIGHUP). */
+ * threads log (SIGHUP).
+ *
+ * A thread that logs many lines in a burst (a KDC worker: a line per request) may
+ * batch them: after kd3_log_batch_begin its stderr lines collect in a buffer of its own
+ * and leave together, in one write of whole lines no longer than PIPE_BUF (so still
+ * never interleaved with another thread's), when the buffer is full, at an error line,
+ * and at kd3_log_flush, which the thread calls before it waits (a worker: before
+ * epoll_wait), so a line is never held while the thread sleeps. Syslog lines are one
+ * datagram each, never batched. */
 #ifndef KD3_LOG_H
 #define KD3_LOG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define KD3_LOG_LINE_MAX 8192 /* one record, whatever the format */
+#define KD3_LOG_LINE_MAX  8192 /* one record, whatever the format */
+#define KD3_LOG_BATCH_MAX 4096 /* a thread's batch: PIPE_BUF, one atomic write to a pipe */
 
 typedef enum kd3_log_sink {
 	KD3_LOG_TO_STDERR = 0,
@@ -42,6 +51,13 @@ void kd3_log_set_sink(kd3_log_sink sink);
 /* 1 when stderr is a journald stream ($JOURNAL_STREAM names fd 2's device and inode):
  * the journal stamps each line itself. */
 int kd3_log_stderr_is_journal(void);
+
+/* The calling thread batches its stderr lines from here on (see above). */
+void kd3_log_batch_begin(void);
+/* Writes what the calling thread's batch holds. */
+void kd3_log_flush(void);
+/* 1 when lines are JSON objects: an event's JSON members are needed only then. */
+int kd3_log_json_on(void);
 
 /* One event at level info: text is its line in the text format (after the program
  * name), json_members the members of its JSON object after time, program and level,
