@@ -21,6 +21,7 @@ int kdc_cmd_disable(kdc_opts *o);
 int kdc_cmd_unlock(kdc_opts *o);
 int kdc_cmd_export(kdc_opts *o);
 int kdc_cmd_list(kdc_opts *o);         /* list.c */
+int kdc_cmd_import(kdc_opts *o);       /* import.c */
 int kdc_cmd_upgrade(kdc_opts *o);      /* master.c */
 int kdc_cmd_rekey_master(kdc_opts *o); /* master.c */
 int kdc_cmd_dump(kdc_opts *o);         /* dump.c */

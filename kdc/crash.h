@@ -3,6 +3,7 @@
  * cleanup, as in a power cut as far as SQLite and the stash file are concerned) when it
  * reaches the point named WHERE. Unset, a point costs one getenv; no secret is involved.
  * The points: init-stash-written, upgrade-stash-written, upgrade-before-commit,
+ * import-before-commit,
  * rekey-stash-both, rekey-resealed, rekey-committed. */
 #ifndef KDC_CRASH_H
 #define KDC_CRASH_H

@@ -44,25 +44,42 @@ static int expand(kd3_crypto *c, const uint8_t master[KD3_KEY_LEN], const char *
 
 int kdc_master_init(kdc_master *m, const uint8_t master[KD3_KEY_LEN], int can_seal)
 {
-	uint8_t seal_key[KD3_KEY_LEN];
 	memset(m, 0, sizeof(*m));
 	int ret = kd3_crypto_init(&m->c, "kd3 kdc master", can_seal);
 	if (ret != KD3_OK)
 		return ret;
 	ret = check_with(&m->c, master, m->check);
 	if (ret == KD3_OK)
-		ret = expand(&m->c, master, label_seal, seal_key);
+		ret = expand(&m->c, master, label_seal, m->seal_key);
 	if (ret == KD3_OK)
 		ret = expand(&m->c, master, label_dump, m->dump_key);
 	if (ret == KD3_OK)
-		ret = kd3_aead_setkey(kd3_crypto_aead(&m->c, KD3_SUITE_CHACHAPOLY), seal_key);
-	kd3_wipe(seal_key, sizeof(seal_key));
+		ret = kd3_aead_setkey(kd3_crypto_aead(&m->c, KD3_SUITE_CHACHAPOLY), m->seal_key);
 	if (ret != KD3_OK) {
 		kdc_master_free(m);
 		return ret;
 	}
 	kdc_master_id_text(m->check, m->id);
 	m->ready = 1;
+	return KD3_OK;
+}
+
+int kdc_master_opener(kdc_master *dst, const kdc_master *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (!src->ready)
+		return KD3_E_CRYPTO;
+	int ret = kd3_crypto_init(&dst->c, "kd3 kdc key opener", 0);
+	if (ret == KD3_OK)
+		ret =
+		    kd3_aead_setkey(kd3_crypto_aead(&dst->c, KD3_SUITE_CHACHAPOLY), src->seal_key);
+	if (ret != KD3_OK) {
+		kdc_master_free(dst);
+		return ret;
+	}
+	memcpy(dst->check, src->check, sizeof(dst->check));
+	memcpy(dst->id, src->id, sizeof(dst->id));
+	dst->ready = 1;
 	return KD3_OK;
 }
 

@@ -29,6 +29,7 @@ typedef struct kdc_master {
 	uint8_t check[KD3_HASH_LEN];
 	char id[KDC_MASTER_ID_TEXT];
 	uint8_t dump_key[KD3_KEY_LEN];
+	uint8_t seal_key[KD3_KEY_LEN]; /* for kdc_master_opener */
 	kd3_crypto c; /* HMAC, the AEAD keyed with the seal key, the DRBG for nonces */
 	int ready;
 } kdc_master;
@@ -41,6 +42,9 @@ void kdc_master_id_text(const uint8_t check[KD3_HASH_LEN], char out[KDC_MASTER_I
  * skips the DRBG: such a context only opens. */
 int kdc_master_init(kdc_master *m, const uint8_t master[KD3_KEY_LEN], int can_seal);
 void kdc_master_free(kdc_master *m);
+/* A context of its own that only opens, with src's seal key: one per thread that opens
+ * keys beside another (an AEAD context is not shared between threads). */
+int kdc_master_opener(kdc_master *dst, const kdc_master *src);
 
 /* name NULL: the realm secret (kvno ignored). */
 int kdc_master_seal(kdc_master *m, const char *name, uint32_t kvno, const uint8_t key[KD3_KEY_LEN],

@@ -1,19 +1,28 @@
-/* kdc principal table: load once, derive subkeys once, look up by binary search. */
+/* kdc principal table: load in one pass, derive subkeys on first use, look up by
+ * bisection. */
 #include "table.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include "db_load.h"
+#include "keyopen.h"
 #include "err.h"
 #include "log.h"
 #include "schedule.h"
 
+#define KDC_TABLE_PARALLEL_KEYS 4096 /* fewer keys open faster than threads start */
+#define KDC_TABLE_ERR_MAX       512
+
 struct table_load {
 	kdc_table *t;
-	size_t cap;
-	kd3_crypto *crypto;
+	kdc_keyopen *opener;
+	size_t cap; /* principals allocated */
+	int sorted; /* rows came in the table's order */
 	char *err;
 	size_t err_len;
 };
@@ -50,85 +59,163 @@ static kd3_principal *table_find(const kdc_table *t, const uint8_t *name, size_t
 	return NULL;
 }
 
-const kd3_principal *kdc_table_lookup(void *ctx, const uint8_t *name, size_t len)
+/* ---- first use: derive ----------------------------------------------------------- */
+
+/* The subkeys of every key of p from its raw key, which is wiped. */
+static int derive_keys(kdc_table *t, kd3_principal *p)
 {
-	return table_find(ctx, name, len);
+	size_t first = (size_t)(p->keys - t->keys);
+	int ret = KD3_OK;
+	for (size_t j = 0; j < p->nkeys; j++) {
+		/* The HMAC-based derivation takes no DRBG or context state. */
+		if (ret == KD3_OK)
+			ret = kd3_derive_subkeys(NULL, t->raw[first + j], &p->keys[j].sub);
+		kd3_wipe(t->raw[first + j], KD3_KEY_LEN);
+	}
+	return ret;
 }
 
-static int load_principal(void *ctx, const kdc_db_principal *p)
+static const kd3_principal *first_use(kdc_table *t, kd3_principal *p)
 {
-	struct table_load *l = ctx;
-	if (l->t->n >= l->cap) {
-		snprintf(l->err, l->err_len, "the database changed while it was loaded");
-		return KD3_E_DB;
+	_Atomic unsigned char *state = &t->state[p - t->p];
+	unsigned char seen = KDC_KEYS_RAW;
+	if (atomic_compare_exchange_strong_explicit(state, &seen, KDC_KEYS_DERIVING,
+	                                            memory_order_acquire, memory_order_acquire)) {
+		int ret = derive_keys(t, p);
+		if (ret != KD3_OK) {
+			for (size_t j = 0; j < p->nkeys; j++)
+				kd3_wipe(&p->keys[j].sub, sizeof(p->keys[j].sub));
+			kd3_log_error("principal %s: cannot derive its subkeys (%s); not served",
+			              p->name, kd3_strerror(ret));
+		}
+		seen = ret == KD3_OK ? KDC_KEYS_READY : KDC_KEYS_FAILED;
+		atomic_store_explicit(state, seen, memory_order_release);
 	}
-	kd3_principal *e = &l->t->p[l->t->n++];
-	size_t n = strlen(p->name);
-	memcpy(e->name, p->name, n + 1);
-	e->name_len = (uint8_t)n;
-	e->enabled = p->enabled ? 1 : 0;
-	return KD3_OK;
+	/* Another worker claimed it: a handful of HMACs, then it publishes. */
+	while (seen == KDC_KEYS_DERIVING) {
+		sched_yield();
+		seen = atomic_load_explicit(state, memory_order_acquire);
+	}
+	return seen == KDC_KEYS_READY ? p : NULL;
+}
+
+const kd3_principal *kdc_table_lookup(void *ctx, const uint8_t *name, size_t len)
+{
+	kdc_table *t = ctx;
+	kd3_principal *p = table_find(t, name, len);
+	if (!p || p->nkeys == 0 ||
+	    atomic_load_explicit(&t->state[p - t->p], memory_order_acquire) == KDC_KEYS_READY)
+		return p;
+	return first_use(t, p);
+}
+
+/* ---- load ------------------------------------------------------------------------ */
+
+static kd3_principal *row_principal(struct table_load *l, const kdc_db_load_row *r)
+{
+	kdc_table *t = l->t;
+	kd3_principal *last = t->n ? &t->p[t->n - 1] : NULL;
+	if (last && last->name_len == r->name_len && memcmp(last->name, r->name, r->name_len) == 0)
+		return last;
+	if (t->n >= l->cap)
+		return NULL;
+	kd3_principal *e = &t->p[t->n++];
+	memcpy(e->name, r->name, r->name_len + 1);
+	e->name_len = (uint8_t)r->name_len;
+	e->enabled = r->enabled ? 1 : 0;
+	e->keys = t->keys + t->nkeys;
+	if (last && principal_cmp(last, e) >= 0)
+		l->sorted = 0;
+	return e;
 }
 
 /* Keys arrive newest first, so a principal with more live kvnos than fit keeps the
  * newest KD3_KVNOS_MAX. */
-static int load_key(void *ctx, const char *name, uint32_t kvno, int64_t retire_at,
-                    const uint8_t key[KD3_KEY_LEN])
+static int load_row(void *ctx, const kdc_db_load_row *r)
 {
 	struct table_load *l = ctx;
-	kd3_principal *p = table_find(l->t, (const uint8_t *)name, strlen(name));
-	if (!p || !p->enabled)
+	kdc_table *t = l->t;
+	kd3_principal *p = row_principal(l, r);
+	if (!p || (r->kvno && t->nkeys >= t->keys_cap)) {
+		snprintf(l->err, l->err_len, "the database changed while it was loaded");
+		return KD3_E_DB;
+	}
+	if (!r->kvno || !p->enabled)
 		return KD3_OK;
 	if (p->nkeys >= KD3_KVNOS_MAX) {
 		kd3_log_info("principal %s: kvno %u not loaded (at most %d live key versions)",
-		             name, (unsigned)kvno, KD3_KVNOS_MAX);
+		             r->name, (unsigned)r->kvno, KD3_KVNOS_MAX);
 		return KD3_OK;
 	}
-	kd3_kvno_key *k = &p->keys[p->nkeys];
-	if (kd3_derive_subkeys(l->crypto, key, &k->sub) != KD3_OK) {
-		kd3_wipe(&k->sub, sizeof(k->sub));
-		snprintf(l->err, l->err_len, "cannot derive the subkeys of %s:%u", name,
-		         (unsigned)kvno);
-		return KD3_E_CRYPTO;
-	}
-	k->kvno = kvno;
+	int ret = kdc_keyopen_add(l->opener, p->name, r->kvno, r->sealed, t->raw[t->nkeys]);
+	if (ret != KD3_OK)
+		return ret;
+	t->keys[t->nkeys].kvno = r->kvno;
+	t->nkeys++;
 	p->nkeys++;
-	if (retire_at && (!l->t->next_expiry || retire_at < l->t->next_expiry))
-		l->t->next_expiry = retire_at;
-	l->t->nkeys++;
+	if (r->retire_at && (!t->next_expiry || r->retire_at < t->next_expiry))
+		t->next_expiry = r->retire_at;
 	return KD3_OK;
 }
 
-static int table_fill(kdc_table *t, kdc_db *db, kd3_crypto *c, int64_t now, char *err,
-                      size_t err_len)
+static int table_alloc(kdc_table *t, size_t principals, size_t keys, char *err, size_t err_len)
 {
-	struct table_load l = {t, 0, c, err, err_len};
-	int ret = kdc_db_count(db, 0, &l.cap, err, err_len);
-	if (ret != KD3_OK)
-		return ret;
-	t->cap = l.cap ? l.cap : 1;
-	t->p = calloc(t->cap, sizeof(*t->p));
-	if (!t->p) {
-		snprintf(err, err_len, "out of memory for %zu principals", l.cap);
+	t->keys_cap = keys ? keys : 1;
+	t->p = calloc(principals ? principals : 1, sizeof(*t->p));
+	t->state = calloc(principals ? principals : 1, sizeof(*t->state));
+	t->keys = calloc(t->keys_cap, sizeof(*t->keys));
+	t->raw = calloc(t->keys_cap, sizeof(*t->raw));
+	if (!t->p || !t->state || !t->keys || !t->raw) {
+		snprintf(err, err_len, "out of memory for %zu principals", principals);
 		return KD3_E_NOMEM;
 	}
-	/* Best effort: keep the subkeys out of swap. */
-	(void)mlock(t->p, t->cap * sizeof(*t->p));
-	ret = kdc_db_each_principal(db, load_principal, &l, err, err_len);
-	if (ret != KD3_OK)
-		return ret;
-	qsort(t->p, t->n, sizeof(*t->p), principal_cmp);
-	return kdc_db_each_key(db, now, load_key, &l, err, err_len);
+	/* Best effort: keep keys and subkeys out of swap (names are not secret). */
+	(void)mlock(t->keys, t->keys_cap * sizeof(*t->keys));
+	(void)mlock(t->raw, t->keys_cap * sizeof(*t->raw));
+	return KD3_OK;
 }
 
-int kdc_table_load(kdc_table *t, kdc_db *db, kd3_crypto *c, int64_t now, char *err, size_t err_len)
+/* Opener threads beside the reading one: every other core, for a table big enough. */
+static size_t opener_threads(size_t nkeys)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return nkeys >= KDC_TABLE_PARALLEL_KEYS && cores > 1 ? (size_t)cores - 1 : 0;
+}
+
+static int table_fill(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t err_len)
+{
+	struct table_load l = {t, NULL, 0, 1, err, err_len};
+	size_t nkeys = 0;
+	int ret = kdc_db_load_counts(db, &l.cap, &nkeys, err, err_len);
+	if (ret == KD3_OK)
+		ret = table_alloc(t, l.cap, nkeys, err, err_len);
+	if (ret == KD3_OK)
+		ret =
+		    kdc_keyopen_start(&l.opener, &db->master, opener_threads(nkeys), err, err_len);
+	if (ret == KD3_OK)
+		ret = kdc_db_load_each(db, now, load_row, &l, err, err_len);
+	/* Always: it joins the threads. A failure of its own only when the read went well. */
+	char open_err[KDC_TABLE_ERR_MAX];
+	int opened = kdc_keyopen_finish(l.opener, open_err, sizeof(open_err));
+	if (ret == KD3_OK && opened != KD3_OK) {
+		snprintf(err, err_len, "%s: %s", db->path, open_err);
+		ret = opened;
+	}
+	/* SQLite's BINARY order is this table's; a sort only if a build of it disagrees.
+	 * The state bytes are all KDC_KEYS_RAW still, so only the entries move. */
+	if (ret == KD3_OK && !l.sorted)
+		qsort(t->p, t->n, sizeof(*t->p), principal_cmp);
+	return ret;
+}
+
+int kdc_table_load(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t err_len)
 {
 	memset(t, 0, sizeof(*t));
-	/* One read snapshot, so the principal count, the list and the keys agree. */
+	/* One read snapshot, so the counts and the rows agree. */
 	int ret = kdc_db_begin_read(db, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
-	ret = table_fill(t, db, c, now, err, err_len);
+	ret = table_fill(t, db, now, err, err_len);
 	kdc_db_rollback(db);
 	if (ret != KD3_OK)
 		kdc_table_free(t);
@@ -137,10 +224,17 @@ int kdc_table_load(kdc_table *t, kdc_db *db, kd3_crypto *c, int64_t now, char *e
 
 void kdc_table_free(kdc_table *t)
 {
-	if (t->p) {
-		kd3_wipe(t->p, t->cap * sizeof(*t->p));
-		(void)munlock(t->p, t->cap * sizeof(*t->p));
-		free(t->p);
+	if (t->keys) {
+		kd3_wipe(t->keys, t->keys_cap * sizeof(*t->keys));
+		(void)munlock(t->keys, t->keys_cap * sizeof(*t->keys));
 	}
+	if (t->raw) {
+		kd3_wipe(t->raw, t->keys_cap * sizeof(*t->raw));
+		(void)munlock(t->raw, t->keys_cap * sizeof(*t->raw));
+	}
+	free(t->keys);
+	free(t->raw);
+	free(t->p);
+	free((void *)t->state);
 	memset(t, 0, sizeof(*t));
 }

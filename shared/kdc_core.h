@@ -15,12 +15,15 @@
 
 #define KD3_KVNOS_MAX 8 /* live key versions per principal */
 
+/* keys points into storage the table owns (the KDC keeps every principal's key versions
+ * in one array, so a principal with one kvno costs one kvno's memory); nkeys of them,
+ * at most KD3_KVNOS_MAX, newest first. */
 typedef struct kd3_principal {
 	char name[KD3_NAME_MAX + 1];
 	uint8_t name_len;
 	uint8_t enabled;
 	uint8_t nkeys;
-	kd3_kvno_key keys[KD3_KVNOS_MAX];
+	kd3_kvno_key *keys;
 } kd3_principal;
 
 /* Looks a principal up by name (bytes, not NUL-terminated); NULL when unknown. */

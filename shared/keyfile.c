@@ -51,9 +51,7 @@ const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf)
 
 /* ---- reading --------------------------------------------------------------- */
 
-/* "KVNO:HEX64": kvno 1..2^32-1 in plain decimal, exactly 64 hex digits. */
-static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN],
-                           const char **why)
+int kd3_keyfile_parse_key(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN], const char **why)
 {
 	uint64_t k = 0;
 	const char *p = v;
@@ -94,7 +92,7 @@ static int parse_key_value(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LE
 static int add_key(kd3_keyfile *kf, const char *v, const char **why)
 {
 	kd3_keyfile_entry e;
-	int ret = parse_key_value(v, &e.kvno, e.key, why);
+	int ret = kd3_keyfile_parse_key(v, &e.kvno, e.key, why);
 	if (ret != KD3_OK)
 		goto out;
 	ret = KD3_E_KEYFILE;

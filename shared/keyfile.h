@@ -48,6 +48,11 @@ int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_k
 int kd3_keyfile_stage_publish(kd3_keyfile_stage *st, int overwrite, char *err, size_t err_len);
 void kd3_keyfile_stage_discard(kd3_keyfile_stage *st);
 
+/* The value of a "key = KVNO:HEX" line: kvno 1..2^32-1 in plain decimal, ':', exactly 64
+ * hex digits. why gets the reason for a refusal (key is wiped then). */
+int kd3_keyfile_parse_key(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN],
+                          const char **why);
+
 /* The entry with the highest kvno, or NULL when empty. */
 const kd3_keyfile_entry *kd3_keyfile_latest(const kd3_keyfile *kf);
 void kd3_keyfile_wipe(kd3_keyfile *kf);

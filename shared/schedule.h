@@ -52,6 +52,8 @@ typedef struct kd3_session_secrets {
 	uint8_t ts_r2i[KD3_KEY_LEN];
 } kd3_session_secrets;
 
+/* A principal's subkeys from its long-term key. Needs no context state: c may be NULL
+ * (the KDC derives on whichever worker first needs them). */
 int kd3_derive_subkeys(kd3_crypto *c, const uint8_t key[KD3_KEY_LEN], kd3_subkeys *out);
 /* Keys auth_key and wrap_key from auth and wrap again (after a test changed them). */
 int kd3_subkeys_rekey(kd3_subkeys *s);

@@ -58,6 +58,7 @@ static int add_principal(h_world *w, size_t at, const char *name, uint32_t kvno,
 	p->name_len = (uint8_t)strlen(name);
 	p->enabled = 1;
 	p->nkeys = 1;
+	p->keys = &w->principal_keys[at];
 	p->keys[0].kvno = kvno;
 	return kd3_derive_subkeys(&w->crypto, key, &p->keys[0].sub);
 }

@@ -44,7 +44,8 @@ typedef struct h_world {
 	kd3_crypto crypto;
 	uint8_t rng_i_bytes[64], rng_r_bytes[64];
 	h_rng rng_i, rng_r;
-	kd3_principal principals[2]; /* alice, bob */
+	kd3_principal principals[2];    /* alice, bob */
+	kd3_kvno_key principal_keys[2]; /* their one key version each */
 	kd3_kdc kdc;
 	kd3_peer ini, resp;
 	h_frame frames[H_FRAMES_MAX];

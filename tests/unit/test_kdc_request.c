@@ -105,8 +105,10 @@ static int setup(void **state)
 		return -1;
 	memcpy(R.m2, R.hw->frames[1].bytes, R.hw->frames[1].len);
 	R.m2_len = R.hw->frames[1].len;
-	R.snap.table.p = R.hw->principals; /* alice, bob: sorted */
+	static _Atomic unsigned char derived[2] = {KDC_KEYS_READY, KDC_KEYS_READY};
+	R.snap.table.p = R.hw->principals; /* alice, bob: sorted, their subkeys derived */
 	R.snap.table.n = 2;
+	R.snap.table.state = derived;
 	R.snap.generation = 1;
 	R.snap.cfg.suites = (1u << KD3_SUITE_CHACHAPOLY) | (1u << KD3_SUITE_AES256GCM);
 	R.snap.cfg.lifetime = 3600;
