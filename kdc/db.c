@@ -125,6 +125,23 @@ static int64_t column_time(sqlite3_stmt *st, int col)
 	return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
 }
 
+/* Tables created after the schema (unlocks, last_used) may be missing: *has says. */
+static int db_has_table(kdc_db *db, const char *table, int *has, char *err, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = db_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+	                     &st, err, len);
+	if (ret != KD3_OK)
+		return ret;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	*has = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = db_fail(db, err, len, "cannot read the schema");
+	db_finish(st);
+	return ret;
+}
+
 static int key_open_fail(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t len)
 {
 	snprintf(err, len,
@@ -788,15 +805,25 @@ static void principal_add_kvno(kdc_db_principal *p, sqlite3_stmt *st, int col)
 		p->kvno_max = kvno;
 }
 
+/* The last_used table exists once a kdc serve wrote to it: without it, every
+ * principal's last use is NULL (never). */
+#define DB_LAST_USED_JOIN " LEFT JOIN last_used u ON u.name = p.name"
+
 int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char *err,
                          size_t err_len)
 {
+	static const char *const sql[2] = {
+	    "SELECT p.enabled, p.created, k.kvno, k.created, k.retire_at, NULL"
+	    " FROM principals p LEFT JOIN keys k ON k.name = p.name"
+	    " WHERE p.name = ?1 ORDER BY k.kvno",
+	    "SELECT p.enabled, p.created, k.kvno, k.created, k.retire_at, u.at"
+	    " FROM principals p LEFT JOIN keys k ON k.name = p.name" DB_LAST_USED_JOIN
+	    " WHERE p.name = ?1 ORDER BY k.kvno"};
 	sqlite3_stmt *st = NULL;
-	int rc, ret = db_prepare(db,
-	                         "SELECT p.enabled, p.created, k.kvno, k.created, k.retire_at"
-	                         " FROM principals p LEFT JOIN keys k ON k.name = p.name"
-	                         " WHERE p.name = ?1 ORDER BY k.kvno",
-	                         &st, err, err_len);
+	int rc, used = 0;
+	int ret = db_has_table(db, "last_used", &used, err, err_len);
+	if (ret == KD3_OK)
+		ret = db_prepare(db, sql[used], &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	memset(p, 0, sizeof(*p));
@@ -806,6 +833,7 @@ int kdc_db_principal_get(kdc_db *db, const char *name, kdc_db_principal *p, char
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		p->enabled = sqlite3_column_int(st, 0);
 		p->created = sqlite3_column_int64(st, 1);
+		p->last_used = column_time(st, 5);
 		principal_add_kvno(p, st, 2);
 		ret = KD3_OK;
 	}
@@ -1018,15 +1046,19 @@ out:
 
 int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *err, size_t err_len)
 {
+	static const char *const sql[2] = {
+	    "SELECT p.name, p.enabled, p.created, k.kvno, k.created, k.retire_at, NULL"
+	    " FROM principals p LEFT JOIN keys k ON k.name = p.name ORDER BY p.name, k.kvno",
+	    "SELECT p.name, p.enabled, p.created, k.kvno, k.created, k.retire_at, u.at"
+	    " FROM principals p LEFT JOIN keys k ON k.name = p.name" DB_LAST_USED_JOIN
+	    " ORDER BY p.name, k.kvno"};
 	sqlite3_stmt *st = NULL;
 	kdc_db_principal p;
 	char name[KD3_NAME_MAX + 1];
-	int have = 0, rc;
-	int ret = db_prepare(db,
-	                     "SELECT p.name, p.enabled, p.created, k.kvno, k.created, k.retire_at"
-	                     " FROM principals p LEFT JOIN keys k ON k.name = p.name"
-	                     " ORDER BY p.name, k.kvno",
-	                     &st, err, err_len);
+	int have = 0, rc, used = 0;
+	int ret = db_has_table(db, "last_used", &used, err, err_len);
+	if (ret == KD3_OK)
+		ret = db_prepare(db, sql[used], &st, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	ret = KD3_E_DB;
@@ -1046,6 +1078,7 @@ int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *e
 			memcpy(p.name, name, sizeof(p.name));
 			p.enabled = sqlite3_column_int(st, 1);
 			p.created = sqlite3_column_int64(st, 2);
+			p.last_used = column_time(st, 6);
 			have = 1;
 		}
 		principal_add_kvno(&p, st, 3);
@@ -1219,30 +1252,13 @@ int kdc_db_unlock_add(kdc_db *db, const char *name, int64_t now, char *err, size
 	return ret;
 }
 
-static int db_has_unlocks(kdc_db *db, int *has, char *err, size_t len)
-{
-	sqlite3_stmt *st = NULL;
-	int ret = db_prepare(db,
-	                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-	                     "'unlocks'",
-	                     &st, err, len);
-	if (ret != KD3_OK)
-		return ret;
-	int rc = sqlite3_step(st);
-	*has = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = db_fail(db, err, len, "cannot read the schema");
-	db_finish(st);
-	return ret;
-}
-
 int kdc_db_unlocks_since(kdc_db *db, int64_t *last, kdc_db_unlock_fn fn, void *ctx, char *err,
                          size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	char name[KD3_NAME_MAX + 1];
 	int has = 0, rc;
-	int ret = db_has_unlocks(db, &has, err, err_len);
+	int ret = db_has_table(db, "unlocks", &has, err, err_len);
 	if (ret != KD3_OK || !has)
 		return ret;
 	ret = db_prepare(db, "SELECT id, name FROM unlocks WHERE id > ?1 ORDER BY id LIMIT ?2", &st,
@@ -1272,7 +1288,9 @@ int kdc_db_watch_open(kdc_db_watch *w, const char *path, char *err, size_t err_l
 	}
 	if (lstat(path, &st) != 0)
 		return db_stat_error(path, errno, err, err_len);
-	if (sqlite3_open_v2(path, &w->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL) !=
+	/* Read-write for the last-used times (read-only when the file is write-protected:
+	 * then only those writes fail). */
+	if (sqlite3_open_v2(path, &w->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, err_len, "%s: cannot open: %s", path,
 		         w->h ? sqlite3_errmsg(w->h) : "?");
@@ -1329,4 +1347,70 @@ void kdc_db_watch_close(kdc_db_watch *w)
 	if (w->h)
 		sqlite3_close_v2(w->h);
 	w->h = NULL;
+}
+
+static int watch_fail(kdc_db_watch *w, char *err, size_t len, const char *what)
+{
+	snprintf(err, len, "%s: %s: %s", w->path, what, w->h ? sqlite3_errmsg(w->h) : "not open");
+	return KD3_E_DB;
+}
+
+static int watch_exec(kdc_db_watch *w, const char *sql, char *err, size_t len, const char *what)
+{
+	if (sqlite3_exec(w->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return watch_fail(w, err, len, what);
+	return KD3_OK;
+}
+
+/* Not part of the schema (no version bump): a database kdc serve never wrote to has
+ * none. A principal removed takes its row along (kdc's connections enforce foreign
+ * keys). */
+#define DB_TABLE_LAST_USED                                                                         \
+	"CREATE TABLE IF NOT EXISTS last_used ("                                                   \
+	"  name TEXT PRIMARY KEY NOT NULL REFERENCES principals(name) ON DELETE CASCADE,"          \
+	"  at INTEGER NOT NULL"                                                                    \
+	");"
+
+static int last_used_rows(kdc_db_watch *w, kdc_db_used_fn next, void *ctx, char *err, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	kdc_db_used row;
+	/* From the principals row, so that a name removed meanwhile (or added again after
+	 * the time) inserts nothing; max(): another server may have written a later time. */
+	if (sqlite3_prepare_v2(w->h,
+	                       "INSERT INTO last_used (name, at) SELECT name, ?2 FROM principals"
+	                       " WHERE name = ?1 AND created <= ?2"
+	                       " ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return watch_fail(w, err, len, "cannot prepare a statement");
+	int ret = KD3_OK;
+	while (ret == KD3_OK && next(ctx, &row)) {
+		sqlite3_bind_text(st, 1, row.name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, row.at);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			ret = watch_fail(w, err, len, "cannot store a last-used time");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int kdc_db_watch_store_last_used(kdc_db_watch *w, int busy_ms, kdc_db_used_fn next, void *ctx,
+                                 char *err, size_t err_len)
+{
+	if (!w->h)
+		return watch_fail(w, err, err_len, "cannot store last-used times");
+	sqlite3_busy_timeout(w->h, busy_ms);
+	int ret = watch_exec(w, "BEGIN IMMEDIATE", err, err_len, "cannot store last-used times");
+	if (ret == KD3_OK)
+		ret = watch_exec(w, DB_TABLE_LAST_USED, err, err_len,
+		                 "cannot create the last_used table");
+	if (ret == KD3_OK)
+		ret = last_used_rows(w, next, ctx, err, err_len);
+	if (ret == KD3_OK)
+		ret = watch_exec(w, "COMMIT", err, err_len, "cannot commit last-used times");
+	if (!sqlite3_get_autocommit(w->h))
+		sqlite3_exec(w->h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_busy_timeout(w->h, WATCH_BUSY_MS);
+	return ret;
 }

@@ -5,6 +5,8 @@
  *   keys(name, kvno, sealed BLOB, created, retire_at, PRIMARY KEY(name, kvno))
  *   realm(id = 1, secret BLOB (sealed), master_check BLOB)
  *   unlocks(id INTEGER PRIMARY KEY AUTOINCREMENT, name, at)   (created by kdc unlock)
+ *   last_used(name PRIMARY KEY REFERENCES principals ON DELETE CASCADE, at)
+ *                                                  (created by kdc serve's first write)
  *
  * retire_at is NULL for a kvno with no end, else the Unix time from which it is no
  * longer live (the end of its grace period after a rotation). PRAGMA user_version holds
@@ -78,6 +80,7 @@ typedef struct kdc_db_principal {
 	char name[KD3_NAME_MAX + 1];
 	int enabled;
 	int64_t created;                         /* Unix seconds */
+	int64_t last_used;                       /* Unix seconds of its last M3; 0: never */
 	kdc_db_kvno kvnos[KD3_KEYFILE_KEYS_MAX]; /* ascending */
 	size_t nkvnos;                           /* how many fit in kvnos */
 	size_t total_kvnos;                      /* how many the database holds */
@@ -176,9 +179,11 @@ typedef void (*kdc_db_unlock_fn)(void *ctx, const char *name);
 int kdc_db_unlocks_since(kdc_db *db, int64_t *last, kdc_db_unlock_fn fn, void *ctx, char *err,
                          size_t err_len);
 
-/* A connection of its own that only notices commits (PRAGMA data_version, which
- * changes when another connection commits) and a file put in place of the path (a
- * restore): no master key, no transaction left open, busy waits of 100 ms at most. */
+/* A connection of its own that notices commits (PRAGMA data_version, which changes
+ * when another connection commits) and a file put in place of the path (a restore),
+ * and writes kdc serve's last-used times: its own commits do not change the version it
+ * reads, so they do not look like an admin write. No master key, no transaction left
+ * open, busy waits of 100 ms at most unless told. */
 typedef struct kdc_db_watch {
 	struct sqlite3 *h;
 	char path[256];
@@ -192,5 +197,19 @@ int kdc_db_watch_open(kdc_db_watch *w, const char *path, char *err, size_t err_l
  * why: kdc_db_open says). */
 int kdc_db_watch_changed(kdc_db_watch *w);
 void kdc_db_watch_close(kdc_db_watch *w);
+
+/* One principal's last use, for kdc_db_watch_store_last_used: next fills *row and
+ * returns 1, or returns 0 when there are no more. */
+typedef struct kdc_db_used {
+	const char *name;
+	int64_t at; /* Unix seconds */
+} kdc_db_used;
+typedef int (*kdc_db_used_fn)(void *ctx, kdc_db_used *row);
+/* In one transaction (waiting up to busy_ms for the write lock): each row's time,
+ * unless the database holds a later one for the name (several servers may share the
+ * file). A name no longer in the database, or created after the time (removed and
+ * added again since), is skipped. Creates the last_used table when missing. */
+int kdc_db_watch_store_last_used(kdc_db_watch *w, int busy_ms, kdc_db_used_fn next, void *ctx,
+                                 char *err, size_t err_len);
 
 #endif

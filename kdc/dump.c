@@ -14,7 +14,9 @@
  * mac is an HMAC under a key derived from the master key over every field in order
  * (a SHA-256 chain over the rows), so a dump altered anywhere (a principal enabled
  * again, a retire time moved, a row dropped) is refused. load writes a new database in
- * one transaction: it exists whole or not at all. */
+ * one transaction: it exists whole or not at all. The principals' last-used times (what
+ * running servers observed, not what an administrator set) are not dumped: a loaded
+ * database starts at "never". */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>

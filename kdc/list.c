@@ -1,9 +1,11 @@
 /* kdc list: principals as an aligned table. Names, key versions with their state,
- * enabled state and creation time: never a key, and nothing is opened (list does not
- * need the master key's secret, only the stash that matches).
+ * enabled state, creation time and last use: never a key, and nothing is opened (list
+ * does not need the master key's secret, only the stash that matches).
  *
- * No "last used" column: kdc serve keeps no per-request state on disk (no disk access
- * per request), so the database does not know. */
+ * LAST USED is the last time a kdc serve issued a key (M3) naming the principal, on
+ * either side, as the servers wrote it: each notes it in memory and writes it every
+ * last-used-flush-seconds (10) and when it stops, so a running server's latest uses may
+ * not show yet. "never": no server wrote one. */
 #include "admin.h"
 
 #include <stdio.h>
@@ -55,10 +57,12 @@ static void kvnos_text(const kdc_db_principal *p, int64_t now, char *out, size_t
 		snprintf(out + at, cap - at, ",(+%zu)", p->total_kvnos - p->nkvnos);
 }
 
+#define TIME_WIDTH 20 /* 2025-06-01T10:00:00Z */
+
 static int list_row(void *ctx, const kdc_db_principal *p)
 {
 	struct list_ctx *l = ctx;
-	char kvnos[512], created[32];
+	char kvnos[512], created[32], used[32];
 	int name_len = (int)strlen(p->name);
 
 	kvnos_text(p, l->now, kvnos, sizeof(kvnos));
@@ -70,8 +74,12 @@ static int list_row(void *ctx, const kdc_db_principal *p)
 		return KD3_OK;
 	}
 	kdc_admin_utc(p->created, created);
-	printf("%-*s  %-*s  %-8s  %s\n", l->name_width, p->name, l->kvnos_width, kvnos,
-	       p->enabled ? "enabled" : "disabled", created);
+	if (p->last_used)
+		kdc_admin_utc(p->last_used, used);
+	else
+		snprintf(used, sizeof(used), "never");
+	printf("%-*s  %-*s  %-8s  %-*s  %s\n", l->name_width, p->name, l->kvnos_width, kvnos,
+	       p->enabled ? "enabled" : "disabled", TIME_WIDTH, created, used);
 	return KD3_OK;
 }
 
@@ -88,8 +96,8 @@ int kdc_cmd_list(kdc_opts *o)
 	if (ret == KD3_OK)
 		ret = kdc_db_each_principal(&db, list_row, &l, err, sizeof(err));
 	if (ret == KD3_OK) {
-		printf("%-*s  %-*s  %-8s  %s\n", l.name_width, "NAME", l.kvnos_width, "KVNOS",
-		       "STATE", "CREATED");
+		printf("%-*s  %-*s  %-8s  %-*s  %s\n", l.name_width, "NAME", l.kvnos_width, "KVNOS",
+		       "STATE", TIME_WIDTH, "CREATED", "LAST USED");
 		l.printing = 1;
 		ret = kdc_db_each_principal(&db, list_row, &l, err, sizeof(err));
 	}

@@ -48,6 +48,7 @@ void kdc_snapshot_free(kdc_snapshot *s)
 	if (!s)
 		return;
 	kdc_table_free(&s->table);
+	kdc_usage_free(&s->usage);
 	free(s);
 }
 

@@ -3,8 +3,9 @@
  * the read-copy-update scheme that swaps snapshots under the workers.
  *
  * A snapshot is built off the request path (by the reload thread), published with one
- * atomic pointer store, and never changed after. Each worker (a reader) announces the
- * snapshot it uses in its own hazard pointer:
+ * atomic pointer store, and never changed after (but for its last-used slots, which
+ * workers store into: kdc/usage.h). Each worker (a reader) announces the snapshot it
+ * uses in its own hazard pointer:
  *
  *   enter:  p = current; hazard[w] = p; if (current != p) try again;  (seq_cst)
  *   leave:  hazard[w] = NULL                                          (before epoll_wait)
@@ -15,9 +16,13 @@
  * before the writer's store in the single total order of seq_cst operations, and the
  * writer's later reads of that hazard see old (or a later value the reader stored once
  * it stopped using old). A reader that enters after the store reads the new pointer.
- * Readers never wait and never write shared memory but their own hazard; a worker
- * leaves before it blocks in epoll_wait, so an idle worker holds nothing, and a busy
- * one lets go between two event batches (microseconds to a few milliseconds). */
+ * The same reads make a reader's stores into the old snapshot's usage slots visible
+ * to the writer once it saw the hazard let go (the reader's store to its hazard comes
+ * after them), so what the writer carries over then is complete.
+ * Readers never wait and write no shared memory but their own hazard and the usage
+ * slots; a worker leaves before it blocks in epoll_wait, so an idle worker holds
+ * nothing, and a busy one lets go between two event batches (microseconds to a few
+ * milliseconds). */
 #ifndef KDC_LIVE_H
 #define KDC_LIVE_H
 
@@ -29,6 +34,7 @@
 #include "options.h"
 #include "policy.h"
 #include "table.h"
+#include "usage.h"
 
 typedef struct kdc_live_cfg {
 	kdc_policy policy;
@@ -44,13 +50,14 @@ typedef struct kdc_live_cfg {
 
 typedef struct kdc_snapshot {
 	kdc_table table;
+	kdc_usage usage; /* parallel to table; the one part workers write (kdc/usage.h) */
 	kdc_live_cfg cfg;
 	uint64_t generation; /* 1 for the one loaded at start */
 } kdc_snapshot;
 
 /* The settings of o that a snapshot holds. err gets the reason for a bad one. */
 int kdc_live_cfg_build(kdc_live_cfg *c, const kdc_opts *o, char *err, size_t err_len);
-/* Wipes the table and frees s (NULL is fine). */
+/* Wipes the table, frees its usage slots and s (NULL is fine). */
 void kdc_snapshot_free(kdc_snapshot *s);
 
 typedef struct kdc_rcu {

@@ -82,6 +82,8 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	     "the local syslog socket for log = syslog (/dev/log)"},
 	    {"drain-timeout-ms", KD3_OPT_UINT, &o->drain_timeout_ms, 0, 600000,
 	     "on SIGTERM, how long TCP requests in flight may take to finish (5000)"},
+	    {"last-used-flush-seconds", KD3_OPT_UINT, &o->last_used_flush_seconds, 0, 3600,
+	     "write principals' last-used times to the database this often (10; 0: never)"},
 	};
 	size_t n = sizeof(table) / sizeof(table[0]);
 	if (n > cap)
@@ -113,6 +115,7 @@ static void options_defaults(kdc_opts *o)
 	o->log_time = -1;
 	snprintf(o->syslog_socket, sizeof(o->syslog_socket), "%s", KDC_SYSLOG_DEFAULT);
 	o->drain_timeout_ms = KDC_DRAIN_MS_DEFAULT;
+	o->last_used_flush_seconds = KDC_LAST_USED_FLUSH_S;
 }
 
 /* The table options a subcommand takes on its command line: all for serve, else --db

@@ -20,6 +20,7 @@
 #define KDC_ARGS_MAX          2
 #define KDC_DRAIN_MS_DEFAULT  5000
 #define KDC_SYSLOG_DEFAULT    "/dev/log"
+#define KDC_LAST_USED_FLUSH_S 10
 
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
@@ -51,6 +52,7 @@ typedef struct kdc_opts {
 	int log_time; /* -1: unless stderr is the journal */
 	char syslog_socket[KD3_CONF_STR_MAX];
 	uint64_t drain_timeout_ms;
+	uint64_t last_used_flush_seconds; /* 0: last-used times are not written */
 
 	/* Command line only. */
 	char config[KD3_CONF_STR_MAX];

@@ -28,8 +28,8 @@ static void unlock_apply(void *ctx, const char *name)
 		kd3_log_info("principal %s unlocked ('kdc unlock'): served again", name);
 }
 
-int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kd3_crypto *c, kdc_lockout *lockout,
-                       int64_t *unlock_seen, kdc_snapshot **out, char *err, size_t err_len)
+int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kdc_lockout *lockout, int64_t *unlock_seen,
+                       kdc_snapshot **out, char *err, size_t err_len)
 {
 	kdc_snapshot *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -38,7 +38,9 @@ int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kd3_crypto *c, kdc_lockout
 	}
 	int ret = kdc_live_cfg_build(&s->cfg, o, err, err_len);
 	if (ret == KD3_OK)
-		ret = kdc_table_load(&s->table, db, c, (int64_t)time(NULL), err, err_len);
+		ret = kdc_table_load(&s->table, db, (int64_t)time(NULL), err, err_len);
+	if (ret == KD3_OK && (ret = kdc_usage_init(&s->usage, s->table.n)) != KD3_OK)
+		snprintf(err, err_len, "out of memory for %zu last-used slots", s->table.n);
 	if (ret == KD3_OK && lockout)
 		ret = kdc_db_unlocks_since(db, unlock_seen, unlock_apply, lockout, err, err_len);
 	if (ret != KD3_OK) {
@@ -161,11 +163,7 @@ int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lock
 	atomic_init(&r->hup, 0);
 	atomic_init(&r->stop, 0);
 	atomic_init(&r->reloads, 0);
-	if (kd3_crypto_init(&r->crypto, "kd3 kdc load", 0) != KD3_OK) {
-		snprintf(err, err_len, "reload: cannot set up crypto");
-		return KD3_E_CRYPTO;
-	}
-	r->crypto_ready = 1;
+	r->flush_due_ms = kd3_now_ms() + o->last_used_flush_seconds * 1000u;
 	r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (r->wake_fd < 0) {
 		snprintf(err, err_len, "reload: eventfd: %s", strerror(errno));
@@ -197,8 +195,7 @@ static int reload_build(kdc_reloader *r, kdc_snapshot **out, char *err, size_t l
 	int ret = kdc_db_open(r->opts.db, stash, 0, &db, err, len);
 	if (ret != KD3_OK)
 		return ret;
-	ret = kdc_snapshot_build(&db, &r->opts, &r->crypto, r->lockout, &r->unlock_seen, out, err,
-	                         len);
+	ret = kdc_snapshot_build(&db, &r->opts, r->lockout, &r->unlock_seen, out, err, len);
 	kdc_db_close(&db);
 	kdc_stack_scrub();
 	return ret;
@@ -232,7 +229,10 @@ static int reload_now(kdc_reloader *r, unsigned why)
 	}
 	next->generation = ++r->generation;
 	uint64_t built = kd3_now_us();
-	kdc_snapshot_free(kdc_rcu_publish(r->rcu, next));
+	kdc_snapshot *old = kdc_rcu_publish(r->rcu, next);
+	/* No worker writes into old's slots any more (kdc/live.h): what they hold is whole. */
+	kdc_usage_carry(&next->usage, &next->table, &old->usage, &old->table);
+	kdc_snapshot_free(old);
 	atomic_fetch_add(&r->reloads, 1);
 	r->last_err[0] = '\0';
 	r->pending = 0;
@@ -258,6 +258,73 @@ static unsigned database_changed(kdc_reloader *r)
 	return changed != 0 ? KDC_RELOAD_DATABASE : 0;
 }
 
+/* ---- last-used times -------------------------------------------------------------- */
+
+struct used_rows {
+	const kdc_snapshot *s;
+	size_t at;
+};
+
+/* kdc_db_used_fn over the slots kdc_usage_flush_begin marked. */
+static int used_next(void *ctx, kdc_db_used *row)
+{
+	struct used_rows *u = ctx;
+	const kdc_usage *usage = &u->s->usage;
+	while (u->at < usage->n) {
+		size_t i = u->at++;
+		if (usage->writing[i]) {
+			row->name = u->s->table.p[i].name;
+			row->at = usage->writing[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Writes the last-used times that changed. Through the watch's connection, so the
+ * commit does not look like an admin write (no reload of our own); a failure (the
+ * database locked by an admin transaction, ...) keeps them for the next flush. */
+static int usage_flush(kdc_reloader *r, int busy_ms, char *err, size_t len)
+{
+	kdc_snapshot *s = kdc_rcu_current(r->rcu);
+	struct used_rows rows = {s, 0};
+	if (!r->opts.last_used_flush_seconds || kdc_usage_flush_begin(&s->usage) == 0)
+		return KD3_OK;
+	int ret = KD3_E_DB;
+	/* A database that does not load (pending) is not the one the table came from. */
+	if (!r->watching || r->pending)
+		snprintf(err, len, "the database cannot be read now");
+	else
+		ret = kdc_db_watch_store_last_used(&r->watch, busy_ms, used_next, &rows, err, len);
+	kdc_usage_flush_end(&s->usage, ret == KD3_OK);
+	return ret;
+}
+
+static void usage_flush_tick(kdc_reloader *r)
+{
+	char err[RELOAD_ERR_MAX];
+	uint64_t now = kd3_now_ms();
+	if (now < r->flush_due_ms)
+		return;
+	r->flush_due_ms = now + r->opts.last_used_flush_seconds * 1000u;
+	int ret = usage_flush(r, KDC_USED_BUSY_MS, err, sizeof(err));
+	if (ret != KD3_OK && !r->flush_failing)
+		kd3_log_error("last-used times not written: %s; trying again every %llu s "
+		              "(said once)",
+		              err, (unsigned long long)r->opts.last_used_flush_seconds);
+	r->flush_failing = ret != KD3_OK;
+}
+
+int kdc_reloader_flush(kdc_reloader *r)
+{
+	char err[RELOAD_ERR_MAX];
+	int ret = usage_flush(r, KDC_USED_LAST_BUSY_MS, err, sizeof(err));
+	if (ret != KD3_OK)
+		kd3_log_error("last-used times of the last %llu s not written: %s",
+		              (unsigned long long)r->opts.last_used_flush_seconds, err);
+	return ret;
+}
+
 int kdc_reloader_tick(kdc_reloader *r)
 {
 	unsigned why = 0;
@@ -278,6 +345,7 @@ int kdc_reloader_tick(kdc_reloader *r)
 	int published = why ? reload_now(r, why) : 0;
 	if (hup)
 		(void)kdc_notify("READY=1");
+	usage_flush_tick(r);
 	return published;
 }
 
@@ -318,7 +386,7 @@ void kdc_reloader_hup(kdc_reloader *r)
 	wake(r);
 }
 
-void kdc_reloader_free(kdc_reloader *r)
+void kdc_reloader_stop(kdc_reloader *r)
 {
 	atomic_store(&r->stop, 1);
 	if (r->started) {
@@ -326,13 +394,15 @@ void kdc_reloader_free(kdc_reloader *r)
 		pthread_join(r->thread, NULL);
 	}
 	r->started = 0;
+}
+
+void kdc_reloader_free(kdc_reloader *r)
+{
+	kdc_reloader_stop(r);
 	if (r->watching)
 		kdc_db_watch_close(&r->watch);
 	r->watching = 0;
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
 	r->wake_fd = -1;
-	if (r->crypto_ready)
-		kd3_crypto_free(&r->crypto);
-	r->crypto_ready = 0;
 }

@@ -10,7 +10,8 @@
  *     that need a restart (listen, workers, db, ...) keep their value, one line says so.
  * Then it opens the database and the stash (the master key is in memory only while it
  * loads), builds a whole new snapshot, applies new unlock rows to the lockout table,
- * publishes the snapshot and frees the old one once no worker holds it. A failed
+ * publishes the snapshot, carries the principals' last-used times over to it
+ * (kdc/usage.h) and frees the old one once no worker holds it. A failed
  * reload (database locked, stash unreadable, a bad kdc.conf) leaves the running
  * snapshot in force, says why once, and is tried again each second. */
 #ifndef KDC_RELOAD_H
@@ -29,6 +30,10 @@
 #define KDC_RELOAD_TICK_MS  250
 #define KDC_RELOAD_RETRY_MS 1000
 #define KDC_RELOAD_ERR_MAX  768
+/* How long a last-used flush waits for an admin transaction's write lock: each tick
+ * (it tries again at the next flush), and the last one at stop (no next flush). */
+#define KDC_USED_BUSY_MS      100
+#define KDC_USED_LAST_BUSY_MS 2000
 
 /* Why a reload happens (bits). */
 #define KDC_RELOAD_DATABASE 1
@@ -46,8 +51,8 @@ typedef struct kdc_reloader {
 	unsigned pending; /* reasons of a reload that failed, tried again at retry_ms */
 	uint64_t retry_ms;
 	char last_err[KDC_RELOAD_ERR_MAX]; /* said once */
-	kd3_crypto crypto;
-	int crypto_ready;
+	uint64_t flush_due_ms;             /* the next last-used flush (monotonic) */
+	int flush_failing;                 /* the last one failed (said once) */
 	int wake_fd;
 	atomic_int hup;
 	atomic_int stop;
@@ -59,8 +64,8 @@ typedef struct kdc_reloader {
 /* Builds a snapshot from an open database: the settings of o, the table live now
  * (wall clock), and the unlock rows after *unlock_seen applied to lockout (NULL: read
  * none). */
-int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kd3_crypto *c, kdc_lockout *lockout,
-                       int64_t *unlock_seen, kdc_snapshot **out, char *err, size_t err_len);
+int kdc_snapshot_build(kdc_db *db, const kdc_opts *o, kdc_lockout *lockout, int64_t *unlock_seen,
+                       kdc_snapshot **out, char *err, size_t err_len);
 
 /* Overwrites what a load left on the calling thread's stack below the caller (SQLite's
  * and Mbed TLS's locals: pieces of opened keys, of the master key's schedule), since a
@@ -77,8 +82,15 @@ int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lock
 int kdc_reloader_start(kdc_reloader *r);
 /* SIGHUP: read the configuration again at the next tick (safe from another thread). */
 void kdc_reloader_hup(kdc_reloader *r);
-/* One look, what the thread does each tick: 1 when a snapshot was published. */
+/* One look, what the thread does each tick: 1 when a snapshot was published. Every
+ * last-used-flush-seconds it also writes the principals' last-used times that changed
+ * (kdc/usage.h). */
 int kdc_reloader_tick(kdc_reloader *r);
+/* Stops and joins the thread (the reloader stays usable for kdc_reloader_flush). */
+void kdc_reloader_stop(kdc_reloader *r);
+/* With the thread stopped: writes the last-used times not written yet (kdc serve's
+ * last step, once the workers are done); logs why when it cannot. */
+int kdc_reloader_flush(kdc_reloader *r);
 /* Stops and joins the thread; frees what the reloader holds (not the rcu). */
 void kdc_reloader_free(kdc_reloader *r);
 

@@ -1,13 +1,15 @@
 /* kdc request: one frame through the per-source rate limit, the lockout check, the
- * sans-I/O handler (whose policy hook is kdc_request_policy), the lockout count, and
- * its trace and log line. The log line names the peer, both principals (made
- * printable), both kvnos, the outcome and the handling time; never a key. Nothing here
- * allocates or touches the disk: the log line is built on the stack and leaves in one
- * write. */
+ * sans-I/O handler (whose policy hook is kdc_request_policy), the lockout count, its
+ * trace and log line, and for an M3 both principals' last use (kdc/usage.h). The log
+ * line names the peer, both principals (made printable), both kvnos, the outcome and
+ * the handling time; never a key. Nothing here allocates or touches the disk: the log
+ * line is built on the stack and joins the worker's batch of lines (shared/log.h),
+ * written before the worker next waits. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "crypto.h"
@@ -175,7 +177,9 @@ static void request_log(const kdc_worker *w, const char *transport, const kd3_ad
 	         outcome_name(res->err), l.detail[0] ? " (" : "", l.detail, l.detail[0] ? ")" : "",
 	         res->from_cache ? " cached" : "", res->reply ? "" : " no-reply",
 	         (unsigned long long)us);
-	request_log_json(&l, res, us, &json);
+	json.p[0] = '\0';
+	if (kd3_log_json_on()) /* the members cost as much again as the text */
+		request_log_json(&l, res, us, &json);
 	kd3_log_event(text, json.p);
 }
 
@@ -318,9 +322,27 @@ int kdc_request_policy(void *ctx, const kd3_principal *i, const kd3_principal *r
 	kdc_worker *w = ctx;
 	kdc_policy_decide(&w->snap->cfg.policy, i, r, &w->rq.req, &w->rq.verdict);
 	w->rq.hook_ran = 1;
+	w->rq.pi = i;
+	w->rq.pr = r;
 	if (w->rq.verdict.err == KD3_OK)
 		*lifetime = w->rq.verdict.lifetime;
 	return w->rq.verdict.err;
+}
+
+/* An M3 went out: both principals were used now. The handler hands its principals to
+ * the policy hook, which keeps them; an M3 from the lookaside cache had no hook, and its
+ * two principals are looked up again (a retransmit: rare). */
+static void usage_note(kdc_worker *w, const kd3_kdc_result *res)
+{
+	const kdc_snapshot *s = w->snap;
+	const kd3_principal *pi = w->rq.pi, *pr = w->rq.pr;
+	if (res->from_cache) {
+		pi = w->kdc->lookup(w->kdc->lookup_ctx, res->id_i, res->id_i_len);
+		pr = w->kdc->lookup(w->kdc->lookup_ctx, res->id_r, res->id_r_len);
+	}
+	int64_t now = (int64_t)time(NULL);
+	kdc_usage_note(&s->usage, &s->table, pi, now);
+	kdc_usage_note(&s->usage, &s->table, pr, now);
 }
 
 /* A refusal made here (rate limit, lockout): its ERROR if one may be sent, its log
@@ -367,6 +389,8 @@ int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, cons
 	w->rq.req.suite = e.m2.m1.suite;
 	w->rq.req.flags = e.m2.m1.flags;
 	kd3_kdc_handle(w->kdc, in, in_len, start / 1000, out, out_cap, out_len, &res);
+	if (res.err == KD3_OK)
+		usage_note(w, &res);
 	lockout_account(w, &res, start / 1000);
 	uint64_t took = kd3_now_us() - start;
 	int send = res.reply && *out_len > 0;

@@ -1,6 +1,7 @@
 /* kdc serve: load the first snapshot, start the workers and the reload thread, then
  * wait for signals: SIGHUP reads the configuration again, SIGTERM or SIGINT drains
- * and stops (a second one stops at once). Everything is wiped on the way out. */
+ * and stops (a second one stops at once), then writes the last-used times not written
+ * yet. Everything is wiped on the way out. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,25 +86,20 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 	return KD3_OK;
 }
 
-/* The first snapshot, built with a crypto context of its own (no DRBG needed); the
- * database is closed (and the master key wiped) before any request is served. */
+/* The first snapshot; the database is closed (and the master key wiped) before any
+ * request is served. */
 static int serve_load(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
 	kdc_snapshot *first = NULL;
-	kd3_crypto c;
 	kdc_db db;
 	int ret = kdc_admin_open(o, 0, &db);
 	if (ret != KD3_OK)
 		return ret;
 	ret = kdc_db_realm_secret_get(&db, s->kcfg.realm_secret, err, sizeof(err));
-	if (ret == KD3_OK && (ret = kd3_crypto_init(&c, "kd3 kdc load", 0)) != KD3_OK)
-		snprintf(err, sizeof(err), "cannot set up crypto");
-	if (ret == KD3_OK) {
-		ret = kdc_snapshot_build(&db, o, &c, &s->lockout, &s->unlock_seen, &first, err,
+	if (ret == KD3_OK)
+		ret = kdc_snapshot_build(&db, o, &s->lockout, &s->unlock_seen, &first, err,
 		                         sizeof(err));
-		kd3_crypto_free(&c);
-	}
 	kdc_db_close(&db);
 	kdc_stack_scrub();
 	if (ret == KD3_OK) {
@@ -225,8 +221,7 @@ static void serve_drain(struct serve *s, const sigset_t *set, int sig)
 	(void)kdc_notify("STOPPING=1");
 	kd3_log_info("signal %d: draining (no new requests; up to %llu ms for those under way)",
 	             sig, (unsigned long long)s->cfg.drain_ms);
-	kdc_reloader_free(&s->reloader);
-	s->reloader_ready = 0;
+	kdc_reloader_stop(&s->reloader); /* no swap under the drain */
 	for (size_t i = 0; i < s->nworkers; i++)
 		kdc_worker_drain(&s->workers[i]);
 	while (!workers_done(s)) {
@@ -263,6 +258,9 @@ static int serve_run(struct serve *s, sigset_t *set)
 		if (s->workers[i].failed)
 			ret = KD3_E_IO;
 	}
+	/* Every worker is joined: the last-used times noted during the drain are final. */
+	kdc_reloader_stop(&s->reloader);
+	(void)kdc_reloader_flush(&s->reloader);
 	return ret;
 }
 

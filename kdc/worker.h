@@ -62,6 +62,7 @@ typedef struct kdc_request_ctx {
 	kdc_policy_request req;
 	kdc_verdict verdict; /* set when the hook ran */
 	int hook_ran;
+	const kd3_principal *pi, *pr; /* the hook's: both principals, found and verified */
 } kdc_request_ctx;
 
 typedef struct kdc_conn {
@@ -141,7 +142,7 @@ void kdc_tcp_close_all(kdc_worker *w);
 void kdc_tcp_close_idle(kdc_worker *w);
 
 /* request.c: one frame through the rate limit, the lockout and kd3_kdc_handle, traced
- * and logged. 1: send out. */
+ * and logged; an M3 notes both principals' last use (kdc/usage.h). 1: send out. */
 int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, const uint8_t *in,
                 size_t in_len, uint8_t *out, size_t out_cap, size_t *out_len);
 /* A log line for input that never reached the handler (oversized datagram, bad header). */

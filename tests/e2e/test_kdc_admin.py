@@ -143,10 +143,10 @@ class Commands(unittest.TestCase):
         self.k.ok("rotate", "alice", "--keyfile", self.k.path("alice.key"))
         self.k.ok("disable", "bob")
         out = self.k.ok("list").stdout.splitlines()
-        self.assertRegex(out[0], r"^NAME +KVNOS +STATE +CREATED$")
+        self.assertRegex(out[0], r"^NAME +KVNOS +STATE +CREATED +LAST USED$")
         self.assertRegex(out[1], r"^alice +1\(until 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ\),2 +enabled"
-                                 r" +20\d\d-")
-        self.assertRegex(out[2], r"^bob +1 +disabled +20\d\d-")
+                                 r" +20\d\d-\S+ +never$")
+        self.assertRegex(out[2], r"^bob +1 +disabled +20\d\d-\S+ +never$")
         for key in keyfile_keys(self.k.path("alice.key")).values():
             self.assertNotIn(key[:16], "\n".join(out))
         self.fails(EXIT_USAGE, "unexpected argument", "list", "alice")

@@ -216,16 +216,13 @@ struct world {
 static void world_start(struct world *w)
 {
 	char err[768];
-	kd3_crypto c;
 	kdc_db db;
 	kdc_snapshot *first = NULL;
 	int64_t seen = 0;
 	assert_int_equal(kdc_lockout_init(&w->lockout, 64), KD3_OK);
 	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kd3_crypto_init(&c, "test", 0), KD3_OK);
-	assert_int_equal(
-	    kdc_snapshot_build(&db, &O, &c, &w->lockout, &seen, &first, err, sizeof(err)), KD3_OK);
-	kd3_crypto_free(&c);
+	assert_int_equal(kdc_snapshot_build(&db, &O, &w->lockout, &seen, &first, err, sizeof(err)),
+	                 KD3_OK);
 	kdc_db_close(&db);
 	first->generation = 1;
 	assert_int_equal(kdc_rcu_init(&w->rcu, 1, first), KD3_OK);
