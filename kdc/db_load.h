@@ -9,6 +9,9 @@
 #include "db.h"
 #include "wire.h"
 
+/* Before the read transaction: settings for one big sequential read. */
+void kdc_db_load_prepare(kdc_db *db);
+
 /* Upper bounds for the table: every principal, every key row. */
 int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *keys, char *err, size_t err_len);
 

@@ -6,8 +6,9 @@
  *
  * It is refused whole (database unchanged) on the first bad line, a principal with no
  * key, one named twice, one the database already holds, or a duplicate kvno; the error
- * names file:line. The file holds keys: it must be owned by us and closed to group and
- * others, like a key file, and every buffer that held it is wiped. */
+ * names file:line. A principal given several kvnos serves its newest; the older ones
+ * stay live for the grace period, as after `kdc rotate`. The file holds keys: it must be owned by
+ * us and closed to group and others, like a key file, and every buffer that held it is wiped. */
 #include "admin.h"
 
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 struct import {
 	kdc_db *db;
 	int64_t now;
+	int64_t retire_at;           /* of a principal's older kvnos: now + the grace period */
 	char name[KD3_NAME_MAX + 1]; /* the principal being read; "" before the first */
 	uint32_t kvnos[KD3_KEYFILE_KEYS_MAX];
 	size_t nkeys;
@@ -48,12 +50,26 @@ static int import_fail(struct import *im, const char **why, int ret, const char 
 	return ret;
 }
 
-/* The principal before the current line is complete once it has a key. */
+/* The principal before the current line is complete once it has a key. Its newest
+ * kvno is current; older ones (a key file exported mid-rotation) stay live for the grace
+ * period from now, as after `kdc rotate`, never for ever. */
 static int close_principal(struct import *im, const char **why)
 {
-	if (im->name[0] && im->nkeys == 0)
+	char err[KDC_ADMIN_ERR_MAX];
+	uint32_t newest = 0;
+	if (!im->name[0])
+		return KD3_OK;
+	if (im->nkeys == 0)
 		return import_fail(im, why, KD3_E_KEYFILE,
 		                   "principal %.255s has no 'key = KVNO:HEX' line", im->name);
+	for (size_t i = 0; i < im->nkeys; i++)
+		if (im->kvnos[i] > newest)
+			newest = im->kvnos[i];
+	int ret = im->nkeys > 1 ? kdc_db_keys_retire_below(im->db, im->name, newest, im->retire_at,
+	                                                   err, sizeof(err))
+	                        : KD3_OK;
+	if (ret != KD3_OK)
+		return import_fail(im, why, ret, "%s", err);
 	return KD3_OK;
 }
 
@@ -183,6 +199,7 @@ int kdc_cmd_import(kdc_opts *o)
 		goto out;
 	im.db = &db;
 	im.now = (int64_t)time(NULL);
+	im.retire_at = im.now + (int64_t)o->grace_period;
 	if ((ret = import_text(&db, path, text, n, &im)) == KD3_OK)
 		printf("imported %zu principals, %zu keys from %s\n", im.principals, im.keys, path);
 out:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "reload.h"
 
 #define CHUNK_JOBS  512 /* blobs per chunk: one queue handoff per 512 opens */
 #define CHUNKS      16
@@ -101,8 +102,11 @@ static void *opener_main(void *arg)
 		while (!(c = queue_pop(ko)) && !ko->closing)
 			pthread_cond_wait(&ko->work, &ko->mu);
 		pthread_mutex_unlock(&ko->mu);
-		if (!c)
+		if (!c) {
+			kdc_stack_scrub(); /* what the AEAD left below us: a thread's stack is
+			                      reused */
 			return NULL;
+		}
 		open_chunk(ko, &o->m, c);
 		chunk_return(ko, c);
 	}

@@ -20,7 +20,7 @@ static const kdc_cmd commands[] = {
      "create a new database and its master key stash (both mode 0600)"},
     {"add", kdc_cmd_add, "NAME", 1, KDC_TAKES_KEYFILE,
      "add a principal with a new random key (kvno 1) and write its key file"},
-    {"import", kdc_cmd_import, "FILE", 1, 0,
+    {"import", kdc_cmd_import, "FILE", 1, KDC_TAKES_GRACE,
      "add many principals with their keys (key files one after another), one transaction"},
     {"list", kdc_cmd_list, "", 0, 0, "list principals, key versions, state (never keys)"},
     {"export", kdc_cmd_export, "NAME", 1, KDC_TAKES_KEYFILE | KDC_TAKES_FORCE | KDC_TAKES_KVNO,

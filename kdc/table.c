@@ -158,20 +158,42 @@ static int load_row(void *ctx, const kdc_db_load_row *r)
 	return KD3_OK;
 }
 
+/* Zeroed pages of their own for keys, locked (best effort: out of swap). Whole pages:
+ * munlock of a heap block would unlock whatever shares its pages, such as the next
+ * snapshot's keys. */
+static void *locked_alloc(size_t count, size_t size, size_t *bytes)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	if (count == 0 || count > (SIZE_MAX - page) / size)
+		return NULL;
+	*bytes = (count * size + page - 1) / page * page;
+	void *p = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)mlock(p, *bytes);
+	return p;
+}
+
+static void locked_free(void *p, size_t bytes)
+{
+	if (!p)
+		return;
+	kd3_wipe(p, bytes);
+	(void)munlock(p, bytes);
+	munmap(p, bytes);
+}
+
 static int table_alloc(kdc_table *t, size_t principals, size_t keys, char *err, size_t err_len)
 {
 	t->keys_cap = keys ? keys : 1;
 	t->p = calloc(principals ? principals : 1, sizeof(*t->p));
 	t->state = calloc(principals ? principals : 1, sizeof(*t->state));
-	t->keys = calloc(t->keys_cap, sizeof(*t->keys));
-	t->raw = calloc(t->keys_cap, sizeof(*t->raw));
+	t->keys = locked_alloc(t->keys_cap, sizeof(*t->keys), &t->keys_bytes);
+	t->raw = locked_alloc(t->keys_cap, sizeof(*t->raw), &t->raw_bytes);
 	if (!t->p || !t->state || !t->keys || !t->raw) {
 		snprintf(err, err_len, "out of memory for %zu principals", principals);
 		return KD3_E_NOMEM;
 	}
-	/* Best effort: keep keys and subkeys out of swap (names are not secret). */
-	(void)mlock(t->keys, t->keys_cap * sizeof(*t->keys));
-	(void)mlock(t->raw, t->keys_cap * sizeof(*t->raw));
 	return KD3_OK;
 }
 
@@ -211,6 +233,7 @@ static int table_fill(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t e
 int kdc_table_load(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t err_len)
 {
 	memset(t, 0, sizeof(*t));
+	kdc_db_load_prepare(db);
 	/* One read snapshot, so the counts and the rows agree. */
 	int ret = kdc_db_begin_read(db, err, err_len);
 	if (ret != KD3_OK)
@@ -224,16 +247,8 @@ int kdc_table_load(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t err_
 
 void kdc_table_free(kdc_table *t)
 {
-	if (t->keys) {
-		kd3_wipe(t->keys, t->keys_cap * sizeof(*t->keys));
-		(void)munlock(t->keys, t->keys_cap * sizeof(*t->keys));
-	}
-	if (t->raw) {
-		kd3_wipe(t->raw, t->keys_cap * sizeof(*t->raw));
-		(void)munlock(t->raw, t->keys_cap * sizeof(*t->raw));
-	}
-	free(t->keys);
-	free(t->raw);
+	locked_free(t->keys, t->keys_bytes);
+	locked_free(t->raw, t->raw_bytes);
 	free(t->p);
 	free((void *)t->state);
 	memset(t, 0, sizeof(*t));

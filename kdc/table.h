@@ -31,6 +31,7 @@ typedef struct kdc_table {
 	uint8_t (*raw)[KD3_KEY_LEN];  /* keys[j]'s long-term key until derived, then zeros */
 	_Atomic unsigned char *state; /* per principal: KDC_KEYS_* */
 	size_t keys_cap;              /* entries allocated in keys and raw (locked, best effort) */
+	size_t keys_bytes, raw_bytes; /* their mappings: whole pages of their own */
 	size_t nkeys;                 /* key versions loaded, over all principals */
 	int64_t next_expiry;          /* the earliest retire time of a loaded kvno; 0: none */
 } kdc_table;

@@ -265,6 +265,7 @@ void kd3_log_flush(void)
 static void stderr_line(const char *line, size_t n)
 {
 	if (!batch.on || n > sizeof(batch.buf)) {
+		kd3_log_flush(); /* the lines before it go first */
 		write_all(2, line, n);
 		return;
 	}

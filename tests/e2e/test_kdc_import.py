@@ -68,7 +68,8 @@ class Import(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertIn("imported 2 principals, 3 keys from", r.stdout)
         listing = self.kdc("list").stdout
-        self.assertRegex(listing, r"\ncarol +1,3 +enabled")
+        # The newest kvno is current; the older one lives out the grace period only.
+        self.assertRegex(listing, r"\ncarol +1\(until 20\d\d-\d\d-\d\dT[\d:]+Z\),3 +enabled")
         self.assertRegex(listing, r"\ndave +1 +enabled")
         for key in carol + dave:  # sealed at rest like every other key
             self.assertNotIn(key[1], db_state(self.db))
@@ -87,6 +88,13 @@ class Import(unittest.TestCase):
         write_private(self.path("carol.key"), keyfile_text("carol", [(3, os.urandom(32))]))
         r = self.realm.run_initiator(resp.port, ["imported"], name="carol")
         self.assertNotEqual(r.rc, 0, r)
+
+    def test_older_kvnos_retire_after_the_grace_period(self):
+        erin = [(2, os.urandom(32)), (1, os.urandom(32))]
+        write_private(self.path("batch"), keyfile_text("erin", erin))
+        r = self.kdc("import", self.path("batch"), "--grace-period-seconds", "0")
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(self.kdc("list").stdout, r"\nerin +1\(expired\),2 +enabled")
 
     def test_refusals_leave_the_database_unchanged(self):
         good = keyfile_text("carol", [(1, os.urandom(32))])
