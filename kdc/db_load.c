@@ -10,6 +10,8 @@
 
 #include "db_load.h"
 #include "err.h"
+#include "kdc_core.h"
+#include "log.h"
 #include "msg.h"
 #include "seal.h"
 
@@ -50,62 +52,165 @@ out:
 	return ret;
 }
 
-/* One row into r. */
-static int load_row(kdc_db *db, sqlite3_stmt *st, kdc_db_load_row *r, char *err, size_t len)
+/* A statement read in step with others by name: its current row and that row's name. */
+struct cursor {
+	sqlite3_stmt *st;
+	int has; /* a current row */
+	const unsigned char *name;
+	size_t name_len;
+};
+
+static int cursor_step(kdc_db *db, struct cursor *c, char *err, size_t len)
 {
-	const unsigned char *name = sqlite3_column_text(st, 0);
-	int n = sqlite3_column_bytes(st, 0);
-	if (!name || n < 1 || n > KD3_NAME_MAX || !kd3_name_valid(name, (size_t)n)) {
+	int rc = sqlite3_step(c->st);
+	c->has = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return load_fail(db, err, len, "cannot read the principals");
+	if (!c->has)
+		return KD3_OK;
+	c->name = sqlite3_column_text(c->st, 0);
+	int n = sqlite3_column_bytes(c->st, 0);
+	if (!c->name || n < 1 || n > KD3_NAME_MAX || !kd3_name_valid(c->name, (size_t)n)) {
 		snprintf(err, len, "%s: a principal name is not valid", db->path);
 		return KD3_E_DB;
 	}
-	memcpy(r->name, name, (size_t)n);
-	r->name[n] = '\0';
-	r->name_len = (size_t)n;
-	r->enabled = sqlite3_column_int(st, 1) != 0;
-	r->kvno = 0;
-	if (sqlite3_column_type(st, 2) == SQLITE_NULL)
-		return KD3_OK;
-	const void *sealed = sqlite3_column_blob(st, 3);
-	int64_t kvno = sqlite3_column_int64(st, 2);
-	if (!sealed || sqlite3_column_bytes(st, 3) != KDC_SEALED_LEN || kvno < 1 ||
+	c->name_len = (size_t)n;
+	return KD3_OK;
+}
+
+static int cursor_open(kdc_db *db, struct cursor *c, const char *sql, int64_t live_at, char *err,
+                       size_t len)
+{
+	memset(c, 0, sizeof(*c));
+	if (sqlite3_prepare_v2(db->h, sql, -1, &c->st, NULL) != SQLITE_OK)
+		return load_fail(db, err, len, "cannot read the principals");
+	if (sqlite3_bind_parameter_count(c->st) > 0)
+		sqlite3_bind_int64(c->st, 1, live_at);
+	return cursor_step(db, c, err, len);
+}
+
+/* SQLite's BINARY order: bytes, then length. <0, 0, >0 for the cursor's name against r's. */
+static int cursor_cmp(const struct cursor *c, const kdc_db_load_row *r)
+{
+	size_t n = c->name_len < r->name_len ? c->name_len : r->name_len;
+	int d = memcmp(c->name, r->name, n);
+	if (d != 0)
+		return d;
+	return c->name_len < r->name_len ? -1 : c->name_len > r->name_len;
+}
+
+/* A principal's live keys, the newest KD3_KVNOS_MAX of them (rows come oldest first). */
+struct group {
+	size_t n, dropped;
+	struct {
+		uint32_t kvno;
+		int64_t retire_at;
+		uint8_t sealed[KDC_SEALED_LEN];
+	} key[KD3_KVNOS_MAX];
+};
+
+static int group_add(kdc_db *db, struct group *g, sqlite3_stmt *st, const char *name, char *err,
+                     size_t len)
+{
+	const void *sealed = sqlite3_column_blob(st, 2);
+	int64_t kvno = sqlite3_column_int64(st, 1);
+	if (!sealed || sqlite3_column_bytes(st, 2) != KDC_SEALED_LEN || kvno < 1 ||
 	    kvno > UINT32_MAX) {
-		snprintf(err, len, "%s: a key row of %s is not valid", db->path, r->name);
+		snprintf(err, len, "%s: a key row of %s is not valid", db->path, name);
 		return KD3_E_DB;
 	}
-	r->kvno = (uint32_t)kvno;
-	r->retire_at = sqlite3_column_type(st, 4) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 4);
-	r->sealed = sealed;
+	if (g->n == KD3_KVNOS_MAX) { /* the oldest goes */
+		memmove(&g->key[0], &g->key[1], sizeof(g->key[0]) * (KD3_KVNOS_MAX - 1));
+		g->n--;
+		g->dropped++;
+	}
+	g->key[g->n].kvno = (uint32_t)kvno;
+	g->key[g->n].retire_at =
+	    sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3);
+	memcpy(g->key[g->n].sealed, sealed, KDC_SEALED_LEN);
+	g->n++;
 	return KD3_OK;
+}
+
+/* The rows of one principal, r's: its keys newest first, or one row without a key. */
+static int group_emit(struct group *g, kdc_db_load_row *r, kdc_db_load_fn fn, void *ctx)
+{
+	int ret = KD3_OK;
+	if (g->dropped)
+		kd3_log_info("principal %s: %zu older live key versions not loaded (at most %d)",
+		             r->name, g->dropped, KD3_KVNOS_MAX);
+	r->kvno = 0;
+	r->sealed = NULL;
+	if (g->n == 0)
+		return fn(ctx, r);
+	for (size_t i = g->n; i-- > 0 && ret == KD3_OK;) {
+		r->kvno = g->key[i].kvno;
+		r->retire_at = g->key[i].retire_at;
+		r->sealed = g->key[i].sealed;
+		ret = fn(ctx, r);
+	}
+	return ret;
+}
+
+/* Three statements walked together by name, none fetching a row it does not need:
+ * every name (the name index alone), every live key (the keys' index, then the row for
+ * the blob), and the disabled names (one scan of the table, sorted: they are few). One
+ * join did all of it with
+ * four B-tree searches a principal; in a realm added in no particular order each one
+ * lands on another page, which made the join most of a million-principal start. */
+static int load_merge(kdc_db *db, struct cursor *names, struct cursor *keys,
+                      struct cursor *disabled, kdc_db_load_fn fn, void *ctx, char *err, size_t len)
+{
+	kdc_db_load_row r;
+	struct group g;
+	int ret = KD3_OK;
+	memset(&r, 0, sizeof(r));
+	while (ret == KD3_OK && names->has) {
+		memcpy(r.name, names->name, names->name_len);
+		r.name[names->name_len] = '\0';
+		r.name_len = names->name_len;
+		while (ret == KD3_OK && disabled->has && cursor_cmp(disabled, &r) < 0)
+			ret = cursor_step(db, disabled, err, len);
+		r.enabled = !(disabled->has && cursor_cmp(disabled, &r) == 0);
+		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) < 0)
+			ret =
+			    cursor_step(db, keys, err, len); /* no principal: cannot be (cascade) */
+		g.n = g.dropped = 0;
+		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) == 0) {
+			if (r.enabled) /* a disabled principal is listed without keys */
+				ret = group_add(db, &g, keys->st, r.name, err, len);
+			if (ret == KD3_OK)
+				ret = cursor_step(db, keys, err, len);
+		}
+		if (ret == KD3_OK)
+			ret = group_emit(&g, &r, fn, ctx);
+		if (ret == KD3_OK)
+			ret = cursor_step(db, names, err, len);
+	}
+	return ret;
 }
 
 int kdc_db_load_each(kdc_db *db, int64_t live_at, kdc_db_load_fn fn, void *ctx, char *err,
                      size_t err_len)
 {
-	sqlite3_stmt *st = NULL;
-	kdc_db_load_row r;
-	int rc, ret = KD3_E_DB;
-
-	/* Disabled principals come without keys: the table lists them so that a request
-	 * naming one is refused as disabled, not unknown. */
-	if (sqlite3_prepare_v2(db->h,
-	                       "SELECT p.name, p.enabled, k.kvno, k.sealed, k.retire_at"
-	                       " FROM principals p LEFT JOIN keys k ON k.name = p.name"
-	                       " AND p.enabled = 1"
-	                       " AND (?1 = 0 OR k.retire_at IS NULL OR k.retire_at > ?1)"
-	                       " ORDER BY p.name, k.kvno DESC",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return load_fail(db, err, err_len, "cannot read the principals");
-	sqlite3_bind_int64(st, 1, live_at);
-	memset(&r, 0, sizeof(r));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((ret = load_row(db, st, &r, err, err_len)) != KD3_OK ||
-		    (ret = fn(ctx, &r)) != KD3_OK)
-			goto out;
-	}
-	ret =
-	    rc == SQLITE_DONE ? KD3_OK : load_fail(db, err, err_len, "cannot read the principals");
-out:
-	sqlite3_finalize(st);
+	struct cursor names = {0}, keys = {0}, disabled = {0};
+	int ret =
+	    cursor_open(db, &names, "SELECT name FROM principals ORDER BY name", 0, err, err_len);
+	if (ret == KD3_OK)
+		ret = cursor_open(db, &keys,
+		                  "SELECT name, kvno, sealed, retire_at FROM keys"
+		                  " WHERE ?1 = 0 OR retire_at IS NULL OR retire_at > ?1"
+		                  " ORDER BY name, kvno",
+		                  live_at, err, err_len);
+	if (ret == KD3_OK)
+		ret = cursor_open(
+		    db, &disabled,
+		    "SELECT name FROM principals NOT INDEXED WHERE enabled = 0 ORDER BY name", 0,
+		    err, err_len);
+	if (ret == KD3_OK)
+		ret = load_merge(db, &names, &keys, &disabled, fn, ctx, err, err_len);
+	sqlite3_finalize(names.st);
+	sqlite3_finalize(keys.st);
+	sqlite3_finalize(disabled.st);
 	return ret;
 }

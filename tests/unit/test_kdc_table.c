@@ -260,12 +260,56 @@ static void test_damaged_row_and_disabled(void **state)
 	assert_null(t.p);
 }
 
+/* More live kvnos than a principal holds: the newest KD3_KVNOS_MAX load, newest first,
+ * and the rows of the next principal are not disturbed. */
+static void test_newest_kvnos_kept(void **state)
+{
+	kdc_table t;
+	(void)state;
+	import_realm(20);
+	snprintf(O.keyfile, sizeof(O.keyfile), "%s/p00003.key", dir);
+	O.args[0] = "p00003";
+	O.nargs = 1;
+	for (int i = 1; i < KD3_KVNOS_MAX; i++) /* kvnos 2..8, the older ones in grace */
+		assert_int_equal(kdc_cmd_rotate(&O), KD3_OK);
+	O.keyfile[0] = '\0';
+	/* The CLI stops at 8 kvnos; a database written otherwise may hold more. */
+	char stash[192];
+	uint8_t key[KD3_KEY_LEN];
+	kdc_db db;
+	snprintf(stash, sizeof(stash), "%s.stash", db_path);
+	assert_int_equal(kdc_db_open(db_path, stash, 1, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_begin(&db, err, sizeof(err)), KD3_OK);
+	for (uint32_t kvno = KD3_KVNOS_MAX + 1; kvno <= KD3_KVNOS_MAX + 2; kvno++) {
+		key_of(3, kvno, key);
+		assert_int_equal(kdc_db_key_insert(&db, "p00003", kvno, key, 1, err, sizeof(err)),
+		                 KD3_OK);
+	}
+	assert_int_equal(kdc_db_commit(&db, err, sizeof(err)), KD3_OK);
+	kdc_db_close(&db);
+	load(&t);
+	const kd3_principal *p = lookup(&t, 3);
+	assert_non_null(p);
+	assert_int_equal(p->nkeys, KD3_KVNOS_MAX);
+	for (size_t j = 0; j < p->nkeys; j++) /* 10, 9, .. 3 */
+		assert_int_equal(p->keys[j].kvno, KD3_KVNOS_MAX + 2 - j);
+	key_of(3, KD3_KVNOS_MAX + 2, key);
+	kd3_subkeys want;
+	assert_int_equal(kd3_derive_subkeys(NULL, key, &want), KD3_OK);
+	assert_memory_equal(&p->keys[0].sub, &want, sizeof(want));
+	check_principal(lookup(&t, 2), 2);
+	check_principal(lookup(&t, 4), 4);
+	assert_int_equal(t.nkeys, 19 + KD3_KVNOS_MAX + 1); /* p00007 has two */
+	kdc_table_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_load_then_derive_on_first_lookup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_first_lookups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damaged_row_and_disabled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_newest_kvnos_kept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
