@@ -32,20 +32,24 @@ void kdc_db_load_prepare(kdc_db *db)
 	(void)sqlite3_exec(db->h, "PRAGMA mmap_size = " KDC_DB_LOAD_MMAP, NULL, NULL, NULL);
 }
 
-int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *keys, char *err, size_t err_len)
+int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *name_bytes, size_t *keys, char *err,
+                       size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = KD3_E_DB;
-	if (sqlite3_prepare_v2(
-	        db->h, "SELECT (SELECT count(*) FROM principals), (SELECT count(*) FROM keys)", -1,
-	        &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db->h,
+	                       "SELECT (SELECT count(*) FROM principals),"
+	                       " (SELECT total(length(CAST(name AS BLOB))) FROM principals),"
+	                       " (SELECT count(*) FROM keys)",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return load_fail(db, err, err_len, "cannot count principals");
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		load_fail(db, err, err_len, "cannot count principals");
 		goto out;
 	}
 	*principals = (size_t)sqlite3_column_int64(st, 0);
-	*keys = (size_t)sqlite3_column_int64(st, 1);
+	*name_bytes = (size_t)sqlite3_column_int64(st, 1);
+	*keys = (size_t)sqlite3_column_int64(st, 2);
 	ret = KD3_OK;
 out:
 	sqlite3_finalize(st);

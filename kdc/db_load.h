@@ -12,8 +12,10 @@
 /* Before the read transaction: settings for one big sequential read. */
 void kdc_db_load_prepare(kdc_db *db);
 
-/* Upper bounds for the table: every principal, every key row. */
-int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *keys, char *err, size_t err_len);
+/* Upper bounds for the table: every principal, the bytes of all their names (without
+ * NULs), every key row. */
+int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *name_bytes, size_t *keys, char *err,
+                       size_t err_len);
 
 /* One principal and one of its keys, still sealed (kdc/seal.h: open with db->master). A principal
  * with no live key, or disabled, comes once with kvno 0 (no key). */

@@ -117,10 +117,13 @@ static kd3_principal *row_principal(struct table_load *l, const kdc_db_load_row 
 	kd3_principal *last = t->n ? &t->p[t->n - 1] : NULL;
 	if (last && last->name_len == r->name_len && memcmp(last->name, r->name, r->name_len) == 0)
 		return last;
-	if (t->n >= l->cap)
+	if (t->n >= l->cap || r->name_len + 1 > t->names_cap - t->names_used)
 		return NULL;
 	kd3_principal *e = &t->p[t->n++];
-	memcpy(e->name, r->name, r->name_len + 1);
+	char *name = t->names + t->names_used;
+	memcpy(name, r->name, r->name_len + 1);
+	t->names_used += r->name_len + 1;
+	e->name = name;
 	e->name_len = (uint8_t)r->name_len;
 	e->enabled = r->enabled ? 1 : 0;
 	e->keys = t->keys + t->nkeys;
@@ -183,14 +186,17 @@ static void locked_free(void *p, size_t bytes)
 	munmap(p, bytes);
 }
 
-static int table_alloc(kdc_table *t, size_t principals, size_t keys, char *err, size_t err_len)
+static int table_alloc(kdc_table *t, size_t principals, size_t name_bytes, size_t keys, char *err,
+                       size_t err_len)
 {
 	t->keys_cap = keys ? keys : 1;
+	t->names_cap = name_bytes + principals + 1; /* a NUL each; never 0 */
+	t->names = t->names_cap > name_bytes ? malloc(t->names_cap) : NULL;
 	t->p = calloc(principals ? principals : 1, sizeof(*t->p));
 	t->state = calloc(principals ? principals : 1, sizeof(*t->state));
 	t->keys = locked_alloc(t->keys_cap, sizeof(*t->keys), &t->keys_bytes);
 	t->raw = locked_alloc(t->keys_cap, sizeof(*t->raw), &t->raw_bytes);
-	if (!t->p || !t->state || !t->keys || !t->raw) {
+	if (!t->names || !t->p || !t->state || !t->keys || !t->raw) {
 		snprintf(err, err_len, "out of memory for %zu principals", principals);
 		return KD3_E_NOMEM;
 	}
@@ -207,10 +213,10 @@ static size_t opener_threads(size_t nkeys)
 static int table_fill(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t err_len)
 {
 	struct table_load l = {t, NULL, 0, 1, err, err_len};
-	size_t nkeys = 0;
-	int ret = kdc_db_load_counts(db, &l.cap, &nkeys, err, err_len);
+	size_t nkeys = 0, name_bytes = 0;
+	int ret = kdc_db_load_counts(db, &l.cap, &name_bytes, &nkeys, err, err_len);
 	if (ret == KD3_OK)
-		ret = table_alloc(t, l.cap, nkeys, err, err_len);
+		ret = table_alloc(t, l.cap, name_bytes, nkeys, err, err_len);
 	if (ret == KD3_OK)
 		ret =
 		    kdc_keyopen_start(&l.opener, &db->master, opener_threads(nkeys), err, err_len);
@@ -250,6 +256,7 @@ void kdc_table_free(kdc_table *t)
 	locked_free(t->keys, t->keys_bytes);
 	locked_free(t->raw, t->raw_bytes);
 	free(t->p);
+	free(t->names);
 	free((void *)t->state);
 	memset(t, 0, sizeof(*t));
 }

@@ -27,6 +27,8 @@
 typedef struct kdc_table {
 	kd3_principal *p; /* sorted by name bytes, then length */
 	size_t n;
+	char *names; /* every p[i].name, NUL-terminated, one after another */
+	size_t names_used, names_cap;
 	kd3_kvno_key *keys;           /* every loaded key version; p[i].keys points in here */
 	uint8_t (*raw)[KD3_KEY_LEN];  /* keys[j]'s long-term key until derived, then zeros */
 	_Atomic unsigned char *state; /* per principal: KDC_KEYS_* */

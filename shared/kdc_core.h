@@ -15,11 +15,12 @@
 
 #define KD3_KVNOS_MAX 8 /* live key versions per principal */
 
-/* keys points into storage the table owns (the KDC keeps every principal's key versions
- * in one array, so a principal with one kvno costs one kvno's memory); nkeys of them,
- * at most KD3_KVNOS_MAX, newest first. */
+/* name (NUL-terminated, name_len bytes) and keys point into storage the table owns: the
+ * KDC keeps every name in one pool and every key version in one array, so a principal
+ * costs its own bytes, not the largest name's and KD3_KVNOS_MAX keys'. nkeys keys, at
+ * most KD3_KVNOS_MAX, newest first. */
 typedef struct kd3_principal {
-	char name[KD3_NAME_MAX + 1];
+	const char *name;
 	uint8_t name_len;
 	uint8_t enabled;
 	uint8_t nkeys;

@@ -54,7 +54,8 @@ static int add_principal(h_world *w, size_t at, const char *name, uint32_t kvno,
                          const uint8_t key[KD3_KEY_LEN])
 {
 	kd3_principal *p = &w->principals[at];
-	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(w->principal_names[at], sizeof(w->principal_names[at]), "%s", name);
+	p->name = w->principal_names[at];
 	p->name_len = (uint8_t)strlen(name);
 	p->enabled = 1;
 	p->nkeys = 1;

@@ -46,6 +46,7 @@ typedef struct h_world {
 	h_rng rng_i, rng_r;
 	kd3_principal principals[2];    /* alice, bob */
 	kd3_kvno_key principal_keys[2]; /* their one key version each */
+	char principal_names[2][KD3_NAME_MAX + 1];
 	kd3_kdc kdc;
 	kd3_peer ini, resp;
 	h_frame frames[H_FRAMES_MAX];

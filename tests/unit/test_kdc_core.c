@@ -268,7 +268,7 @@ static void test_unknown_initiator(void **state)
 static void test_unknown_responder(void **state)
 {
 	struct fixture *f = *state;
-	snprintf(f->w.principals[1].name, sizeof(f->w.principals[1].name), "bab");
+	snprintf(f->w.principal_names[1], sizeof(f->w.principal_names[1]), "bab");
 	assert_int_equal(handle(f, f->m2.bytes, f->m2.len, 0), KD3_E_UNKNOWN_PRINCIPAL);
 	assert_string_equal(f->res.detail, "unknown responder principal");
 }

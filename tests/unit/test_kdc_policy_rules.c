@@ -19,7 +19,7 @@ static kd3_principal named(const char *name)
 {
 	kd3_principal p;
 	memset(&p, 0, sizeof(p));
-	snprintf(p.name, sizeof(p.name), "%s", name);
+	p.name = name;
 	p.name_len = (uint8_t)strlen(name);
 	p.enabled = 1;
 	return p;

@@ -34,7 +34,7 @@ static kdc_table table_of(kd3_principal *p, const char *const *names, size_t n)
 {
 	memset(p, 0, n * sizeof(*p));
 	for (size_t i = 0; i < n; i++) {
-		snprintf(p[i].name, sizeof(p[i].name), "%s", names[i]);
+		p[i].name = names[i];
 		p[i].name_len = (uint8_t)strlen(names[i]);
 		p[i].enabled = 1;
 	}
