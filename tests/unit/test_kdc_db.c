@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "unit_tmpdir.h"
+#include "unit_kdc_realm.h"
 #include <sqlite3.h>
 
 #include "admin.h"
@@ -33,30 +33,18 @@
 #include "table.h"
 #include "worker.h"
 
-static char dir[64];
-static char db_path[128];
-static char stash_path[160];
 static char err[1024];
-static kdc_opts O;
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kd3-test-kdcdb-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
-	snprintf(stash_path, sizeof(stash_path), "%s.stash", db_path);
-	memset(&O, 0, sizeof(O));
-	snprintf(O.db, sizeof(O.db), "%s", db_path);
-	O.grace_period = KDC_GRACE_DEFAULT;
-	return 0;
+	return realm_setup("kdcdb");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return tmpdir_remove(dir);
+	return realm_teardown();
 }
 
 /* Options for one subcommand run: NAME, an optional second argument and key file. */

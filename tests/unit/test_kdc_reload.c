@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "unit_tmpdir.h"
+#include "unit_kdc_realm.h"
 
 #include "admin.h"
 #include "db.h"
@@ -167,25 +167,12 @@ static void test_rcu_publish_waits_for_the_reader(void **state)
 
 /* ---- the reloader on a real database ---------------------------------------------------- */
 
-static char dir[64], db_path[128], stash_path[160];
-static kdc_opts O;
-
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kd3-test-reload-XXXXXX");
-	if (!mkdtemp(dir))
+	if (realm_setup("reload") != 0)
 		return -1;
-	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
-	snprintf(stash_path, sizeof(stash_path), "%s.stash", db_path);
-	memset(&O, 0, sizeof(O));
-	snprintf(O.db, sizeof(O.db), "%s", db_path);
-	snprintf(O.policy_default, sizeof(O.policy_default), "allow");
-	snprintf(O.log, sizeof(O.log), "stderr");
-	O.log_time = 0;
-	O.grace_period = KDC_GRACE_DEFAULT;
-	O.lifetime = 3600;
-	O.suites = 3 << 1; /* both */
+	realm_serve_defaults();
 	O.log_requests = 1;
 	return 0;
 }
@@ -193,48 +180,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return tmpdir_remove(dir);
-}
-
-static kdc_opts *cmd(const char *name, const char *keyfile)
-{
-	static kdc_opts o;
-	o = O;
-	o.args[0] = name;
-	o.nargs = name ? 1 : 0;
-	if (keyfile)
-		snprintf(o.keyfile, sizeof(o.keyfile), "%s/%s", dir, keyfile);
-	return &o;
-}
-
-struct world {
-	kdc_rcu rcu;
-	kdc_lockout lockout;
-	kdc_reloader r;
-};
-
-static void world_start(struct world *w)
-{
-	char err[768];
-	kdc_db db;
-	kdc_snapshot *first = NULL;
-	int64_t seen = 0;
-	assert_int_equal(kdc_lockout_init(&w->lockout, 64), KD3_OK);
-	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kdc_snapshot_build(&db, &O, &w->lockout, &seen, &first, err, sizeof(err)),
-	                 KD3_OK);
-	kdc_db_close(&db);
-	first->generation = 1;
-	assert_int_equal(kdc_rcu_init(&w->rcu, 1, first), KD3_OK);
-	assert_int_equal(kdc_reloader_init(&w->r, &O, &w->rcu, &w->lockout, seen, err, sizeof(err)),
-	                 KD3_OK);
-}
-
-static void world_stop(struct world *w)
-{
-	kdc_reloader_free(&w->r);
-	kdc_rcu_free(&w->rcu);
-	kdc_lockout_free(&w->lockout);
+	return realm_teardown();
 }
 
 static const kd3_principal *find(struct world *w, const char *name)
@@ -247,19 +193,19 @@ static void test_reload_follows_admin_writes(void **state)
 {
 	struct world w;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
 	world_start(&w);
 	assert_int_equal(kdc_reloader_tick(&w.r), 0); /* nothing changed */
 	assert_null(find(&w, "bob"));
 
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	assert_int_equal(kdc_reloader_tick(&w.r), 1);
 	assert_non_null(find(&w, "bob"));
 	assert_int_equal(kdc_rcu_current(&w.rcu)->generation, 2);
 	assert_int_equal(kdc_reloader_tick(&w.r), 0);
 
-	assert_int_equal(kdc_cmd_disable(cmd("bob", NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_disable(realm_cmd("bob", NULL)), KD3_OK);
 	assert_int_equal(kdc_reloader_tick(&w.r), 1);
 	assert_int_equal(find(&w, "bob")->enabled, 0);
 
@@ -269,8 +215,8 @@ static void test_reload_follows_admin_writes(void **state)
 	    kdc_lockout_failure(&w.lockout, &lc, (const uint8_t *)"alice", 5, 1, kd3_now_ms()), 1);
 	assert_int_equal(kdc_lockout_locked(&w.lockout, (const uint8_t *)"alice", 5, kd3_now_ms()),
 	                 1);
-	assert_int_equal(kdc_cmd_unlock(cmd("alice", NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_unlock(cmd("nobody", NULL)), KD3_E_NOT_FOUND);
+	assert_int_equal(kdc_cmd_unlock(realm_cmd("alice", NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_unlock(realm_cmd("nobody", NULL)), KD3_E_NOT_FOUND);
 	assert_int_equal(kdc_reloader_tick(&w.r), 1);
 	assert_int_equal(kdc_lockout_locked(&w.lockout, (const uint8_t *)"alice", 5, kd3_now_ms()),
 	                 0);
@@ -286,9 +232,9 @@ static void test_reload_when_a_grace_period_ends(void **state)
 {
 	struct world w;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
-	kdc_opts *o = cmd("alice", "alice.key");
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
+	kdc_opts *o = realm_cmd("alice", "alice.key");
 	o->grace_period = 1;
 	assert_int_equal(kdc_cmd_rotate(o), KD3_OK);
 	world_start(&w);
@@ -323,10 +269,10 @@ static void test_reload_failure_keeps_serving(void **state)
 	char other[200];
 	struct world w;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
 	world_start(&w);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	assert_int_equal(chmod(stash_path, 0644), 0); /* kdc refuses such a stash */
 	assert_int_equal(kdc_reloader_tick(&w.r), 0);
 	assert_non_null(strstr(w.r.last_err, "readable by group or others"));
@@ -341,7 +287,7 @@ static void test_reload_failure_keeps_serving(void **state)
 	/* A restore: another file moved into the database's place. */
 	snprintf(other, sizeof(other), "%s/restored.db", dir);
 	copy_file(db_path, other);
-	assert_int_equal(kdc_cmd_remove(cmd("bob", NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_remove(realm_cmd("bob", NULL)), KD3_OK);
 	assert_int_equal(kdc_reloader_tick(&w.r), 1);
 	assert_null(find(&w, "bob"));
 	assert_int_equal(rename(other, db_path), 0); /* bob is back in this one */

@@ -29,33 +29,21 @@
 #include "seal.h"
 #include "stash.h"
 #include "table.h"
-#include "unit_tmpdir.h"
+#include "unit_kdc_realm.h"
 
-static char dir[64];
-static char db_path[128];
-static char stash_path[160];
 static char err[1024];
-static kdc_opts O;
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kd3-test-stash-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
-	snprintf(stash_path, sizeof(stash_path), "%s.stash", db_path);
-	memset(&O, 0, sizeof(O));
-	snprintf(O.db, sizeof(O.db), "%s", db_path);
-	O.grace_period = KDC_GRACE_DEFAULT;
-	return 0;
+	return realm_setup("stash");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
 	unsetenv("KD3_KDC_CRASH_AT");
-	return tmpdir_remove(dir);
+	return realm_teardown();
 }
 
 static void path_in(const char *name, char out[256])

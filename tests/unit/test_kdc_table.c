@@ -22,33 +22,23 @@
 #include "schedule.h"
 #include "seal.h"
 #include "table.h"
-#include "unit_tmpdir.h"
+#include "unit_kdc_realm.h"
 
 #define PRINCIPALS 6000 /* more keys than KDC_TABLE_PARALLEL_KEYS: the openers run */
 #define READERS    4
 
-static char dir[64];
-static char db_path[128];
 static char err[1024];
-static kdc_opts O;
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kd3-test-table-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
-	memset(&O, 0, sizeof(O));
-	snprintf(O.db, sizeof(O.db), "%s", db_path);
-	O.grace_period = KDC_GRACE_DEFAULT;
-	return 0;
+	return realm_setup("table");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return tmpdir_remove(dir);
+	return realm_teardown();
 }
 
 /* Principal i's key version v: bytes no two share. */
@@ -93,10 +83,8 @@ static void import_realm(size_t n)
 
 static void load(kdc_table *t)
 {
-	char stash[192];
 	kdc_db db;
-	snprintf(stash, sizeof(stash), "%s.stash", db_path);
-	assert_int_equal(kdc_db_open(db_path, stash, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	int ret = kdc_table_load(t, &db, 0, err, sizeof(err));
 	kdc_db_close(&db);
 	if (ret != KD3_OK)
@@ -236,7 +224,6 @@ static void damage_key(const char *name)
 static void test_damaged_row_and_disabled(void **state)
 {
 	kdc_table t;
-	char stash[192];
 	kdc_db db;
 	(void)state;
 	import_realm(PRINCIPALS);
@@ -252,8 +239,7 @@ static void test_damaged_row_and_disabled(void **state)
 	kdc_table_free(&t);
 
 	damage_key("p05000");
-	snprintf(stash, sizeof(stash), "%s.stash", db_path);
-	assert_int_equal(kdc_db_open(db_path, stash, 0, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_table_load(&t, &db, 0, err, sizeof(err)), KD3_E_BLOB_AUTH);
 	kdc_db_close(&db);
 	assert_non_null(strstr(err, "the key p05000:1 does not open under master key"));
@@ -274,11 +260,9 @@ static void test_newest_kvnos_kept(void **state)
 		assert_int_equal(kdc_cmd_rotate(&O), KD3_OK);
 	O.keyfile[0] = '\0';
 	/* The CLI stops at 8 kvnos; a database written otherwise may hold more. */
-	char stash[192];
 	uint8_t key[KD3_KEY_LEN];
 	kdc_db db;
-	snprintf(stash, sizeof(stash), "%s.stash", db_path);
-	assert_int_equal(kdc_db_open(db_path, stash, 1, &db, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_open(db_path, stash_path, 1, &db, err, sizeof(err)), KD3_OK);
 	assert_int_equal(kdc_db_begin(&db, err, sizeof(err)), KD3_OK);
 	for (uint32_t kvno = KD3_KVNOS_MAX + 1; kvno <= KD3_KVNOS_MAX + 2; kvno++) {
 		key_of(3, kvno, key);

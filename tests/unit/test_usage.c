@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "unit_tmpdir.h"
+#include "unit_kdc_realm.h"
 
 #include "admin.h"
 #include "db.h"
@@ -150,27 +150,12 @@ static void test_carry_by_name(void **state)
 
 /* ---- on a database, through the reloader ---------------------------------------------- */
 
-static char dir[64];
-static char db_path[128];
-static char stash_path[160];
-static kdc_opts O;
-
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kd3-test-usage-XXXXXX");
-	if (!mkdtemp(dir))
+	if (realm_setup("usage") != 0)
 		return -1;
-	snprintf(db_path, sizeof(db_path), "%s/kd3.db", dir);
-	snprintf(stash_path, sizeof(stash_path), "%s.stash", db_path);
-	memset(&O, 0, sizeof(O));
-	snprintf(O.db, sizeof(O.db), "%s", db_path);
-	snprintf(O.policy_default, sizeof(O.policy_default), "allow");
-	snprintf(O.log, sizeof(O.log), "stderr");
-	O.log_time = 0;
-	O.grace_period = KDC_GRACE_DEFAULT;
-	O.lifetime = 3600;
-	O.suites = 3 << 1;
+	realm_serve_defaults();
 	O.last_used_flush_seconds = 60; /* flushes happen when a test says */
 	return 0;
 }
@@ -178,48 +163,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return tmpdir_remove(dir);
-}
-
-static kdc_opts *cmd(const char *name, const char *keyfile)
-{
-	static kdc_opts o;
-	o = O;
-	o.args[0] = name;
-	o.nargs = name ? 1 : 0;
-	if (keyfile)
-		snprintf(o.keyfile, sizeof(o.keyfile), "%s/%s", dir, keyfile);
-	return &o;
-}
-
-struct world {
-	kdc_rcu rcu;
-	kdc_lockout lockout;
-	kdc_reloader r;
-};
-
-static void world_start(struct world *w)
-{
-	char err[768];
-	kdc_db db;
-	kdc_snapshot *first = NULL;
-	int64_t seen = 0;
-	assert_int_equal(kdc_lockout_init(&w->lockout, 64), KD3_OK);
-	assert_int_equal(kdc_db_open(db_path, stash_path, 0, &db, err, sizeof(err)), KD3_OK);
-	assert_int_equal(kdc_snapshot_build(&db, &O, &w->lockout, &seen, &first, err, sizeof(err)),
-	                 KD3_OK);
-	kdc_db_close(&db);
-	first->generation = 1;
-	assert_int_equal(kdc_rcu_init(&w->rcu, 1, first), KD3_OK);
-	assert_int_equal(kdc_reloader_init(&w->r, &O, &w->rcu, &w->lockout, seen, err, sizeof(err)),
-	                 KD3_OK);
-}
-
-static void world_stop(struct world *w)
-{
-	kdc_reloader_free(&w->r);
-	kdc_rcu_free(&w->rcu);
-	kdc_lockout_free(&w->lockout);
+	return realm_teardown();
 }
 
 /* What a worker does for an M3 naming name. */
@@ -269,10 +213,10 @@ static void test_flush_is_not_a_reload(void **state)
 {
 	struct world w;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("carol", "carol.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("carol", "carol.key")), KD3_OK);
 	int64_t now = (int64_t)time(NULL);
 	world_start(&w);
 	assert_int_equal(stored("alice"), 0); /* no last_used table yet */
@@ -310,7 +254,7 @@ static void test_flush_is_not_a_reload(void **state)
 	kdc_usage_flush_end(&kdc_rcu_current(&w.rcu)->usage, 1);
 
 	/* The table reloaded after an admin write: written slots are not written again. */
-	assert_int_equal(kdc_cmd_add(cmd("dave", "dave.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("dave", "dave.key")), KD3_OK);
 	assert_int_equal(kdc_reloader_tick(&w.r), 1);
 	kdc_usage *u = &kdc_rcu_current(&w.rcu)->usage;
 	assert_int_equal(last(u, 1), now + 3); /* bob, carried */
@@ -338,9 +282,9 @@ static void test_flush_skips_removed_and_new(void **state)
 	char err[768];
 	kdc_db_watch watch;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	int64_t now = (int64_t)time(NULL);
 	assert_int_equal(kdc_db_watch_open(&watch, db_path, err, sizeof(err)), KD3_OK);
 
@@ -354,7 +298,7 @@ static void test_flush_skips_removed_and_new(void **state)
 	assert_int_equal(kdc_db_watch_changed(&watch), 0); /* its own write */
 
 	/* A principal removed takes its time along; added again, it starts at never. */
-	assert_int_equal(kdc_cmd_remove(cmd("bob", NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_remove(realm_cmd("bob", NULL)), KD3_OK);
 	assert_int_equal(kdc_db_watch_changed(&watch), 1);
 	sqlite3 *h = other_connection();
 	sqlite3_stmt *st = NULL;
@@ -364,7 +308,7 @@ static void test_flush_skips_removed_and_new(void **state)
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
 	sqlite3_close(h);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob2.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob2.key")), KD3_OK);
 	assert_int_equal(stored("bob"), 0);
 	kdc_db_watch_close(&watch);
 }
@@ -373,9 +317,9 @@ static void test_flush_waits_out_an_admin(void **state)
 {
 	struct world w;
 	(void)state;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	int64_t now = (int64_t)time(NULL);
 	world_start(&w);
 	use(&w, "alice", now + 1);
@@ -408,9 +352,9 @@ static void test_flush_off(void **state)
 	struct world w;
 	(void)state;
 	O.last_used_flush_seconds = 0;
-	assert_int_equal(kdc_cmd_init(cmd(NULL, NULL)), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("alice", "alice.key")), KD3_OK);
-	assert_int_equal(kdc_cmd_add(cmd("bob", "bob.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_init(realm_cmd(NULL, NULL)), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
+	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	world_start(&w);
 	use(&w, "alice", (int64_t)time(NULL));
 	assert_int_equal(tick_flush(&w), 0);
