@@ -287,13 +287,9 @@ static void emit(int severity, const char *level, const char *msg, const char *j
 	if (to_syslog) /* syslog is gone: the line goes to stderr rather than nowhere */
 		n = format_record(line, sizeof(line) - 1, 0, severity, level, msg, json_members);
 	line[n++] = '\n';
-	/* Errors leave at once, with whatever the batch held before them. */
-	if (severity <= SYSLOG_ERR && batch.on) {
-		stderr_line(line, n);
-		kd3_log_flush();
-		return;
-	}
 	stderr_line(line, n);
+	if (severity <= SYSLOG_ERR) /* errors leave at once, with the lines batched before them */
+		kd3_log_flush();
 }
 
 int kd3_log_json_on(void)
