@@ -144,11 +144,7 @@ static int db_has_table(kdc_db *db, const char *table, int *has, char *err, size
 
 static int key_open_fail(kdc_db *db, const char *name, uint32_t kvno, char *err, size_t len)
 {
-	snprintf(err, len,
-	         "%s: the key %s:%u does not open under master key %s (damaged, or moved "
-	         "from another row)",
-	         db->path, name, (unsigned)kvno, db->master.id);
-	return KD3_E_BLOB_AUTH;
+	return kdc_master_open_failed(&db->master, db->path, name, kvno, err, len);
 }
 
 /* ---- open, create, close ----------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "msg.h"
 #include "seal.h"
+#include "table.h"
 
 #define KDC_DB_LOAD_MMAP                                                                           \
 	"4294967296" /* up to 4 GiB of the file; SQLite caps it at its build's limit */
@@ -93,14 +94,10 @@ static int cursor_open(kdc_db *db, struct cursor *c, const char *sql, int64_t li
 	return cursor_step(db, c, err, len);
 }
 
-/* SQLite's BINARY order: bytes, then length. <0, 0, >0 for the cursor's name against r's. */
+/* The cursor's name against r's, in the table's order (kdc_name_cmp). */
 static int cursor_cmp(const struct cursor *c, const kdc_db_load_row *r)
 {
-	size_t n = c->name_len < r->name_len ? c->name_len : r->name_len;
-	int d = memcmp(c->name, r->name, n);
-	if (d != 0)
-		return d;
-	return c->name_len < r->name_len ? -1 : c->name_len > r->name_len;
+	return kdc_name_cmp(c->name, c->name_len, r->name, r->name_len);
 }
 
 /* A principal's live keys, the newest KD3_KVNOS_MAX of them (rows come oldest first). */

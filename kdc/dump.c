@@ -157,9 +157,8 @@ static int dump_key(void *ctx, const kdc_db_sealed_key *k)
 	int ret = kdc_master_open(&d->db->master, k->name, k->kvno, k->sealed, key);
 	kd3_wipe(key, sizeof(key));
 	if (ret != KD3_OK) {
-		snprintf(d->err, d->err_len, "%s: the key %s:%u does not open under master key %s",
-		         d->db->path, k->name, (unsigned)k->kvno, d->db->master.id);
-		return ret;
+		return kdc_master_open_failed(&d->db->master, d->db->path, k->name, k->kvno, d->err,
+		                              d->err_len);
 	}
 	cJSON *o = cJSON_CreateObject();
 	if (!o || !cJSON_AddItemToArray(d->keys, o) ||

@@ -189,7 +189,7 @@ int kdc_keyopen_add(kdc_keyopen *ko, const char *name, uint32_t kvno,
 
 /* Every out of every chunk ever queued is in the caller's table: the caller wipes the
  * table on failure, so here only the error is said. */
-int kdc_keyopen_finish(kdc_keyopen *ko, char *err, size_t err_len)
+int kdc_keyopen_finish(kdc_keyopen *ko, const char *path, char *err, size_t err_len)
 {
 	if (!ko)
 		return KD3_OK;
@@ -210,13 +210,11 @@ int kdc_keyopen_finish(kdc_keyopen *ko, char *err, size_t err_len)
 		kdc_master_free(&ko->openers[i].m);
 	}
 	int ret = KD3_OK;
-	if (ko->failed) {
-		snprintf(err, err_len,
-		         "the key %s:%u does not open under master key %s (damaged, or moved "
-		         "from another row)",
-		         ko->failed_name, (unsigned)ko->failed_kvno, ko->caller->id);
+	if (ko->failed && err)
+		ret = kdc_master_open_failed(ko->caller, path, ko->failed_name, ko->failed_kvno,
+		                             err, err_len);
+	else if (ko->failed)
 		ret = KD3_E_BLOB_AUTH;
-	}
 	pthread_mutex_destroy(&ko->mu);
 	pthread_cond_destroy(&ko->work);
 	pthread_cond_destroy(&ko->room);

@@ -23,8 +23,9 @@ int kdc_keyopen_start(kdc_keyopen **ko, kdc_master *m, size_t threads, char *err
 int kdc_keyopen_add(kdc_keyopen *ko, const char *name, uint32_t kvno,
                     const uint8_t sealed[KDC_SEALED_LEN], uint8_t *out);
 /* Opens what is queued, joins the threads and frees ko (NULL is fine). KD3_E_BLOB_AUTH
- * with err naming the principal and kvno when a blob did not open (that out is wiped;
- * the others hold keys: the caller wipes them all). */
-int kdc_keyopen_finish(kdc_keyopen *ko, char *err, size_t err_len);
+ * when a blob did not open, with err (unless NULL) naming the database at path, the
+ * principal and the kvno (that out is wiped; the others hold keys: the caller wipes
+ * them all). */
+int kdc_keyopen_finish(kdc_keyopen *ko, const char *path, char *err, size_t err_len);
 
 #endif

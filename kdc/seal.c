@@ -142,6 +142,16 @@ int kdc_master_open(kdc_master *m, const char *name, uint32_t kvno,
 	return ret == KD3_OK ? KD3_OK : KD3_E_BLOB_AUTH;
 }
 
+int kdc_master_open_failed(const kdc_master *m, const char *path, const char *name, uint32_t kvno,
+                           char *err, size_t err_len)
+{
+	snprintf(err, err_len,
+	         "%s: the key %s:%u does not open under master key %s (damaged, or moved from "
+	         "another row)",
+	         path, name, (unsigned)kvno, m->id);
+	return KD3_E_BLOB_AUTH;
+}
+
 int kdc_master_dump_mac(kdc_master *m, const uint8_t digest[KD3_HASH_LEN], uint8_t mac[KD3_MAC_LEN])
 {
 	kd3_iov part = {digest, KD3_HASH_LEN};

@@ -54,6 +54,11 @@ int kdc_master_seal(kdc_master *m, const char *name, uint32_t kvno, const uint8_
 int kdc_master_open(kdc_master *m, const char *name, uint32_t kvno,
                     const uint8_t in[KDC_SEALED_LEN], uint8_t key[KD3_KEY_LEN]);
 
+/* The error for a key of path's database that did not open under m: err gets "PATH: the
+ * key NAME:KVNO does not open under master key ID (...)". Returns KD3_E_BLOB_AUTH. */
+int kdc_master_open_failed(const kdc_master *m, const char *path, const char *name, uint32_t kvno,
+                           char *err, size_t err_len);
+
 /* HMAC-SHA256 under the dump key, over a digest of a dump's content. */
 int kdc_master_dump_mac(kdc_master *m, const uint8_t digest[KD3_HASH_LEN],
                         uint8_t mac[KD3_MAC_LEN]);

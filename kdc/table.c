@@ -16,7 +16,6 @@
 #include "schedule.h"
 
 #define KDC_TABLE_PARALLEL_KEYS 4096 /* fewer keys open faster than threads start */
-#define KDC_TABLE_ERR_MAX       512
 
 struct table_load {
 	kdc_table *t;
@@ -27,19 +26,10 @@ struct table_load {
 	size_t err_len;
 };
 
-static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 static int principal_cmp(const void *a, const void *b)
 {
 	const kd3_principal *pa = a, *pb = b;
-	return name_cmp((const uint8_t *)pa->name, pa->name_len, (const uint8_t *)pb->name,
-	                pb->name_len);
+	return kdc_name_cmp(pa->name, pa->name_len, pb->name, pb->name_len);
 }
 
 static kd3_principal *table_find(const kdc_table *t, const uint8_t *name, size_t len)
@@ -48,7 +38,7 @@ static kd3_principal *table_find(const kdc_table *t, const uint8_t *name, size_t
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		kd3_principal *p = &t->p[mid];
-		int c = name_cmp(name, len, (const uint8_t *)p->name, p->name_len);
+		int c = kdc_name_cmp(name, len, p->name, p->name_len);
 		if (c == 0)
 			return p;
 		if (c < 0)
@@ -145,11 +135,8 @@ static int load_row(void *ctx, const kdc_db_load_row *r)
 	}
 	if (!r->kvno || !p->enabled)
 		return KD3_OK;
-	if (p->nkeys >= KD3_KVNOS_MAX) {
-		kd3_log_info("principal %s: kvno %u not loaded (at most %d live key versions)",
-		             r->name, (unsigned)r->kvno, KD3_KVNOS_MAX);
+	if (p->nkeys >= KD3_KVNOS_MAX) /* db_load sends the newest that fit, says so of the rest */
 		return KD3_OK;
-	}
 	int ret = kdc_keyopen_add(l->opener, p->name, r->kvno, r->sealed, t->raw[t->nkeys]);
 	if (ret != KD3_OK)
 		return ret;
@@ -222,13 +209,10 @@ static int table_fill(kdc_table *t, kdc_db *db, int64_t now, char *err, size_t e
 		    kdc_keyopen_start(&l.opener, &db->master, opener_threads(nkeys), err, err_len);
 	if (ret == KD3_OK)
 		ret = kdc_db_load_each(db, now, load_row, &l, err, err_len);
-	/* Always: it joins the threads. A failure of its own only when the read went well. */
-	char open_err[KDC_TABLE_ERR_MAX];
-	int opened = kdc_keyopen_finish(l.opener, open_err, sizeof(open_err));
-	if (ret == KD3_OK && opened != KD3_OK) {
-		snprintf(err, err_len, "%s: %s", db->path, open_err);
+	/* Always: it joins the threads. Its own failure only when the read went well. */
+	int opened = kdc_keyopen_finish(l.opener, db->path, ret == KD3_OK ? err : NULL, err_len);
+	if (ret == KD3_OK)
 		ret = opened;
-	}
 	/* SQLite's BINARY order is this table's; a sort only if a build of it disagrees.
 	 * The state bytes are all KDC_KEYS_RAW still, so only the entries move. */
 	if (ret == KD3_OK && !l.sorted)

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "crypto.h"
 #include "db.h"
@@ -44,6 +45,16 @@ enum {
 	KDC_KEYS_READY = 2,    /* subkeys in keys[], raw wiped */
 	KDC_KEYS_FAILED = 3,   /* derivation failed: the principal is not served */
 };
+
+/* The table's order of names: bytes, then length (SQLite's BINARY collation, so a query
+ * ORDER BY name gives it). <0, 0, >0 like memcmp. */
+static inline int kdc_name_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
 
 /* Loads the kvnos live at now (Unix seconds): a kvno past its grace period is left out.
  * Once now reaches t->next_expiry the table holds a kvno that is no longer live, and

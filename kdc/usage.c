@@ -32,16 +32,6 @@ void kdc_usage_free(kdc_usage *u)
 	memset(u, 0, sizeof(*u));
 }
 
-/* The order of kdc/table.c: name bytes, then length. */
-static int name_cmp(const kd3_principal *a, const kd3_principal *b)
-{
-	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = memcmp(a->name, b->name, n);
-	if (c != 0)
-		return c;
-	return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
-}
-
 /* Workers may be storing into *slot meanwhile (always a later time): keep the larger. */
 static void slot_raise(_Atomic int64_t *slot, int64_t v)
 {
@@ -58,7 +48,8 @@ void kdc_usage_carry(kdc_usage *to, const kdc_table *to_t, const kdc_usage *from
 	size_t to_n = to_t->n < to->n ? to_t->n : to->n;
 	size_t from_n = from_t->n < from->n ? from_t->n : from->n;
 	while (i < to_n && j < from_n) { /* a merge of two sorted lists */
-		int c = name_cmp(&to_t->p[i], &from_t->p[j]);
+		const kd3_principal *a = &to_t->p[i], *b = &from_t->p[j];
+		int c = kdc_name_cmp(a->name, a->name_len, b->name, b->name_len);
 		if (c < 0) {
 			i++;
 		} else if (c > 0) {
