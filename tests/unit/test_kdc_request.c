@@ -20,6 +20,8 @@
 #include <cJSON.h>
 #include <cmocka.h>
 
+#include "unit_capture.h"
+
 #include "buf.h"
 #include "err.h"
 #include "harness.h"
@@ -148,33 +150,7 @@ static int request(const uint8_t *m2, size_t len)
 	return kdc_request(&R.w, "udp", &R.peer, m2, len, R.out, sizeof(R.out), &R.out_len);
 }
 
-/* ---- stderr captured through a pipe ------------------------------------------------------ */
-
-static int saved_stderr = -1, pipe_rd = -1;
-
-static void capture_begin(void)
-{
-	int p[2];
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	saved_stderr = dup(2);
-	assert_int_equal(dup2(p[1], 2), 2);
-	close(p[1]);
-	pipe_rd = p[0];
-}
-
-static char *capture_end(void)
-{
-	static char text[65536];
-	size_t at = 0;
-	ssize_t n;
-	dup2(saved_stderr, 2);
-	close(saved_stderr);
-	while (at < sizeof(text) - 1 && (n = read(pipe_rd, text + at, sizeof(text) - 1 - at)) > 0)
-		at += (size_t)n;
-	close(pipe_rd);
-	text[at] = '\0';
-	return text;
-}
+/* ---- stderr captured through a pipe (unit_capture.h) ------------------------------------ */
 
 static int count_lines(const char *text, const char *needle)
 {
