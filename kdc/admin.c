@@ -46,9 +46,14 @@ static void keyfile_path(const kdc_opts *o, const char *name, char path[PATH_MAX
 
 int kdc_admin_stash_path(const kdc_opts *o, char out[PATH_MAX])
 {
-	if (kdc_stash_path(o->db, o->stash, out) == KD3_OK)
+	int ret = kdc_stash_path(o->db, o->stash, out);
+	if (ret == KD3_OK)
 		return KD3_OK;
-	kd3_log_error("stash: path is too long");
+	if (ret == KD3_E_NOT_FOUND)
+		kd3_log_error("--db names a database server: give the master key stash, a local "
+		              "file on this host, with --stash FILE");
+	else
+		kd3_log_error("stash: path is too long");
 	return KD3_E_USAGE;
 }
 

@@ -1,20 +1,15 @@
-/* kdc database: principals and their long-term keys in SQLite, sealed under the realm's
- * master key (kdc/seal.h), which lives in the stash file (kdc/stash.h), never here.
+/* kdc database: principals and their long-term keys, sealed under the realm's master key
+ * (kdc/seal.h), which lives in the stash file (kdc/stash.h), never in the database.
  *
- *   principals(name TEXT PRIMARY KEY, enabled INTEGER, created INTEGER)
- *   keys(name, kvno, sealed BLOB, created, retire_at, PRIMARY KEY(name, kvno))
- *   realm(id = 1, secret BLOB (sealed), master_check BLOB)
- *   unlocks(id INTEGER PRIMARY KEY AUTOINCREMENT, name, at)   (created by kdc unlock)
- *   last_used(name PRIMARY KEY REFERENCES principals ON DELETE CASCADE, at)
- *                                                  (created by kdc serve's first write)
+ * This is the layer every command and the server use; it never names a backend. The
+ * rows live behind kdc/store/store.h: SQLite (a file path, the default) or PostgreSQL
+ * (a postgresql:// URI). Here the keys are sealed and opened, the master key the
+ * database's check names is found in the stash (and followed across a rekey-master),
+ * and the schema version is checked.
  *
- * retire_at is NULL for a kvno with no end, else the Unix time from which it is no
- * longer live (the end of its grace period after a rotation). PRAGMA user_version holds
- * the schema version (3; 2 was kd3 0.1, with keys in the clear: kdc_db_upgrade).
- *
- * Every statement is prepared with bound parameters; the admin commands wrap each
- * change in one transaction (kdc_db_begin / kdc_db_commit), so a failure leaves the
- * database as it was. Errors fill err with "PATH: reason". */
+ * The admin commands wrap each change in one transaction (kdc_db_begin /
+ * kdc_db_commit), so a failure leaves the database as it was. Errors fill err with
+ * "WHERE: reason", WHERE the path, or the URI without any password. */
 #ifndef KDC_DB_H
 #define KDC_DB_H
 
@@ -26,14 +21,15 @@
 #include "seal.h"
 #include "wire.h"
 
-#define KDC_DB_SCHEMA_VERSION 3
-#define KDC_DB_SCHEMA_V2      2 /* kd3 0.1: keys not sealed */
+#include "store/store.h"
 
-struct sqlite3;
+#define KDC_DB_SCHEMA_VERSION KDC_STORE_SCHEMA_VERSION
+#define KDC_DB_SCHEMA_V2      KDC_STORE_SCHEMA_V2
 
 typedef struct kdc_db {
-	struct sqlite3 *h;
-	char path[256];
+	const kdc_store_ops *ops;
+	kdc_store *st;
+	char path[KDC_STORE_WHERE_MAX]; /* where, for messages (no password) */
 	char stash[PATH_MAX];
 	int writable;
 	kdc_master master; /* the master key the database's check names */
@@ -70,23 +66,6 @@ int kdc_db_begin_read(kdc_db *db, char *err, size_t err_len);
 int kdc_db_commit(kdc_db *db, char *err, size_t err_len);
 void kdc_db_rollback(kdc_db *db);
 
-typedef struct kdc_db_kvno {
-	uint32_t kvno;
-	int64_t created;   /* Unix seconds */
-	int64_t retire_at; /* 0: none */
-} kdc_db_kvno;
-
-typedef struct kdc_db_principal {
-	char name[KD3_NAME_MAX + 1];
-	int enabled;
-	int64_t created;                         /* Unix seconds */
-	int64_t last_used;                       /* Unix seconds of its last M3; 0: never */
-	kdc_db_kvno kvnos[KD3_KEYFILE_KEYS_MAX]; /* ascending */
-	size_t nkvnos;                           /* how many fit in kvnos */
-	size_t total_kvnos;                      /* how many the database holds */
-	uint32_t kvno_max;
-} kdc_db_principal;
-
 /* Live at time now: no retire time, or one still ahead. */
 int kdc_db_kvno_live(const kdc_db_kvno *k, int64_t now);
 
@@ -117,7 +96,6 @@ int kdc_db_keys_get(kdc_db *db, const char *name, int64_t live_at, kd3_keyfile *
                     size_t err_len);
 
 /* Calls fn once per principal, by name. fn returns KD3_OK to go on. */
-typedef int (*kdc_db_principal_fn)(void *ctx, const kdc_db_principal *p);
 int kdc_db_each_principal(kdc_db *db, kdc_db_principal_fn fn, void *ctx, char *err, size_t err_len);
 
 /* Calls fn once per key of every enabled principal live at live_at (0: every key), by
@@ -144,15 +122,6 @@ int kdc_db_master_check_get(kdc_db *db, uint8_t check[KD3_HASH_LEN], char *err, 
 
 /* ---- dump and load: rows with their keys still sealed ------------------------------ */
 
-typedef struct kdc_db_sealed_key {
-	char name[KD3_NAME_MAX + 1];
-	uint32_t kvno;
-	int64_t created;
-	int64_t retire_at; /* 0: none */
-	uint8_t sealed[KDC_SEALED_LEN];
-} kdc_db_sealed_key;
-
-typedef int (*kdc_db_sealed_fn)(void *ctx, const kdc_db_sealed_key *k);
 /* Every key row of every principal, by name then kvno ascending. */
 int kdc_db_each_sealed_key(kdc_db *db, kdc_db_sealed_fn fn, void *ctx, char *err, size_t err_len);
 int kdc_db_realm_sealed_get(kdc_db *db, uint8_t sealed[KDC_SEALED_LEN], char *err, size_t err_len);
@@ -175,40 +144,31 @@ int kdc_db_restore_end(kdc_db *db, int ret, char *err, size_t err_len);
 int kdc_db_unlock_add(kdc_db *db, const char *name, int64_t now, char *err, size_t err_len);
 /* Calls fn for each unlock row with an id above *last, oldest first, and sets *last to
  * the highest id seen. No unlocks table yet: none. */
-typedef void (*kdc_db_unlock_fn)(void *ctx, const char *name);
 int kdc_db_unlocks_since(kdc_db *db, int64_t *last, kdc_db_unlock_fn fn, void *ctx, char *err,
                          size_t err_len);
 
-/* A connection of its own that notices commits (PRAGMA data_version, which changes
- * when another connection commits) and a file put in place of the path (a restore),
- * and writes kdc serve's last-used times: its own commits do not change the version it
- * reads, so they do not look like an admin write. No master key, no transaction left
- * open, busy waits of 100 ms at most unless told. */
+/* A running server's watcher (the backend's): tells when an admin write committed
+ * (SQLite: another connection's commit or another file under the path; PostgreSQL: the
+ * realm's generation counter), and writes that server's last-used times, which do not
+ * look like an admin write. write_where: where those writes go (NULL: where; for
+ * PostgreSQL the primary, when where is a hot standby). */
 typedef struct kdc_db_watch {
-	struct sqlite3 *h;
-	char path[256];
-	uint64_t dev, ino; /* the file the connection has open */
-	int64_t version;   /* data_version at the last look */
+	const kdc_store_ops *ops;
+	kdc_store_watch *w;
 } kdc_db_watch;
 
-int kdc_db_watch_open(kdc_db_watch *w, const char *path, char *err, size_t err_len);
+int kdc_db_watch_open(kdc_db_watch *w, const char *where, const char *write_where, char *err,
+                      size_t err_len);
 /* 1 when the database changed since the last call (or since open), 0 when not (or
  * when it is busy: look again later), -1 when it cannot be read (reload to find out
  * why: kdc_db_open says). */
 int kdc_db_watch_changed(kdc_db_watch *w);
 void kdc_db_watch_close(kdc_db_watch *w);
 
-/* One principal's last use, for kdc_db_watch_store_last_used: next fills *row and
- * returns 1, or returns 0 when there are no more. */
-typedef struct kdc_db_used {
-	const char *name;
-	int64_t at; /* Unix seconds */
-} kdc_db_used;
-typedef int (*kdc_db_used_fn)(void *ctx, kdc_db_used *row);
 /* In one transaction (waiting up to busy_ms for the write lock): each row's time,
- * unless the database holds a later one for the name (several servers may share the
- * file). A name no longer in the database, or created after the time (removed and
- * added again since), is skipped. Creates the last_used table when missing. */
+ * unless the database holds a later one for the name (several servers may share it).
+ * A name no longer in the database, or created after the time (removed and added
+ * again since), is skipped. */
 int kdc_db_watch_store_last_used(kdc_db_watch *w, int busy_ms, kdc_db_used_fn next, void *ctx,
                                  char *err, size_t err_len);
 

@@ -17,18 +17,7 @@ void kdc_db_load_prepare(kdc_db *db);
 int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *name_bytes, size_t *keys, char *err,
                        size_t err_len);
 
-/* One principal and one of its keys, still sealed (kdc/seal.h: open with db->master). A principal
- * with no live key, or disabled, comes once with kvno 0 (no key). */
-typedef struct kdc_db_load_row {
-	char name[KD3_NAME_MAX + 1];
-	size_t name_len;
-	int enabled;
-	uint32_t kvno; /* 0: no key in this row */
-	int64_t retire_at;
-	const uint8_t *sealed; /* KDC_SEALED_LEN bytes, as stored; valid during the call */
-} kdc_db_load_row;
-
-typedef int (*kdc_db_load_fn)(void *ctx, const kdc_db_load_row *row);
+/* Rows: kdc_db_load_row (kdc/store/store.h). */
 
 /* Calls fn for every principal (by name bytes, then length: SQLite's BINARY order) and,
  * for an enabled one, each of its keys live at live_at (0: every key), kvno

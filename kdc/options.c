@@ -28,9 +28,12 @@ enum {
 size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 {
 	const kd3_option table[] = {
-	    {"db", KD3_OPT_STR, o->db, 0, 0, "SQLite database of principals and keys (./kd3.db)"},
+	    {"db", KD3_OPT_STR, o->db, 0, 0,
+	     "SQLite file, or postgresql:// URI, of principals and keys (./kd3.db)"},
 	    {"stash", KD3_OPT_STR, o->stash, 0, 0,
-	     "master key stash file (the database's path + .stash)"},
+	     "master key stash file (the database's path + .stash; needed with a URI)"},
+	    {"db-write", KD3_OPT_STR, o->db_write, 0, 0,
+	     "serve: the primary that last-used times and lockouts go to (--db)"},
 	    {"grace-period-seconds", KD3_OPT_UINT, &o->grace_period, 0, KDC_GRACE_MAX,
 	     "after a rotation, older kvnos stay live this long (604800: 7 days)"},
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,

@@ -25,8 +25,9 @@
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
 	char db[KD3_CONF_STR_MAX];
-	char stash[KD3_CONF_STR_MAX]; /* "" = db + ".stash" */
-	uint64_t grace_period;        /* seconds older kvnos stay live after a rotation */
+	char stash[KD3_CONF_STR_MAX];    /* "" = db + ".stash" (a file db only) */
+	char db_write[KD3_CONF_STR_MAX]; /* serve: where shared writes go ("" = db) */
+	uint64_t grace_period;           /* seconds older kvnos stay live after a rotation */
 	char listen[KD3_CONF_STR_MAX];
 	uint64_t workers;
 	uint64_t lifetime;

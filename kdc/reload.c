@@ -83,6 +83,7 @@ static void keep_restart_only(kdc_opts *next, const kdc_opts *cur, char *changed
 	} fields[] = {
 	    {"db", next->db, cur->db, NULL, NULL, 0},
 	    {"stash", next->stash, cur->stash, NULL, NULL, 0},
+	    {"db-write", next->db_write, cur->db_write, NULL, NULL, 0},
 	    {"listen", next->listen, cur->listen, NULL, NULL, 0},
 	    {"transcript", next->transcript, cur->transcript, NULL, NULL, 0},
 	    {"syslog-socket", next->syslog_socket, cur->syslog_socket, NULL, NULL, 0},
@@ -150,6 +151,13 @@ static int reread_config(kdc_reloader *r)
 
 /* ---- the loop --------------------------------------------------------------------- */
 
+/* The watcher of the database in force; shared writes go to db-write when set. */
+static int watch_open(kdc_reloader *r, char *err, size_t len)
+{
+	const char *write_where = r->opts.db_write[0] ? r->opts.db_write : NULL;
+	return kdc_db_watch_open(&r->watch, r->opts.db, write_where, err, len);
+}
+
 int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lockout *lockout,
                       int64_t unlock_seen, char *err, size_t err_len)
 {
@@ -172,7 +180,7 @@ int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lock
 	/* The baseline: a commit from here on is noticed (one since the table was loaded
 	 * only costs a reload more). */
 	char werr[RELOAD_ERR_MAX];
-	r->watching = kdc_db_watch_open(&r->watch, o->db, werr, sizeof(werr)) == KD3_OK;
+	r->watching = watch_open(r, werr, sizeof(werr)) == KD3_OK;
 	return KD3_OK;
 }
 
@@ -249,13 +257,10 @@ static unsigned database_changed(kdc_reloader *r)
 {
 	char err[RELOAD_ERR_MAX];
 	if (!r->watching) {
-		r->watching = kdc_db_watch_open(&r->watch, r->opts.db, err, sizeof(err)) == KD3_OK;
+		r->watching = watch_open(r, err, sizeof(err)) == KD3_OK;
 		return KDC_RELOAD_DATABASE; /* it was unreadable: whatever it holds now */
 	}
-	int changed = kdc_db_watch_changed(&r->watch);
-	if (changed < 0 && !r->watch.h)
-		r->watching = 0;
-	return changed != 0 ? KDC_RELOAD_DATABASE : 0;
+	return kdc_db_watch_changed(&r->watch) != 0 ? KDC_RELOAD_DATABASE : 0;
 }
 
 /* ---- last-used times -------------------------------------------------------------- */

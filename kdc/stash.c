@@ -19,6 +19,8 @@ static const char stash_header[] =
 
 int kdc_stash_path(const char *db, const char *opt, char out[PATH_MAX])
 {
+	if ((!opt || !opt[0]) && strstr(db, "://"))
+		return KD3_E_NOT_FOUND; /* a URI: no path to put the stash beside */
 	int n = opt && opt[0] ? snprintf(out, PATH_MAX, "%s", opt)
 	                      : snprintf(out, PATH_MAX, "%s%s", db, KDC_STASH_SUFFIX);
 	return n > 0 && n < PATH_MAX ? KD3_OK : KD3_E_USAGE;

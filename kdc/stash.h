@@ -28,7 +28,8 @@ typedef struct kdc_stash {
 	uint8_t check[KDC_STASH_KEYS_MAX][KD3_HASH_LEN];
 } kdc_stash;
 
-/* The stash path: opt when set, else db + ".stash". KD3_E_USAGE when too long. */
+/* The stash path: opt when set, else db + ".stash". KD3_E_USAGE when too long,
+ * KD3_E_NOT_FOUND for a db that is a URI (a database server) and no opt. */
 int kdc_stash_path(const char *db, const char *opt, char out[PATH_MAX]);
 
 /* KD3_E_NOT_FOUND when the file does not exist. Wipes s on failure. */

@@ -286,7 +286,7 @@ static void test_flush_skips_removed_and_new(void **state)
 	assert_int_equal(kdc_cmd_add(realm_cmd("alice", "alice.key")), KD3_OK);
 	assert_int_equal(kdc_cmd_add(realm_cmd("bob", "bob.key")), KD3_OK);
 	int64_t now = (int64_t)time(NULL);
-	assert_int_equal(kdc_db_watch_open(&watch, db_path, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_db_watch_open(&watch, db_path, NULL, err, sizeof(err)), KD3_OK);
 
 	/* A name that is gone, a time before alice was created (a use of an earlier
 	 * principal of that name), and one that is fine. */

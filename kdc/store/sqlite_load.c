@@ -1,51 +1,50 @@
-/* kdc database: the one read the server's principal table needs (kdc/table.c), made
- * for speed with a million principals: one statement, one pass, rows in the order the
- * table keeps (by name bytes), and nothing per row but copying (the table opens the
+/* kdc storage over SQLite: the one read the server's principal table needs
+ * (kdc/table.c), made for speed with a million principals: one pass, rows in the order
+ * the table keeps (by name bytes), and nothing per row but copying (the table opens the
  * keys on other threads meanwhile: kdc/keyopen.h).
- * Apart from db.c so that the admin commands' many small statements and this bulk
+ * Apart from sqlite.c so that the admin commands' many small statements and this bulk
  * read each stay short. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "db_load.h"
 #include "err.h"
 #include "kdc_core.h"
 #include "log.h"
 #include "msg.h"
 #include "seal.h"
+#include "sqlite_store.h"
 #include "table.h"
 
 #define KDC_DB_LOAD_MMAP                                                                           \
 	"4294967296" /* up to 4 GiB of the file; SQLite caps it at its build's limit */
 
-static int load_fail(kdc_db *db, char *err, size_t len, const char *what)
+static int load_fail(kdc_store *s, char *err, size_t len, const char *what)
 {
-	snprintf(err, len, "%s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+	snprintf(err, len, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->h));
 	return KD3_E_DB;
 }
 
-void kdc_db_load_prepare(kdc_db *db)
+void kdc_sqlite_load_prepare(kdc_store *s)
 {
 	/* The pass walks the name index and fetches each row by rowid, in whatever order the
 	 * principals were added: through a small page cache that is a pread per page
 	 * visited, mapped it is a memory read (pages are only read here). Best effort. */
-	(void)sqlite3_exec(db->h, "PRAGMA mmap_size = " KDC_DB_LOAD_MMAP, NULL, NULL, NULL);
+	(void)sqlite3_exec(s->h, "PRAGMA mmap_size = " KDC_DB_LOAD_MMAP, NULL, NULL, NULL);
 }
 
-int kdc_db_load_counts(kdc_db *db, size_t *principals, size_t *name_bytes, size_t *keys, char *err,
-                       size_t err_len)
+int kdc_sqlite_load_counts(kdc_store *s, size_t *principals, size_t *name_bytes, size_t *keys,
+                           char *err, size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = KD3_E_DB;
-	if (sqlite3_prepare_v2(db->h,
+	if (sqlite3_prepare_v2(s->h,
 	                       "SELECT (SELECT count(*) FROM principals),"
 	                       " (SELECT total(length(CAST(name AS BLOB))) FROM principals),"
 	                       " (SELECT count(*) FROM keys)",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return load_fail(db, err, err_len, "cannot count principals");
+		return load_fail(s, err, err_len, "cannot count principals");
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		load_fail(db, err, err_len, "cannot count principals");
+		load_fail(s, err, err_len, "cannot count principals");
 		goto out;
 	}
 	*principals = (size_t)sqlite3_column_int64(st, 0);
@@ -65,33 +64,33 @@ struct cursor {
 	size_t name_len;
 };
 
-static int cursor_step(kdc_db *db, struct cursor *c, char *err, size_t len)
+static int cursor_step(kdc_store *s, struct cursor *c, char *err, size_t len)
 {
 	int rc = sqlite3_step(c->st);
 	c->has = rc == SQLITE_ROW;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return load_fail(db, err, len, "cannot read the principals");
+		return load_fail(s, err, len, "cannot read the principals");
 	if (!c->has)
 		return KD3_OK;
 	c->name = sqlite3_column_text(c->st, 0);
 	int n = sqlite3_column_bytes(c->st, 0);
 	if (!c->name || n < 1 || n > KD3_NAME_MAX || !kd3_name_valid(c->name, (size_t)n)) {
-		snprintf(err, len, "%s: a principal name is not valid", db->path);
+		snprintf(err, len, "%s: a principal name is not valid", s->path);
 		return KD3_E_DB;
 	}
 	c->name_len = (size_t)n;
 	return KD3_OK;
 }
 
-static int cursor_open(kdc_db *db, struct cursor *c, const char *sql, int64_t live_at, char *err,
+static int cursor_open(kdc_store *s, struct cursor *c, const char *sql, int64_t live_at, char *err,
                        size_t len)
 {
 	memset(c, 0, sizeof(*c));
-	if (sqlite3_prepare_v2(db->h, sql, -1, &c->st, NULL) != SQLITE_OK)
-		return load_fail(db, err, len, "cannot read the principals");
+	if (sqlite3_prepare_v2(s->h, sql, -1, &c->st, NULL) != SQLITE_OK)
+		return load_fail(s, err, len, "cannot read the principals");
 	if (sqlite3_bind_parameter_count(c->st) > 0)
 		sqlite3_bind_int64(c->st, 1, live_at);
-	return cursor_step(db, c, err, len);
+	return cursor_step(s, c, err, len);
 }
 
 /* The cursor's name against r's, in the table's order (kdc_name_cmp). */
@@ -110,14 +109,14 @@ struct group {
 	} key[KD3_KVNOS_MAX];
 };
 
-static int group_add(kdc_db *db, struct group *g, sqlite3_stmt *st, const char *name, char *err,
+static int group_add(kdc_store *s, struct group *g, sqlite3_stmt *st, const char *name, char *err,
                      size_t len)
 {
 	const void *sealed = sqlite3_column_blob(st, 2);
 	int64_t kvno = sqlite3_column_int64(st, 1);
 	if (!sealed || sqlite3_column_bytes(st, 2) != KDC_SEALED_LEN || kvno < 1 ||
 	    kvno > UINT32_MAX) {
-		snprintf(err, len, "%s: a key row of %s is not valid", db->path, name);
+		snprintf(err, len, "%s: a key row of %s is not valid", s->path, name);
 		return KD3_E_DB;
 	}
 	if (g->n == KD3_KVNOS_MAX) { /* the oldest goes */
@@ -159,7 +158,7 @@ static int group_emit(struct group *g, kdc_db_load_row *r, kdc_db_load_fn fn, vo
  * join did all of it with
  * four B-tree searches a principal; in a realm added in no particular order each one
  * lands on another page, which made the join most of a million-principal start. */
-static int load_merge(kdc_db *db, struct cursor *names, struct cursor *keys,
+static int load_merge(kdc_store *s, struct cursor *names, struct cursor *keys,
                       struct cursor *disabled, kdc_db_load_fn fn, void *ctx, char *err, size_t len)
 {
 	kdc_db_load_row r;
@@ -171,45 +170,45 @@ static int load_merge(kdc_db *db, struct cursor *names, struct cursor *keys,
 		r.name[names->name_len] = '\0';
 		r.name_len = names->name_len;
 		while (ret == KD3_OK && disabled->has && cursor_cmp(disabled, &r) < 0)
-			ret = cursor_step(db, disabled, err, len);
+			ret = cursor_step(s, disabled, err, len);
 		r.enabled = !(disabled->has && cursor_cmp(disabled, &r) == 0);
 		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) < 0)
 			ret =
-			    cursor_step(db, keys, err, len); /* no principal: cannot be (cascade) */
+			    cursor_step(s, keys, err, len); /* no principal: cannot be (cascade) */
 		g.n = g.dropped = 0;
 		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) == 0) {
 			if (r.enabled) /* a disabled principal is listed without keys */
-				ret = group_add(db, &g, keys->st, r.name, err, len);
+				ret = group_add(s, &g, keys->st, r.name, err, len);
 			if (ret == KD3_OK)
-				ret = cursor_step(db, keys, err, len);
+				ret = cursor_step(s, keys, err, len);
 		}
 		if (ret == KD3_OK)
 			ret = group_emit(&g, &r, fn, ctx);
 		if (ret == KD3_OK)
-			ret = cursor_step(db, names, err, len);
+			ret = cursor_step(s, names, err, len);
 	}
 	return ret;
 }
 
-int kdc_db_load_each(kdc_db *db, int64_t live_at, kdc_db_load_fn fn, void *ctx, char *err,
-                     size_t err_len)
+int kdc_sqlite_load_each(kdc_store *s, int64_t live_at, kdc_db_load_fn fn, void *ctx, char *err,
+                         size_t err_len)
 {
 	struct cursor names = {0}, keys = {0}, disabled = {0};
 	int ret =
-	    cursor_open(db, &names, "SELECT name FROM principals ORDER BY name", 0, err, err_len);
+	    cursor_open(s, &names, "SELECT name FROM principals ORDER BY name", 0, err, err_len);
 	if (ret == KD3_OK)
-		ret = cursor_open(db, &keys,
+		ret = cursor_open(s, &keys,
 		                  "SELECT name, kvno, sealed, retire_at FROM keys"
 		                  " WHERE ?1 = 0 OR retire_at IS NULL OR retire_at > ?1"
 		                  " ORDER BY name, kvno",
 		                  live_at, err, err_len);
 	if (ret == KD3_OK)
 		ret = cursor_open(
-		    db, &disabled,
+		    s, &disabled,
 		    "SELECT name FROM principals NOT INDEXED WHERE enabled = 0 ORDER BY name", 0,
 		    err, err_len);
 	if (ret == KD3_OK)
-		ret = load_merge(db, &names, &keys, &disabled, fn, ctx, err, err_len);
+		ret = load_merge(s, &names, &keys, &disabled, fn, ctx, err, err_len);
 	sqlite3_finalize(names.st);
 	sqlite3_finalize(keys.st);
 	sqlite3_finalize(disabled.st);
