@@ -99,18 +99,9 @@ static int cursor_cmp(const struct cursor *c, const kdc_db_load_row *r)
 	return kdc_name_cmp(c->name, c->name_len, r->name, r->name_len);
 }
 
-/* A principal's live keys, the newest KD3_KVNOS_MAX of them (rows come oldest first). */
-struct group {
-	size_t n, dropped;
-	struct {
-		uint32_t kvno;
-		int64_t retire_at;
-		uint8_t sealed[KDC_SEALED_LEN];
-	} key[KD3_KVNOS_MAX];
-};
-
-static int group_add(kdc_store *s, struct group *g, sqlite3_stmt *st, const char *name, char *err,
-                     size_t len)
+/* A key row of the keys cursor into g, checked. */
+static int group_add(kdc_store *s, kdc_store_group *g, sqlite3_stmt *st, const char *name,
+                     char *err, size_t len)
 {
 	const void *sealed = sqlite3_column_blob(st, 2);
 	int64_t kvno = sqlite3_column_int64(st, 1);
@@ -119,37 +110,8 @@ static int group_add(kdc_store *s, struct group *g, sqlite3_stmt *st, const char
 		snprintf(err, len, "%s: a key row of %s is not valid", s->path, name);
 		return KD3_E_DB;
 	}
-	if (g->n == KD3_KVNOS_MAX) { /* the oldest goes */
-		memmove(&g->key[0], &g->key[1], sizeof(g->key[0]) * (KD3_KVNOS_MAX - 1));
-		g->n--;
-		g->dropped++;
-	}
-	g->key[g->n].kvno = (uint32_t)kvno;
-	g->key[g->n].retire_at =
-	    sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3);
-	memcpy(g->key[g->n].sealed, sealed, KDC_SEALED_LEN);
-	g->n++;
+	kdc_store_group_add(g, (uint32_t)kvno, sq_column_time(st, 3), sealed);
 	return KD3_OK;
-}
-
-/* The rows of one principal, r's: its keys newest first, or one row without a key. */
-static int group_emit(struct group *g, kdc_db_load_row *r, kdc_db_load_fn fn, void *ctx)
-{
-	int ret = KD3_OK;
-	if (g->dropped)
-		kd3_log_info("principal %s: %zu older live key versions not loaded (at most %d)",
-		             r->name, g->dropped, KD3_KVNOS_MAX);
-	r->kvno = 0;
-	r->sealed = NULL;
-	if (g->n == 0)
-		return fn(ctx, r);
-	for (size_t i = g->n; i-- > 0 && ret == KD3_OK;) {
-		r->kvno = g->key[i].kvno;
-		r->retire_at = g->key[i].retire_at;
-		r->sealed = g->key[i].sealed;
-		ret = fn(ctx, r);
-	}
-	return ret;
 }
 
 /* Three statements walked together by name, none fetching a row it does not need:
@@ -162,7 +124,7 @@ static int load_merge(kdc_store *s, struct cursor *names, struct cursor *keys,
                       struct cursor *disabled, kdc_db_load_fn fn, void *ctx, char *err, size_t len)
 {
 	kdc_db_load_row r;
-	struct group g;
+	kdc_store_group g;
 	int ret = KD3_OK;
 	memset(&r, 0, sizeof(r));
 	while (ret == KD3_OK && names->has) {
@@ -175,7 +137,7 @@ static int load_merge(kdc_store *s, struct cursor *names, struct cursor *keys,
 		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) < 0)
 			ret =
 			    cursor_step(s, keys, err, len); /* no principal: cannot be (cascade) */
-		g.n = g.dropped = 0;
+		kdc_store_group_reset(&g);
 		while (ret == KD3_OK && keys->has && cursor_cmp(keys, &r) == 0) {
 			if (r.enabled) /* a disabled principal is listed without keys */
 				ret = group_add(s, &g, keys->st, r.name, err, len);
@@ -183,7 +145,7 @@ static int load_merge(kdc_store *s, struct cursor *names, struct cursor *keys,
 				ret = cursor_step(s, keys, err, len);
 		}
 		if (ret == KD3_OK)
-			ret = group_emit(&g, &r, fn, ctx);
+			ret = kdc_store_group_emit(&g, &r, fn, ctx);
 		if (ret == KD3_OK)
 			ret = cursor_step(s, names, err, len);
 	}

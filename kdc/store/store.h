@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kdc_core.h"
 #include "keyfile.h"
 #include "seal.h"
 #include "wire.h"
@@ -204,6 +205,24 @@ void kdc_sqlite_set_busy_timeout_ms(int ms);
 
 /* where for messages: a URI's password (user:password@) left out, cut to fit. */
 void kdc_store_redact(const char *where, char out[KDC_STORE_WHERE_MAX]);
+
+/* For backends' bulk loads: one principal's live keys as they come (oldest first), of
+ * which the newest KD3_KVNOS_MAX are kept, then given to fn newest first. */
+typedef struct kdc_store_group {
+	size_t n, dropped;
+	struct {
+		uint32_t kvno;
+		int64_t retire_at;
+		uint8_t sealed[KDC_SEALED_LEN];
+	} key[KD3_KVNOS_MAX];
+} kdc_store_group;
+
+void kdc_store_group_reset(kdc_store_group *g);
+void kdc_store_group_add(kdc_store_group *g, uint32_t kvno, int64_t retire_at,
+                         const uint8_t sealed[KDC_SEALED_LEN]);
+/* The rows of r's principal: its keys newest first, or one row without a key (kvno 0);
+ * logs how many older live versions were not kept. */
+int kdc_store_group_emit(kdc_store_group *g, kdc_db_load_row *r, kdc_db_load_fn fn, void *ctx);
 
 /* 1 when where names a PostgreSQL database (a postgresql:// or postgres:// URI). */
 int kdc_store_is_postgres(const char *where);
