@@ -603,3 +603,26 @@ int kdc_db_watch_store_last_used(kdc_db_watch *w, int busy_ms, kdc_db_used_fn ne
 	}
 	return w->ops->watch_store_last_used(w->w, busy_ms, next, ctx, err, err_len);
 }
+
+int kdc_db_watch_shares_failures(const kdc_db_watch *w)
+{
+	return w->w && w->ops->watch_store_failures && w->ops->watch_failures_since;
+}
+
+int kdc_db_watch_store_failures(kdc_db_watch *w, uint64_t kdc_id, const kdc_auth_failure *f,
+                                size_t n, char *err, size_t err_len)
+{
+	if (!kdc_db_watch_shares_failures(w)) {
+		snprintf(err, err_len, "the database does not share failed authentications");
+		return KD3_E_DB;
+	}
+	return w->ops->watch_store_failures(w->w, kdc_id, f, n, err, err_len);
+}
+
+int kdc_db_watch_failures_since(kdc_db_watch *w, uint64_t kdc_id, int64_t *last, int64_t since_ms,
+                                kdc_auth_failure_fn fn, void *ctx, char *err, size_t err_len)
+{
+	if (!kdc_db_watch_shares_failures(w))
+		return KD3_OK;
+	return w->ops->watch_failures_since(w->w, kdc_id, last, since_ms, fn, ctx, err, err_len);
+}

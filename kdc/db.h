@@ -172,4 +172,11 @@ void kdc_db_watch_close(kdc_db_watch *w);
 int kdc_db_watch_store_last_used(kdc_db_watch *w, int busy_ms, kdc_db_used_fn next, void *ctx,
                                  char *err, size_t err_len);
 
+/* Shared failed authentications (kdc_store_ops): 1 when the backend shares them. */
+int kdc_db_watch_shares_failures(const kdc_db_watch *w);
+int kdc_db_watch_store_failures(kdc_db_watch *w, uint64_t kdc_id, const kdc_auth_failure *f,
+                                size_t n, char *err, size_t err_len);
+int kdc_db_watch_failures_since(kdc_db_watch *w, uint64_t kdc_id, int64_t *last, int64_t since_ms,
+                                kdc_auth_failure_fn fn, void *ctx, char *err, size_t err_len);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "keyhash.h"
@@ -39,6 +40,7 @@ void kdc_lockout_free(kdc_lockout *l)
 	if (l->lock_ready)
 		pthread_mutex_destroy(&l->lock);
 	free(l->slot);
+	free(l->outbox);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -98,13 +100,16 @@ int kdc_lockout_failed_last(kdc_lockout *l, const uint8_t *name, size_t len, uin
 	return s && tag && atomic_load(&s->last_tag) == tag;
 }
 
+/* *counted: the failure was a new guess (not one refused anyway, or the same M2). */
 static int count_failure(kdc_lockout_slot *s, const kdc_lockout_cfg *cfg, uint64_t tag,
-                         uint64_t now)
+                         uint64_t now, int *counted)
 {
+	*counted = 0;
 	if (atomic_load(&s->locked_until) > now)
 		return 0; /* refused anyway: nothing to count */
 	if (tag && atomic_exchange(&s->last_tag, tag) == tag)
 		return 0; /* the same M2 again: one guess, not two */
+	*counted = 1;
 	if (now - atomic_load(&s->window_start) >= cfg->window_ms) {
 		atomic_store(&s->window_start, now);
 		atomic_store(&s->failures, 0);
@@ -116,11 +121,30 @@ static int count_failure(kdc_lockout_slot *s, const kdc_lockout_cfg *cfg, uint64
 	return 1;
 }
 
-int kdc_lockout_failure(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name, size_t len,
-                        uint64_t tag, uint64_t now_ms)
+/* Under the lock: a counted failure into the outbox, the oldest making room. */
+static void outbox_put(kdc_lockout *l, const uint8_t *name, size_t len, uint64_t tag)
+{
+	struct timespec ts;
+	if (!l->outbox || len > KD3_NAME_MAX)
+		return;
+	if (l->out_n == KDC_LOCKOUT_OUTBOX) {
+		l->out_first = (l->out_first + 1) % KDC_LOCKOUT_OUTBOX;
+		l->out_n--;
+		l->out_dropped++;
+	}
+	kdc_auth_failure *f = &l->outbox[(l->out_first + l->out_n++) % KDC_LOCKOUT_OUTBOX];
+	memcpy(f->name, name, len);
+	f->name[len] = '\0';
+	f->tag = tag;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	f->at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int failure(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name, size_t len,
+                   uint64_t tag, uint64_t now_ms, int queue)
 {
 	uint64_t id = name_id(l, name, len);
-	int ret = -1;
+	int ret = -1, counted = 0;
 	if (cfg->failures == 0)
 		return 0;
 	pthread_mutex_lock(&l->lock);
@@ -128,9 +152,53 @@ int kdc_lockout_failure(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_
 	if (!s)
 		s = slot_take(l, id, cfg, now_ms);
 	if (s)
-		ret = count_failure(s, cfg, tag, now_ms);
+		ret = count_failure(s, cfg, tag, now_ms, &counted);
+	if (counted && queue)
+		outbox_put(l, name, len, tag);
 	pthread_mutex_unlock(&l->lock);
 	return ret;
+}
+
+int kdc_lockout_failure(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name, size_t len,
+                        uint64_t tag, uint64_t now_ms)
+{
+	return failure(l, cfg, name, len, tag, now_ms, 1);
+}
+
+int kdc_lockout_failure_seen(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name,
+                             size_t len, uint64_t tag, uint64_t now_ms)
+{
+	return failure(l, cfg, name, len, tag, now_ms, 0);
+}
+
+int kdc_lockout_share(kdc_lockout *l)
+{
+	kdc_auth_failure *box = calloc(KDC_LOCKOUT_OUTBOX, sizeof(*box));
+	if (!box)
+		return KD3_E_NOMEM;
+	pthread_mutex_lock(&l->lock);
+	if (!l->outbox) {
+		l->outbox = box;
+		box = NULL;
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(box);
+	return KD3_OK;
+}
+
+size_t kdc_lockout_take(kdc_lockout *l, kdc_auth_failure *out, size_t cap, uint64_t *dropped)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&l->lock);
+	while (n < cap && l->out_n > 0) {
+		out[n++] = l->outbox[l->out_first];
+		l->out_first = (l->out_first + 1) % KDC_LOCKOUT_OUTBOX;
+		l->out_n--;
+	}
+	*dropped = l->out_dropped;
+	l->out_dropped = 0;
+	pthread_mutex_unlock(&l->lock);
+	return n;
 }
 
 void kdc_lockout_success(kdc_lockout *l, const uint8_t *name, size_t len)

@@ -13,7 +13,12 @@
  * Only principals in the table ever fail authentication (unknown names are refused
  * before), so the table fills only with real names. A full neighbourhood (every
  * probed slot busy with a principal failing or locked right now) drops the count for
- * a new one; the log says so. Times are monotonic milliseconds. */
+ * a new one; the log says so. Times are monotonic milliseconds.
+ *
+ * Shared (kdc_lockout_share, a realm on a database server): each failure this KDC
+ * counts is also queued in a bounded outbox, which the reload thread takes
+ * (kdc_lockout_take) and writes for the other KDCs; their failures come back through
+ * kdc_lockout_failure_seen, counted the same way but not queued again. */
 #ifndef KDC_LOCKOUT_H
 #define KDC_LOCKOUT_H
 
@@ -22,8 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KDC_LOCKOUT_SLOTS 4096 /* a power of two */
-#define KDC_LOCKOUT_PROBE 8    /* slots looked at from a name's home slot */
+#include "authfail.h"
+
+#define KDC_LOCKOUT_SLOTS  4096 /* a power of two */
+#define KDC_LOCKOUT_PROBE  8    /* slots looked at from a name's home slot */
+#define KDC_LOCKOUT_OUTBOX 1024 /* failures queued for the other KDCs at most */
 
 typedef struct kdc_lockout_cfg {
 	uint32_t failures;  /* 0: lockout off */
@@ -46,6 +54,10 @@ typedef struct kdc_lockout {
 	atomic_size_t used; /* slots taken: 0 lets every request skip the lookup */
 	pthread_mutex_t lock;
 	int lock_ready;
+	/* Shared: failures for the other KDCs, a ring under lock (NULL: not shared). */
+	kdc_auth_failure *outbox;
+	size_t out_first, out_n;
+	uint64_t out_dropped; /* the oldest overwritten since the last take */
 } kdc_lockout;
 
 int kdc_lockout_init(kdc_lockout *l, size_t nslots);
@@ -62,6 +74,15 @@ int kdc_lockout_failed_last(kdc_lockout *l, const uint8_t *name, size_t len, uin
  * was no slot for it. */
 int kdc_lockout_failure(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name, size_t len,
                         uint64_t tag, uint64_t now_ms);
+/* From now on, every counted failure is queued for the other KDCs too. */
+int kdc_lockout_share(kdc_lockout *l);
+/* Takes up to cap queued failures, oldest first; *dropped gets how many were lost to a
+ * full outbox since the last take. */
+size_t kdc_lockout_take(kdc_lockout *l, kdc_auth_failure *out, size_t cap, uint64_t *dropped);
+/* Another KDC's failure of name at now_ms (monotonic, ours): counted as
+ * kdc_lockout_failure counts, not queued. Same return. */
+int kdc_lockout_failure_seen(kdc_lockout *l, const kdc_lockout_cfg *cfg, const uint8_t *name,
+                             size_t len, uint64_t tag, uint64_t now_ms);
 /* A success: name's failures in the window are forgotten (not a lock in force). */
 void kdc_lockout_success(kdc_lockout *l, const uint8_t *name, size_t len);
 /* kdc unlock: forgets name's failures and ends its lock. 1 when it was locked. */

@@ -181,6 +181,15 @@ int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lock
 	 * only costs a reload more). */
 	char werr[RELOAD_ERR_MAX];
 	r->watching = watch_open(r, werr, sizeof(werr)) == KD3_OK;
+	if (kdc_store_is_postgres(o->db)) {
+		int ret = kdc_lockshare_init(&r->share, lockout);
+		if (ret != KD3_OK) {
+			snprintf(err, err_len, "lockout: cannot set up sharing: %s",
+			         kd3_strerror(ret));
+			return ret;
+		}
+		r->sharing = 1;
+	}
 	return KD3_OK;
 }
 
@@ -323,6 +332,8 @@ static void usage_flush_tick(kdc_reloader *r)
 int kdc_reloader_flush(kdc_reloader *r)
 {
 	char err[RELOAD_ERR_MAX];
+	if (r->sharing && r->watching) /* the last failed authentications out */
+		kdc_lockshare_tick(&r->share, &r->watch, &kdc_rcu_current(r->rcu)->cfg.lockout);
 	int ret = usage_flush(r, KDC_USED_LAST_BUSY_MS, err, sizeof(err));
 	if (ret != KD3_OK)
 		kd3_log_error("last-used times of the last %llu s not written: %s",
@@ -351,6 +362,8 @@ int kdc_reloader_tick(kdc_reloader *r)
 	if (hup)
 		(void)kdc_notify("READY=1");
 	usage_flush_tick(r);
+	if (r->sharing && r->watching)
+		kdc_lockshare_tick(&r->share, &r->watch, &kdc_rcu_current(r->rcu)->cfg.lockout);
 	return published;
 }
 
@@ -407,6 +420,9 @@ void kdc_reloader_free(kdc_reloader *r)
 	if (r->watching)
 		kdc_db_watch_close(&r->watch);
 	r->watching = 0;
+	if (r->sharing)
+		kdc_lockshare_free(&r->share);
+	r->sharing = 0;
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
 	r->wake_fd = -1;

@@ -25,6 +25,7 @@
 #include "db.h"
 #include "live.h"
 #include "lockout.h"
+#include "lockshare.h"
 #include "options.h"
 
 #define KDC_RELOAD_TICK_MS  250
@@ -43,6 +44,8 @@
 typedef struct kdc_reloader {
 	kdc_rcu *rcu;
 	kdc_lockout *lockout;
+	kdc_lockshare share; /* a realm on a database server: lockouts shared */
+	int sharing;
 	kdc_opts opts; /* the settings in force */
 	kdc_db_watch watch;
 	int watching;

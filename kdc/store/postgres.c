@@ -5,6 +5,9 @@
  *   kd3_schema(version)                 one row: the schema version (3)
  *   realm.generation                    bumped by every admin transaction's commit:
  *                                       servers poll it (NOTIFY does not reach standbys)
+ *   auth_failures(id, name, tag, at_ms, kdc)
+ *                                       every KDC's failed authentications, so that a
+ *                                       lockout counts them all (postgres_watch.c)
  *
  * A write transaction locks the realm row first (FOR UPDATE), so admin writers take
  * turns as SQLite's BEGIN IMMEDIATE makes them, and every statement after the lock sees
@@ -233,7 +236,16 @@ static const char pg_schema[] =
     "CREATE TABLE last_used ("
     "  name text COLLATE \"C\" PRIMARY KEY REFERENCES principals(name) ON DELETE CASCADE,"
     "  at bigint NOT NULL"
-    ");";
+    ");"
+    /* Failed authentications of every KDC (kdc/authfail.h); kdc is the writer's id. */
+    "CREATE TABLE auth_failures ("
+    "  id bigserial PRIMARY KEY,"
+    "  name text COLLATE \"C\" NOT NULL,"
+    "  tag bigint NOT NULL,"
+    "  at_ms bigint NOT NULL,"
+    "  kdc bigint NOT NULL"
+    ");"
+    "CREATE INDEX auth_failures_at ON auth_failures (at_ms);";
 
 static kdc_store *pg_new(const char *uri, const char *app, char *err, size_t len, int *ret)
 {
@@ -733,6 +745,11 @@ static int pg_unlock_add(kdc_store *s, const char *name, int64_t now, char *err,
 	if (ret == KD3_OK)
 		ret = pg_query(s->c, s->where, "INSERT INTO unlocks (name, at) VALUES ($1, $2)", 2,
 		               vals, NULL, NULL, err, len, "cannot record the unlock");
+	/* Gone with the lock, in the same commit: a KDC started later must not count the
+	 * failures it ended again. */
+	if (ret == KD3_OK)
+		ret = pg_query(s->c, s->where, "DELETE FROM auth_failures WHERE name = $1", 1, vals,
+		               NULL, NULL, err, len, "cannot drop the failed authentications");
 	return ret;
 }
 
@@ -794,4 +811,6 @@ const kdc_store_ops kdc_store_postgres = {
     .watch_changed = kdc_pg_watch_changed,
     .watch_store_last_used = kdc_pg_watch_store_last_used,
     .watch_close = kdc_pg_watch_close,
+    .watch_store_failures = kdc_pg_watch_store_failures,
+    .watch_failures_since = kdc_pg_watch_failures_since,
 };

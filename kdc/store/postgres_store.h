@@ -56,5 +56,10 @@ int kdc_pg_watch_changed(kdc_store_watch *w);
 int kdc_pg_watch_store_last_used(kdc_store_watch *w, int busy_ms, kdc_db_used_fn next, void *ctx,
                                  char *err, size_t len);
 void kdc_pg_watch_close(kdc_store_watch *w);
+int kdc_pg_watch_store_failures(kdc_store_watch *w, uint64_t kdc_id, const kdc_auth_failure *f,
+                                size_t n, char *err, size_t len);
+int kdc_pg_watch_failures_since(kdc_store_watch *w, uint64_t kdc_id, int64_t *last,
+                                int64_t since_ms, kdc_auth_failure_fn fn, void *ctx, char *err,
+                                size_t len);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "authfail.h"
 #include "kdc_core.h"
 #include "keyfile.h"
 #include "seal.h"
@@ -187,6 +188,16 @@ typedef struct kdc_store_ops {
 	int (*watch_store_last_used)(kdc_store_watch *w, int busy_ms, kdc_db_used_fn next,
 	                             void *ctx, char *err, size_t len);
 	void (*watch_close)(kdc_store_watch *w);
+
+	/* Failed authentications shared between KDCs (NULL where a backend does not share
+	 * them: SQLite, whose KDCs each keep a copy of the file). store: this KDC's (kdc_id)
+	 * failures, in one transaction on the write connection; since: the others', with an
+	 * id above *last (which gets the highest seen) and at_ms >= since_ms, oldest first. */
+	int (*watch_store_failures)(kdc_store_watch *w, uint64_t kdc_id, const kdc_auth_failure *f,
+	                            size_t n, char *err, size_t len);
+	int (*watch_failures_since)(kdc_store_watch *w, uint64_t kdc_id, int64_t *last,
+	                            int64_t since_ms, kdc_auth_failure_fn fn, void *ctx, char *err,
+	                            size_t len);
 } kdc_store_ops;
 
 extern const kdc_store_ops kdc_store_sqlite;
