@@ -7,6 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "proc.h"
+#include "status.h"
 
 #ifndef KD3_VERSION_STRING
 #define KD3_VERSION_STRING "unknown"
@@ -43,6 +44,8 @@ static const kdc_cmd commands[] = {
      "restore a dump into a new database (needs the dumped database's stash)"},
     {"upgrade", kdc_cmd_upgrade, "", 0, 0,
      "convert a kd3 0.1 database: create its stash, seal every key"},
+    {"status", kdc_cmd_status, "", 0, KDC_TAKES_STATUS,
+     "how a running kdc serve is doing: snapshot generation and age, database reachable"},
     {"serve", kdc_cmd_serve, "", 0, KDC_TAKES_SERVE,
      "serve over UDP and TCP; SIGHUP re-reads kdc.conf, SIGTERM drains and stops"},
 };

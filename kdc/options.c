@@ -34,6 +34,8 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	     "master key stash file (the database's path + .stash; needed with a URI)"},
 	    {"db-write", KD3_OPT_STR, o->db_write, 0, 0,
 	     "serve: the primary that last-used times and lockouts go to (--db)"},
+	    {"status-file", KD3_OPT_STR, o->status_file, 0, 0,
+	     "serve: keep FILE up to date for 'kdc status' (none)"},
 	    {"grace-period-seconds", KD3_OPT_UINT, &o->grace_period, 0, KDC_GRACE_MAX,
 	     "after a rotation, older kvnos stay live this long (604800: 7 days)"},
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,
@@ -129,6 +131,8 @@ static int cmd_takes_option(const kdc_cmd *cmd, const kd3_option *opt)
 		return 1;
 	if (strcmp(opt->name, "grace-period-seconds") == 0)
 		return (cmd->takes & KDC_TAKES_GRACE) != 0;
+	if (strcmp(opt->name, "status-file") == 0)
+		return (cmd->takes & KDC_TAKES_STATUS) != 0;
 	return strcmp(opt->name, "db") == 0 || strcmp(opt->name, "stash") == 0;
 }
 

@@ -25,9 +25,10 @@
 typedef struct kdc_opts {
 	/* kdc.conf keys and their long options. */
 	char db[KD3_CONF_STR_MAX];
-	char stash[KD3_CONF_STR_MAX];    /* "" = db + ".stash" (a file db only) */
-	char db_write[KD3_CONF_STR_MAX]; /* serve: where shared writes go ("" = db) */
-	uint64_t grace_period;           /* seconds older kvnos stay live after a rotation */
+	char stash[KD3_CONF_STR_MAX];       /* "" = db + ".stash" (a file db only) */
+	char db_write[KD3_CONF_STR_MAX];    /* serve: where shared writes go ("" = db) */
+	char status_file[KD3_CONF_STR_MAX]; /* serve writes it, status reads it ("": none) */
+	uint64_t grace_period;              /* seconds older kvnos stay live after a rotation */
 	char listen[KD3_CONF_STR_MAX];
 	uint64_t workers;
 	uint64_t lifetime;
@@ -78,6 +79,7 @@ typedef struct kdc_opts {
 #define KDC_TAKES_GRACE   0x08 /* --grace-period-seconds */
 #define KDC_TAKES_KVNO    0x10 /* --kvno N */
 #define KDC_TAKES_ALL     0x20 /* --all instead of the arguments */
+#define KDC_TAKES_STATUS  0x40 /* --status-file */
 
 typedef struct kdc_cmd {
 	const char *name;

@@ -84,6 +84,7 @@ static void keep_restart_only(kdc_opts *next, const kdc_opts *cur, char *changed
 	    {"db", next->db, cur->db, NULL, NULL, 0},
 	    {"stash", next->stash, cur->stash, NULL, NULL, 0},
 	    {"db-write", next->db_write, cur->db_write, NULL, NULL, 0},
+	    {"status-file", next->status_file, cur->status_file, NULL, NULL, 0},
 	    {"listen", next->listen, cur->listen, NULL, NULL, 0},
 	    {"transcript", next->transcript, cur->transcript, NULL, NULL, 0},
 	    {"syslog-socket", next->syslog_socket, cur->syslog_socket, NULL, NULL, 0},
@@ -168,6 +169,9 @@ int kdc_reloader_init(kdc_reloader *r, const kdc_opts *o, kdc_rcu *rcu, kdc_lock
 	r->opts = *o;
 	r->unlock_seen = unlock_seen;
 	r->generation = kdc_rcu_current(rcu)->generation;
+	r->loaded_at = time(NULL);
+	r->db_ok = 1;
+	r->db_checked = r->loaded_at;
 	atomic_init(&r->hup, 0);
 	atomic_init(&r->stop, 0);
 	atomic_init(&r->reloads, 0);
@@ -236,15 +240,19 @@ static int reload_now(kdc_reloader *r, unsigned why)
 	if (ret != KD3_OK) {
 		if (strcmp(err, r->last_err) != 0)
 			kd3_log_error(
-			    "reload (%s) failed: %s; still serving generation %llu, trying "
-			    "again each second",
-			    reason_text(why), err, (unsigned long long)r->generation);
+			    "reload (%s) failed: %s; still serving generation %llu, loaded "
+			    "%lld s ago, trying again each second",
+			    reason_text(why), err, (unsigned long long)r->generation,
+			    (long long)(time(NULL) - r->loaded_at));
 		snprintf(r->last_err, sizeof(r->last_err), "%s", err);
 		r->pending |= why;
 		r->retry_ms = kd3_now_ms() + KDC_RELOAD_RETRY_MS;
 		return 0;
 	}
 	next->generation = ++r->generation;
+	r->loaded_at = time(NULL);
+	if (r->last_err[0])
+		kd3_log_info("reload: the database is readable again");
 	uint64_t built = kd3_now_us();
 	kdc_snapshot *old = kdc_rcu_publish(r->rcu, next);
 	/* No worker writes into old's slots any more (kdc/live.h): what they hold is whole. */
@@ -269,7 +277,11 @@ static unsigned database_changed(kdc_reloader *r)
 		r->watching = watch_open(r, err, sizeof(err)) == KD3_OK;
 		return KDC_RELOAD_DATABASE; /* it was unreadable: whatever it holds now */
 	}
-	return kdc_db_watch_changed(&r->watch) != 0 ? KDC_RELOAD_DATABASE : 0;
+	int changed = kdc_db_watch_changed(&r->watch);
+	r->db_ok = changed >= 0;
+	if (r->db_ok)
+		r->db_checked = time(NULL);
+	return changed != 0 ? KDC_RELOAD_DATABASE : 0;
 }
 
 /* ---- last-used times -------------------------------------------------------------- */
@@ -341,6 +353,38 @@ int kdc_reloader_flush(kdc_reloader *r)
 	return ret;
 }
 
+/* The status file (--status-file): rewritten when something in it changed and every
+ * KDC_STATUS_HEARTBEAT_S, so that a stale one shows a server that stopped. */
+static void status_tick(kdc_reloader *r)
+{
+	char err[RELOAD_ERR_MAX];
+	const kdc_snapshot *s = kdc_rcu_current(r->rcu);
+	kdc_status st;
+	if (!r->opts.status_file[0])
+		return;
+	memset(&st, 0, sizeof(st)); /* padding too: compared whole below */
+	st.pid = (long)getpid();
+	kdc_store_redact(r->opts.db, st.database);
+	st.generation = r->generation;
+	st.loaded = r->loaded_at;
+	st.principals = s->table.n;
+	st.keys = s->table.nkeys;
+	st.database_ok = r->db_ok && !r->pending;
+	st.checked = r->db_checked;
+	snprintf(st.database_error, sizeof(st.database_error), "%.400s", r->last_err);
+	st.lockout_queued = r->sharing ? r->share.npending : 0;
+	int64_t now = time(NULL);
+	st.written = r->status.written;
+	if (memcmp(&st, &r->status, sizeof(st)) == 0 && now - st.written < KDC_STATUS_HEARTBEAT_S)
+		return;
+	st.written = now;
+	int ret = kdc_status_write(r->opts.status_file, &st, err, sizeof(err));
+	if (ret != KD3_OK && r->status.written >= 0)
+		kd3_log_error("status file not written: %s (said once)", err);
+	st.written = ret == KD3_OK ? now : -1;
+	r->status = st;
+}
+
 int kdc_reloader_tick(kdc_reloader *r)
 {
 	unsigned why = 0;
@@ -364,6 +408,7 @@ int kdc_reloader_tick(kdc_reloader *r)
 	usage_flush_tick(r);
 	if (r->sharing && r->watching)
 		kdc_lockshare_tick(&r->share, &r->watch, &kdc_rcu_current(r->rcu)->cfg.lockout);
+	status_tick(r);
 	return published;
 }
 

@@ -27,6 +27,7 @@
 #include "lockout.h"
 #include "lockshare.h"
 #include "options.h"
+#include "status.h"
 
 #define KDC_RELOAD_TICK_MS  250
 #define KDC_RELOAD_RETRY_MS 1000
@@ -51,7 +52,11 @@ typedef struct kdc_reloader {
 	int watching;
 	int64_t unlock_seen; /* the highest unlock row applied */
 	uint64_t generation;
-	unsigned pending; /* reasons of a reload that failed, tried again at retry_ms */
+	int64_t loaded_at;  /* wall clock of the snapshot in force */
+	kdc_status status;  /* the last written to opts.status_file */
+	int db_ok;          /* the last look at the database could read it */
+	int64_t db_checked; /* when one last could */
+	unsigned pending;   /* reasons of a reload that failed, tried again at retry_ms */
 	uint64_t retry_ms;
 	char last_err[KDC_RELOAD_ERR_MAX]; /* said once */
 	uint64_t flush_due_ms;             /* the next last-used flush (monotonic) */

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "log.h"
 #include "msg.h"
 
 #define PG_SQLSTATE_UNIQUE    "23505"
@@ -151,6 +152,19 @@ int pg_get_fixed(const PGresult *res, int row, int col, uint8_t *out, size_t n)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
+/* The server's warnings (a shutdown under way, ...) into kd3's log, one line each;
+ * notices, which only chatter, dropped. libpq would print both on stderr raw. */
+static void pg_notice(void *arg, const PGresult *res)
+{
+	char line[256];
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	(void)arg;
+	if (!severity || strcmp(severity, "WARNING") != 0)
+		return;
+	pg_first_line(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), line, sizeof(line));
+	kd3_log_info("database: warning: %s", line);
+}
+
 /* A password in the URI would sit in the process list and shell histories. */
 static int uri_has_password(const char *uri)
 {
@@ -186,6 +200,7 @@ int pg_connect(const char *uri, const char *application_name, PGconn **out, char
 		PQfinish(c);
 		return KD3_E_DB;
 	}
+	PQsetNoticeReceiver(c, pg_notice, NULL);
 	/* Every wait bounded; integers and names as kd3 expects them. */
 	char set[160];
 	snprintf(set, sizeof(set),
