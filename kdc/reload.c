@@ -437,6 +437,7 @@ static void wake(kdc_reloader *r)
 
 int kdc_reloader_start(kdc_reloader *r)
 {
+	status_tick(r); /* there before the first tick: kdc status works from the start */
 	if (pthread_create(&r->thread, NULL, reloader_main, r) != 0)
 		return KD3_E_IO;
 	r->started = 1;

@@ -355,7 +355,7 @@ static int pg_open(const char *uri, int writable, kdc_store **out, int *version,
 	s->writable = writable;
 	ret = pg_schema_version(s, version, err, len);
 	if (ret == KD3_OK && *version < 0) {
-		snprintf(err, len, "%s: holds no kd3 realm; create one with 'kdc init'", s->where);
+		snprintf(err, len, "%s: holds no kd3 realm; create it with 'kdc init'", s->where);
 		ret = KD3_E_NOT_FOUND;
 	}
 	if (ret != KD3_OK) {

@@ -243,7 +243,7 @@ class LiveKeyVersions(AdvTest):
 
     @classmethod
     def prepare_realm(cls, realm):
-        k.run([k.exe("kdc"), "rotate", "alice", "--db", realm.db,
+        k.run([k.exe("kdc"), "rotate", "alice", *realm.dbargs,
                "--keyfile", realm.keyfile("alice")], check=True)
 
     def test_kvno_i_changed_to_another_live_version(self):

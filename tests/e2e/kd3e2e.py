@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 
+import kd3db
+
 BIN = os.environ.get("KD3_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 
 
@@ -139,11 +141,13 @@ class Realm:
 
     def __init__(self, principals=("alice", "bob")):
         self.dir = tempfile.mkdtemp(prefix="kd3-e2e-")
-        self.db = os.path.join(self.dir, "kd3.db")
         self.procs = []
         self.kdc_port = None
         try:
-            run([exe("kdc"), "init", "--db", self.db], check=True)
+            # A file here, or a database of the test's PostgreSQL server (kd3db.py).
+            self.store = kd3db.TestDb(self.dir)
+            self.db, self.stash, self.dbargs = self.store.db, self.store.stash, self.store.args
+            run([exe("kdc"), "init", *self.dbargs], check=True)
             for name in principals:
                 self.add(name)
         except BaseException:
@@ -154,7 +158,7 @@ class Realm:
         return os.path.join(self.dir, name + ".key")
 
     def add(self, name):
-        run([exe("kdc"), "add", name, "--db", self.db, "--keyfile", self.keyfile(name)],
+        run([exe("kdc"), "add", name, *self.dbargs, "--keyfile", self.keyfile(name)],
             check=True)
 
     def _start(self, make_argv, ready, port=None, env=None):
@@ -177,7 +181,7 @@ class Realm:
         raise AssertionError("no free port after 5 tries")
 
     def start_kdc(self, *extra, port=None, workers=2):
-        p = self._start(lambda prt: [exe("kdc"), "serve", "--db", self.db, "--listen",
+        p = self._start(lambda prt: [exe("kdc"), "serve", *self.dbargs, "--listen",
                                      f"127.0.0.1:{prt}", "--workers", str(workers), *extra],
                         r"serving on", port)
         self.kdc_port = p.port
@@ -215,6 +219,11 @@ class Realm:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def kdc(realm, *args, timeout=60, env=None):
+    """A kdc command on realm's database."""
+    return run([exe("kdc"), *args, *realm.dbargs], timeout=timeout, env=env)
 
 
 def run(argv, input=None, timeout=30, check=False, env=None):

@@ -18,25 +18,38 @@ import tempfile
 import time
 import unittest
 
+import kd3db
 import kd3e2e as k
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_HANDSHAKE = 0, 1, 2, 3
 
 
 class Kdc:
-    """A database folder and the kdc commands run on it."""
+    """A folder, the realm's database (a file in it, or a PostgreSQL database:
+    kd3db.py) and the kdc commands run on it."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="kd3-admin-")
-        self.db = os.path.join(self.dir, "kd3.db")
-        self.stash = self.db + ".stash"
+        self.store = kd3db.TestDb(self.dir)
+        self.db, self.stash = self.store.db, self.store.stash
+        self.stashes = {self.db: self.stash}
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def other(self, name):
+        """Another database, not created yet (or, on PostgreSQL, empty): where."""
+        store = kd3db.TestDb(self.dir, name)
+        self.stashes[store.db] = store.stash
+        return store.db
+
     def run(self, *args, db=None, env=None, timeout=60):
         env = dict(os.environ, **(env or {}))
-        return k.run([k.exe("kdc"), *args, "--db", db or self.db], timeout=timeout, env=env)
+        db = db or self.db
+        stash = []
+        if kd3db.POSTGRES and "--stash" not in args and db in self.stashes:
+            stash = ["--stash", self.stashes[db]]  # a URI has no path to put it beside
+        return k.run([k.exe("kdc"), *args, "--db", db, *stash], timeout=timeout, env=env)
 
     def ok(self, *args, **kw):
         r = self.run(*args, **kw)
@@ -45,11 +58,14 @@ class Kdc:
         return r
 
     def state(self):
-        """The database and stash bytes (and whatever else is in the folder)."""
+        """The database and stash bytes (and whatever else is in the folder), and on
+        PostgreSQL every row of the realm."""
         out = {}
         for name in sorted(os.listdir(self.dir)):
             with open(self.path(name), "rb") as f:
                 out[name] = f.read()
+        if kd3db.POSTGRES:
+            out["postgresql"] = self.store.state()
         return out
 
     def close(self):
@@ -116,17 +132,19 @@ class Commands(unittest.TestCase):
 
     def test_init(self):
         r = self.k.ok("init")
-        self.assertRegex(r.stdout, r"created database .*kd3.db, master key [0-9a-f]{16} in "
+        self.assertRegex(r.stdout, r"created database \S+, master key [0-9a-f]{16} in "
                                    r"stash .*kd3.db.stash")
-        for f in (self.k.db, self.k.stash):
+        for f in (self.k.db, self.k.stash) if not kd3db.POSTGRES else (self.k.stash,):
             self.assertEqual(os.stat(f).st_mode & 0o777, 0o600)
-        self.fails(EXIT_RUNTIME, "already exists; refusing to overwrite it", "init")
+        self.fails(EXIT_RUNTIME, "refusing to overwrite it", "init")
         # A stash already there (another realm's, or left by a crash): refused, kept.
+        other = self.k.other("other.db")
         self.fails(EXIT_RUNTIME, "kd3.db.stash: already exists", "init", "--stash",
-                   self.k.stash, db=self.k.path("other.db"))
-        self.assertFalse(os.path.exists(self.k.path("other.db")))
-        self.fails(EXIT_RUNTIME, "No such file or directory", "init",
-                   db=self.k.path("missing/kd3.db"))
+                   self.k.stash, db=other)
+        self.assertIn("create it with 'kdc init'", self.k.run("list", db=other).stderr)
+        if not kd3db.POSTGRES:
+            self.fails(EXIT_RUNTIME, "No such file or directory", "init",
+                       db=self.k.path("missing/kd3.db"))
 
     def test_add(self):
         self.realm()
@@ -135,8 +153,8 @@ class Commands(unittest.TestCase):
                    "--keyfile", self.k.path("again.key"))
         self.fails(EXIT_USAGE, "invalid principal name", "add", "no spaces")
         self.fails(EXIT_USAGE, "expected NAME", "add")
-        self.fails(EXIT_RUNTIME, "no such database; create it with 'kdc init'", "add", "x",
-                   db=self.k.path("none.db"))
+        self.fails(EXIT_RUNTIME, "create it with 'kdc init'", "add", "x",
+                   db=self.k.other("none.db"))
 
     def test_list(self):
         self.realm()
@@ -233,23 +251,24 @@ class Commands(unittest.TestCase):
         for key in keyfile_keys(self.k.path("alice.key")).values():
             self.assertNotIn(key, json.dumps(doc))
         self.fails(EXIT_RUNTIME, "backup.json: already exists", "dump", dump)
-        restored = self.k.path("restored.db")
+        restored = self.k.other("restored.db")
         self.fails(EXIT_RUNTIME, "restored.db.stash: no such stash file", "load", dump,
                    db=restored)
         self.k.ok("load", dump, "--stash", self.k.stash, db=restored)
         self.assertEqual(self.k.ok("list", "--stash", self.k.stash, db=restored).stdout,
                          self.k.ok("list").stdout)
-        self.fails(EXIT_RUNTIME, "restored.db: already exists", "load", dump, "--stash",
+        self.fails(EXIT_RUNTIME, "refusing to overwrite it", "load", dump, "--stash",
                    self.k.stash, db=restored)
         doc["principals"][1]["enabled"] = False
         with open(self.k.path("altered.json"), "w") as f:
             json.dump(doc, f)
         self.fails(EXIT_RUNTIME, "the dump's MAC does not verify", "load",
                    self.k.path("altered.json"), "--stash", self.k.stash,
-                   db=self.k.path("r2.db"))
+                   db=self.k.other("r2.db"))
         self.fails(EXIT_RUNTIME, "not JSON", "load", self.k.stash, "--stash", self.k.stash,
-                   db=self.k.path("r3.db"))
+                   db=self.k.other("r3.db"))
 
+    @kd3db.sqlite_only
     def test_upgrade(self):
         keys = make_v2(self.k.db)
         for args in (("list",), ("add", "carol"), ("rekey-master",), ("serve",)):
@@ -293,6 +312,11 @@ class Commands(unittest.TestCase):
         os.chmod(self.k.stash, 0o600)
         self.fails(EXIT_RUNTIME, "kd3.db.stash:3: expected 'master = ID:KEY'", "list")
         os.rename(self.k.path("moved"), self.k.stash)
+        self.k.ok("list")
+
+    @kd3db.sqlite_only
+    def test_not_a_kd3_database(self):
+        self.realm()
         # A corrupt database, a SQLite database that is not kd3's.
         with open(self.k.path("junk.db"), "wb") as f:
             f.write(os.urandom(8192))
@@ -307,6 +331,7 @@ class Commands(unittest.TestCase):
         self.k.ok("list")
 
 
+@kd3db.sqlite_only
 class HotJournal(unittest.TestCase):
     def test_read_only_commands_after_a_killed_write(self):
         """A writer killed mid-transaction after SQLite spilled pages into the database
@@ -357,7 +382,7 @@ class Rotation(unittest.TestCase):
             old = os.path.join(realm.dir, "alice-kvno1.key")
             shutil.copy(realm.keyfile("alice"), old)
             grace = 4
-            r = k.run([k.exe("kdc"), "rotate", "alice", "--db", realm.db, "--keyfile",
+            r = k.run([k.exe("kdc"), "rotate", "alice", *realm.dbargs, "--keyfile",
                        realm.keyfile("alice"), "--grace-period-seconds", str(grace)])
             self.assertEqual(r.rc, 0, r)
             rotated = time.monotonic()
@@ -367,17 +392,17 @@ class Rotation(unittest.TestCase):
                 r = self.session(realm, resp, keyfile)
                 self.assertEqual((r.rc, r.stdout), (0, "hello\n"), r)
             time.sleep(max(0.0, grace + 1.1 - (time.monotonic() - rotated)))
-            self.assertIn("1(expired),2", k.run([k.exe("kdc"), "list", "--db",
-                                                 realm.db]).stdout)
+            self.assertIn("1(expired),2", k.run([k.exe("kdc"), "list",
+                                                 *realm.dbargs]).stdout)
             kdc = self.restart_kdc(realm, kdc)  # loads live kvnos only
             r = self.session(realm, resp, old)
             self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
             self.assertIn("KVNO_UNKNOWN", r.stderr)
             r = self.session(realm, resp, realm.keyfile("alice"))
             self.assertEqual((r.rc, r.stdout), (0, "hello\n"), r)
-            r = k.run([k.exe("kdc"), "purge", "alice", "--db", realm.db])
+            r = k.run([k.exe("kdc"), "purge", "alice", *realm.dbargs])
             self.assertIn("purged 1 expired key version of alice", r.stdout)
-            r = k.run([k.exe("kdc"), "export", "alice", "--db", realm.db, "--keyfile",
+            r = k.run([k.exe("kdc"), "export", "alice", *realm.dbargs, "--keyfile",
                        os.path.join(realm.dir, "after.key")])
             self.assertEqual(list(keyfile_keys(os.path.join(realm.dir, "after.key"))), [2])
             kdc = self.restart_kdc(realm, kdc)
@@ -390,7 +415,7 @@ class Rotation(unittest.TestCase):
         with k.Realm(("alice", "bob")) as realm:
             for point in ("rekey-stash-both", "rekey-resealed", "rekey-committed"):
                 with self.subTest(point=point):
-                    r = k.run([k.exe("kdc"), "rekey-master", "--db", realm.db],
+                    r = k.run([k.exe("kdc"), "rekey-master", *realm.dbargs],
                               env=dict(os.environ, KD3_KDC_CRASH_AT=point))
                     self.assertEqual(r.rc, -signal.SIGKILL, r)
                     kdc = realm.start_kdc()
@@ -400,11 +425,12 @@ class Rotation(unittest.TestCase):
                     self.assertEqual((r.rc, r.stdout), (0, "hi\n"), r)
                     resp.stop()
                     kdc.stop()
-                    r = k.run([k.exe("kdc"), "rekey-master", "--db", realm.db])
+                    r = k.run([k.exe("kdc"), "rekey-master", *realm.dbargs])
                     self.assertEqual(r.rc, 0, r)
                     self.assertNotIn("warning", r.stderr)
 
 
+@kd3db.sqlite_only
 class KilledAdmin(unittest.TestCase):
     """200 kdc processes killed (SIGKILL) at random points in a loop of admin writes:
     after each, the database opens with its stash, every sealed key opens, SQLite's own
@@ -502,7 +528,7 @@ class KilledAdmin(unittest.TestCase):
         # alice and bob were never touched by the loop: their key files still work.
         self.k.ok("rekey-master")
         with k.Realm(()) as realm:
-            realm.db = self.k.db
+            realm.db, realm.dbargs = self.k.db, self.k.store.args
             for name in ("alice", "bob"):
                 shutil.copy(self.k.path(f"{name}.key"), realm.keyfile(name))
             realm.start_kdc()

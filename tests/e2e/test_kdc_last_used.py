@@ -22,7 +22,7 @@ SLACK_S = 2  # clock granularity (whole seconds) and a loaded machine
 
 
 def kdc_list(realm):
-    r = k.run([k.exe("kdc"), "list", "--db", realm.db])
+    r = k.run([k.exe("kdc"), "list", *realm.dbargs])
     if r.rc != 0:
         raise AssertionError(f"kdc list: {r}")
     lines = r.stdout.splitlines()
@@ -107,7 +107,7 @@ class LastUsed(unittest.TestCase):
         # dave used, then removed while the server runs (before or after its time is
         # written: either way the writes go on).
         session(self.realm, bob.port, name="dave")
-        r = k.run([k.exe("kdc"), "remove", "dave", "--db", self.realm.db])
+        r = k.run([k.exe("kdc"), "remove", "dave", *self.realm.dbargs])
         self.assertEqual(r.rc, 0, r)
         time.sleep(max(1.1, first + 1 - time.time()))  # the next whole second
         span2 = session(self.realm, bob.port)

@@ -68,7 +68,7 @@ def wait_new(proc, pattern, since, timeout=5.0):
 
 
 def admin(realm, *args, check=True):
-    r = k.run([k.exe("kdc"), *args, "--db", realm.db])
+    r = k.run([k.exe("kdc"), *args, *realm.dbargs])
     if check and r.rc != 0:
         raise AssertionError(f"kdc {' '.join(args)}: {r}")
     return r
@@ -189,12 +189,12 @@ class LiveChanges(unittest.TestCase):
         assert_ok(self, session(self.realm, self.bob.port))
 
     def test_rekey_master(self):
-        with open(self.realm.db + ".stash") as f:
+        with open(self.realm.stash) as f:
             stash_before = f.read()
         since = mark(self.kdc)
         admin(self.realm, "rekey-master")
         self.reloaded(since)
-        with open(self.realm.db + ".stash") as f:
+        with open(self.realm.stash) as f:
             self.assertNotEqual(f.read(), stash_before)
         assert_ok(self, session(self.realm, self.bob.port))
         # Keys sealed under the new master key only: the server reads the new stash.
@@ -331,7 +331,7 @@ class Configuration(unittest.TestCase):
                           ("policy-default = maybe", "neither allow nor deny"),
                           ("log = journal", "neither stderr nor syslog")):
             self.write_conf(line)
-            r = k.run([k.exe("kdc"), "serve", "--db", self.realm.db, "--config", self.conf,
+            r = k.run([k.exe("kdc"), "serve", *self.realm.dbargs, "--config", self.conf,
                        "--listen", f"127.0.0.1:{k.free_port()}"], timeout=10)
             self.assertEqual(r.rc, EXIT_USAGE, r)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r)
@@ -418,7 +418,7 @@ class Logs(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.realm = k.Realm(("alice", "bob"))
-        with open(cls.realm.db + ".stash") as f:
+        with open(cls.realm.stash) as f:
             stash_keys = [l.split(":", 1)[1].strip() for l in f if l.startswith("master = ")]
         cls.secrets = stash_keys + keyfile_hex(cls.realm.keyfile("alice")) + keyfile_hex(
             cls.realm.keyfile("bob"))
@@ -485,7 +485,7 @@ class Logs(unittest.TestCase):
         with open(log, "wb") as f:
             st = os.fstat(f.fileno())
             env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
-            p = subprocess.Popen([k.exe("kdc"), "serve", "--db", self.realm.db, "--listen",
+            p = subprocess.Popen([k.exe("kdc"), "serve", *self.realm.dbargs, "--listen",
                                   f"127.0.0.1:{port}", "--workers", "1"], stderr=f,
                                  stdout=subprocess.DEVNULL, env=env)
             try:
@@ -511,7 +511,7 @@ class Logs(unittest.TestCase):
                 s.settimeout(5.0)
                 # "serving on" goes to syslog, not stderr: wait on the socket instead.
                 port = k.free_port()
-                p = k.Proc([k.exe("kdc"), "serve", "--db", self.realm.db, "--listen",
+                p = k.Proc([k.exe("kdc"), "serve", *self.realm.dbargs, "--listen",
                             f"127.0.0.1:{port}", "--workers", "1", "--log", "syslog",
                             "--syslog-socket", path, *extra])
                 try:
@@ -551,7 +551,7 @@ class Serving(unittest.TestCase):
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.bind(path)
             s.settimeout(5.0)
-            kdc = self.realm._start(lambda prt: [k.exe("kdc"), "serve", "--db", self.realm.db,
+            kdc = self.realm._start(lambda prt: [k.exe("kdc"), "serve", *self.realm.dbargs,
                                                  "--listen", f"127.0.0.1:{prt}"],
                                     r"serving on", env=dict(os.environ, NOTIFY_SOCKET=path))
             ready = s.recv(4096).decode()
@@ -736,7 +736,7 @@ class KeysAfterReloads(unittest.TestCase):
                         auth, wrap = P.cv.subkeys(key)
                         secrets.update({f"{name}#{kvno} K": key, f"{name}#{kvno} K.auth": auth,
                                         f"{name}#{kvno} K.wrap": wrap})
-            with open(realm.db + ".stash") as f:
+            with open(realm.stash) as f:
                 for line in f:
                     if line.startswith("master = "):
                         secrets["master " + line[9:25]] = bytes.fromhex(line.split(":")[1].strip())
@@ -744,7 +744,7 @@ class KeysAfterReloads(unittest.TestCase):
         script, core = (os.path.join(realm.dir, n) for n in ("kdc.gdb", "kdc.core"))
         coremem.write_script(script, core)
         port = k.free_port()
-        kdc = k.Proc(coremem.gdb_argv(script, [k.exe("kdc"), "serve", "--db", realm.db,
+        kdc = k.Proc(coremem.gdb_argv(script, [k.exe("kdc"), "serve", *realm.dbargs,
                                                "--listen", f"127.0.0.1:{port}", "--workers",
                                                "2", "--log-time=no"]))
         try:

@@ -179,7 +179,7 @@ def kdc_secrets(realm):
     except sqlite3.Error:
         pass
     try:
-        with open(realm.db + ".stash") as f:
+        with open(realm.stash) as f:
             for i, m in enumerate(re.finditer(r"^master\s*=\s*[0-9a-fA-F]+:([0-9a-fA-F]{64})\s*$",
                                               f.read(), re.M)):
                 out[f"master key {i + 1}"] = bytes.fromhex(m.group(1))
@@ -252,7 +252,7 @@ class KeyWipe(unittest.TestCase):
     def run_check(self, realm, progs):
         d = realm.dir
         kdc = start_server(realm, "kdc", lambda port: [
-            k.exe("kdc"), "serve", "--db", realm.db, "--listen", f"127.0.0.1:{port}",
+            k.exe("kdc"), "serve", *realm.dbargs, "--listen", f"127.0.0.1:{port}",
             "--workers", "2", "--transcript", os.path.join(d, "kdc.tr"), "--reveal-keys"],
             r"serving on")
         progs.append(kdc)

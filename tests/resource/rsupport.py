@@ -53,7 +53,7 @@ class LoggedServer:
     @staticmethod
     def argv(realm, role, port, extra):
         if role == "kdc":
-            return [k.exe("kdc"), "serve", "--db", realm.db, "--listen", f"127.0.0.1:{port}",
+            return [k.exe("kdc"), "serve", *realm.dbargs, "--listen", f"127.0.0.1:{port}",
                     *extra]
         return [k.exe("responder"), "--listen", f"127.0.0.1:{port}", "--keyfile",
                 realm.keyfile("bob"), "--kdc", f"127.0.0.1:{realm.kdc_port}", *extra]
