@@ -35,7 +35,7 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	    {"db-write", KD3_OPT_STR, o->db_write, 0, 0,
 	     "serve: the primary that last-used times and lockouts go to (--db)"},
 	    {"status-file", KD3_OPT_STR, o->status_file, 0, 0,
-	     "serve: keep FILE up to date for 'kdc status' (none)"},
+	     "the file kdc serve keeps up to date and kdc status reads (none)"},
 	    {"grace-period-seconds", KD3_OPT_UINT, &o->grace_period, 0, KDC_GRACE_MAX,
 	     "after a rotation, older kvnos stay live this long (604800: 7 days)"},
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,

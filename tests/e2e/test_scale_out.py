@@ -215,7 +215,8 @@ class ScaleOut(unittest.TestCase):
             self.assertLessEqual(len(said), 2, said)  # one line per kind of write, once
         r = self.status(1)
         self.assertEqual(r.rc, 0, r)  # the standby it loads from is still there
-        self.assertIn("1 failed authentications wait for the primary", r.stdout)
+        self.assertIn("1 failed authentications wait for the primary", r.stdout,
+                      "\n".join(kdc1.lines[marks[0]:]))
 
         # The standby promoted: writes work again, the queued failure arrives.
         self.pg.promote(self.standby)

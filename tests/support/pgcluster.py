@@ -229,21 +229,43 @@ class PgCluster:
 
     # ---- failures -------------------------------------------------------------------------
 
+    @staticmethod
+    def _children(pid):
+        kids = []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return kids
+
     def kill9(self, node):
+        """The server dies as its machine would: the postmaster and every backend at
+        once (a backend left alone would still commit on a connection it holds)."""
         pid = node.pid()
         if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+            victims = [pid, *self._children(pid)]
+            for v in victims:
                 try:
-                    os.kill(pid, 0)
+                    os.kill(v, signal.SIGKILL)
                 except ProcessLookupError:
-                    break
+                    pass
+            deadline = time.monotonic() + 10
+            while victims and time.monotonic() < deadline:
+                victims = [v for v in victims if os.path.exists(f"/proc/{v}")
+                           and not self._zombie(v)]
                 time.sleep(0.05)
         node.running = False
+
+    @staticmethod
+    def _zombie(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
 
     def promote(self, node):
         self._run([f"{PG_BIN}/pg_ctl", "-D", node.data, "-w", "-t", "60", "promote"], node)
