@@ -128,6 +128,7 @@ int main(int argc, char **argv)
 	}
 	corpus_from_runs();
 	corpus_edges();
+	corpus_pgcopy();
 	if (check_mode) {
 		if (stale) {
 			fprintf(stderr,

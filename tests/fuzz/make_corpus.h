@@ -45,5 +45,7 @@ void corpus_peers(const fw_world *f, uint8_t suite, uint8_t fs, int variants);
 void corpus_channel(void);
 /* corpus_edges.c: hand-made edge cases, configs and key files. */
 void corpus_edges(void);
+/* corpus_pgcopy.c: PostgreSQL binary COPY streams. */
+void corpus_pgcopy(void);
 
 #endif
