@@ -35,9 +35,11 @@
 #include "privfile.h"
 #include "stash.h"
 
-#define DUMP_FORMAT   "kd3-dump"
-#define DUMP_VERSION  1
-#define DUMP_SIZE_MAX (256u * 1024 * 1024)
+#define DUMP_FORMAT  "kd3-dump"
+#define DUMP_VERSION 1
+/* About 300 bytes a principal with one key: a million principals take 290 MiB, so this
+ * bounds a dump at about three million (the whole file is parsed in memory). */
+#define DUMP_SIZE_MAX (1024u * 1024 * 1024)
 #define DUMP_TIME_MAX 9007199254740992.0 /* 2^53: exact in a JSON number */
 
 /* ---- the MAC's digest: d = SHA-256(d || record), one record per field group ---------- */
