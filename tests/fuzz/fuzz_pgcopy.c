@@ -27,8 +27,8 @@ static int row(void *ctx, const kdc_db_load_row *r)
 {
 	struct seen *s = ctx;
 	if (fuzz_verbose())
-		fprintf(stderr, "row %.*s enabled %d kvno %u\n", (int)r->name_len, r->name, r->enabled,
-		        (unsigned)r->kvno);
+		fprintf(stderr, "row %.*s enabled %d kvno %u\n", (int)r->name_len, r->name,
+		        r->enabled, (unsigned)r->kvno);
 	FUZZ_CHECK(r->name_len >= 1 && r->name_len <= KD3_NAME_MAX);
 	FUZZ_CHECK(strlen(r->name) == r->name_len);
 	FUZZ_CHECK(kd3_name_valid((const uint8_t *)r->name, r->name_len));
