@@ -50,6 +50,13 @@ static uint64_t name_id(const kdc_lockout *l, const uint8_t *name, size_t len)
 	return h ? h : 1; /* 0 marks a free slot */
 }
 
+/* Whether a failure at now falls in the window opened at start. A failure older than
+ * the window's start (another KDC's, read late) counts in it: the clock must not wrap. */
+static int in_window(uint64_t now, uint64_t start, uint64_t window_ms)
+{
+	return now < start || now - start < window_ms;
+}
+
 static kdc_lockout_slot *slot_find(kdc_lockout *l, uint64_t id)
 {
 	for (size_t k = 0; k < KDC_LOCKOUT_PROBE; k++) {
@@ -70,7 +77,7 @@ static kdc_lockout_slot *slot_take(kdc_lockout *l, uint64_t id, const kdc_lockou
 		uint64_t held = atomic_load(&s->id);
 		int stale = atomic_load(&s->locked_until) <= now &&
 		            (atomic_load(&s->failures) == 0 ||
-		             now - atomic_load(&s->window_start) >= cfg->window_ms);
+		             !in_window(now, atomic_load(&s->window_start), cfg->window_ms));
 		if (held != 0 && !stale)
 			continue;
 		/* Fields first, id last: a reader that finds the new id sees them reset. */
@@ -110,7 +117,7 @@ static int count_failure(kdc_lockout_slot *s, const kdc_lockout_cfg *cfg, uint64
 	if (tag && atomic_exchange(&s->last_tag, tag) == tag)
 		return 0; /* the same M2 again: one guess, not two */
 	*counted = 1;
-	if (now - atomic_load(&s->window_start) >= cfg->window_ms) {
+	if (!in_window(now, atomic_load(&s->window_start), cfg->window_ms)) {
 		atomic_store(&s->window_start, now);
 		atomic_store(&s->failures, 0);
 	}

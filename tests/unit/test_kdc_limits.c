@@ -60,6 +60,27 @@ static void test_lockout_same_request_once(void **state)
 	kdc_lockout_free(&l);
 }
 
+/* Another KDC's failures arrive late: one older than the window's start must count in
+ * it (an unsigned now - start would wrap and reset the count instead). */
+static void test_lockout_late_failures_count(void **state)
+{
+	kdc_lockout l;
+	(void)state;
+	assert_int_equal(kdc_lockout_init(&l, 64), KD3_OK);
+	assert_int_equal(kdc_lockout_failure(&l, &CFG, NAME("alice"), 1, 50000), 0);
+	assert_int_equal(kdc_lockout_failure_seen(&l, &CFG, NAME("alice"), 2, 40000), 0);
+	assert_int_equal(kdc_lockout_failure_seen(&l, &CFG, NAME("alice"), 3, 45000), 1);
+	/* Locked from the time of the failure that locked it, and refused from now on. */
+	assert_int_equal(kdc_lockout_locked(&l, NAME("alice"), 50001), 1);
+	assert_int_equal(kdc_lockout_locked(&l, NAME("alice"), 45000 + 300000 - 1), 1);
+	assert_int_equal(kdc_lockout_locked(&l, NAME("alice"), 45000 + 300000), 0);
+	/* A slot holding a window newer than a late failure is not taken as stale. */
+	assert_int_equal(kdc_lockout_failure(&l, &CFG, NAME("bob"), 4, 90000), 0);
+	assert_int_equal(kdc_lockout_failure(&l, &CFG, NAME("bob"), 5, 91000), 0);
+	assert_int_equal(kdc_lockout_failure_seen(&l, &CFG, NAME("bob"), 6, 80000), 1);
+	kdc_lockout_free(&l);
+}
+
 static void test_lockout_success_and_unlock(void **state)
 {
 	kdc_lockout l;
@@ -254,6 +275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lockout_counts_within_the_window),
 	    cmocka_unit_test(test_lockout_same_request_once),
+	    cmocka_unit_test(test_lockout_late_failures_count),
 	    cmocka_unit_test(test_lockout_success_and_unlock),
 	    cmocka_unit_test(test_lockout_full_table),
 	    cmocka_unit_test(test_lockout_threads),
