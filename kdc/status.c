@@ -29,11 +29,13 @@ int kdc_status_write(const char *path, const kdc_status *st, char *err, size_t e
 	    st->pid, st->database, st->generation, st->loaded, st->principals, st->keys,
 	    st->database_ok, st->checked, st->database_error, st->lockout_queued, st->written);
 	if (n < 0 || (size_t)n >= sizeof(text) ||
-	    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, st->pid) >= (int)sizeof(tmp)) {
+	    snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
 		snprintf(err, err_len, "%s: status too long", path);
 		return KD3_E_NO_SPACE;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* A new file of our own (O_EXCL, 0600): a name planted in a shared folder, or a
+	 * link there, is never opened or followed. */
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
 		return KD3_E_IO;

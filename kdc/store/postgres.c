@@ -16,6 +16,7 @@
 #include "postgres_store.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,22 @@ int pg_run(PGconn *c, const char *where, const char *sql, char *err, size_t len,
 	return ret;
 }
 
+int pg_commit_tx(PGconn *c, const char *where, char *err, size_t len)
+{
+	PGresult *r = PQexec(c, "COMMIT");
+	int ret = KD3_OK;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		ret = pg_fail(c, where, r, err, len, "cannot commit");
+	} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		/* A transaction that failed earlier: COMMIT "succeeds" and answers ROLLBACK. */
+		snprintf(err, len, "%s: cannot commit: the server rolled the transaction back",
+		         where);
+		ret = KD3_E_DB;
+	}
+	PQclear(r);
+	return ret;
+}
+
 int pg_get_i64(const PGresult *res, int row, int col, int64_t *v)
 {
 	*v = 0;
@@ -165,14 +182,36 @@ static void pg_notice(void *arg, const PGresult *res)
 	kd3_log_info("database: warning: %s", line);
 }
 
-/* A password in the URI would sit in the process list and shell histories. */
-static int uri_has_password(const char *uri)
+/* libpq's own parser judges the URI, so every spelling it accepts is checked the way
+ * it will be used. A password in it (user:pw@, password=, sslpassword=, names
+ * percent-encoded) would sit in the process list and shell histories: refused. */
+static int uri_check(const char *uri, const char *shown, char *err, size_t len)
 {
-	const char *auth = strstr(uri, "://");
-	const char *end = auth ? strpbrk(auth + 3, "@/?") : NULL;
-	if (end && *end == '@' && memchr(auth + 3, ':', (size_t)(end - auth - 3)))
-		return 1;
-	return strstr(uri, "?password=") || strstr(uri, "&password=");
+	char *why = NULL, line[256];
+	PQconninfoOption *opts = PQconninfoParse(uri, &why);
+	int has_password = 0;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if ((strcmp(o->keyword, "password") == 0 ||
+		     strcmp(o->keyword, "sslpassword") == 0) &&
+		    o->val && o->val[0])
+			has_password = 1;
+	PQconninfoFree(opts);
+	int ret = KD3_OK;
+	if (!opts) {
+		/* libpq's reason quotes the URI: only shown when nothing in it was hidden. */
+		pg_first_line(why && strcmp(shown, uri) == 0 ? why : "", line, sizeof(line));
+		snprintf(err, len, "%s: not a valid PostgreSQL connection URI%s%s", shown,
+		         line[0] ? ": " : "", line);
+		ret = KD3_E_USAGE;
+	} else if (has_password) {
+		snprintf(err, len,
+		         "%s: a password in the URI would be seen by every user of this host; put "
+		         "it in a passfile (~/.pgpass or PGPASSFILE) or a service file",
+		         shown);
+		ret = KD3_E_USAGE;
+	}
+	PQfreemem(why);
+	return ret;
 }
 
 int pg_connect(const char *uri, const char *application_name, PGconn **out, char *shown, char *err,
@@ -185,13 +224,9 @@ int pg_connect(const char *uri, const char *application_name, PGconn **out, char
 	    PG_CONNECT_TIMEOUT_S, PG_TCP_USER_TIMEOUT_MS, "5", application_name, uri, NULL};
 	*out = NULL;
 	kdc_store_redact(uri, shown);
-	if (uri_has_password(uri)) {
-		snprintf(err, len,
-		         "%s: a password in the URI would be seen by every user of this host; put "
-		         "it in a passfile (~/.pgpass or PGPASSFILE) or a service file",
-		         shown);
-		return KD3_E_USAGE;
-	}
+	int bad = uri_check(uri, shown, err, len);
+	if (bad != KD3_OK)
+		return bad;
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		char why[256];
@@ -302,13 +337,14 @@ static int pg_schema_version(kdc_store *s, int *version, char *err, size_t len)
 		return ret;
 	ret = pg_query(s->c, s->where, "SELECT version FROM kd3_schema", 0, NULL, NULL, &r, err,
 	               len, "cannot read the schema version");
-	if (ret == KD3_OK && (PQntuples(r) != 1 || pg_get_i64(r, 0, 0, &v) != 0)) {
+	if (ret == KD3_OK &&
+	    (PQntuples(r) != 1 || pg_get_i64(r, 0, 0, &v) != 0 || v < 0 || v > INT_MAX)) {
 		snprintf(err, len, "%s: the kd3_schema table is damaged (one row expected)",
 		         s->where);
 		ret = KD3_E_DB;
 	}
 	PQclear(r);
-	*version = (int)v;
+	*version = ret == KD3_OK ? (int)v : -1;
 	return ret;
 }
 
@@ -405,10 +441,7 @@ static int pg_commit(kdc_store *s, char *err, size_t len)
 		ret = pg_run(s->c, s->where, "UPDATE realm SET generation = generation + 1", err,
 		             len, "cannot bump the generation");
 	if (ret == KD3_OK)
-		ret = pg_run(s->c, s->where, "COMMIT", err, len, "cannot commit");
-	/* COMMIT of a failed transaction answers ROLLBACK, not an error. */
-	if (ret == KD3_OK && PQtransactionStatus(s->c) != PQTRANS_IDLE)
-		ret = pg_fail(s->c, s->where, NULL, err, len, "cannot commit");
+		ret = pg_commit_tx(s->c, s->where, err, len);
 	if (ret != KD3_OK)
 		pg_rollback(s);
 	s->in_write = 0;

@@ -22,7 +22,7 @@ int kdc_pg_load_counts(kdc_store *s, size_t *principals, size_t *name_bytes, siz
                        char *err, size_t len)
 {
 	PGresult *r = NULL;
-	int64_t v[3];
+	int64_t v[3] = {0, 0, 0};
 	int ret = pg_query(s->c, s->where,
 	                   "SELECT (SELECT count(*) FROM principals),"
 	                   " (SELECT coalesce(sum(octet_length(name)), 0)::bigint FROM principals),"

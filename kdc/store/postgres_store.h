@@ -36,6 +36,8 @@ int pg_query(PGconn *c, const char *where, const char *sql, int n, const char *c
              const int *lens, PGresult **res, char *err, size_t len, const char *what);
 /* A statement without parameters or rows wanted. */
 int pg_run(PGconn *c, const char *where, const char *sql, char *err, size_t len, const char *what);
+/* COMMIT, and an error unless the server answered COMMIT (not ROLLBACK). */
+int pg_commit_tx(PGconn *c, const char *where, char *err, size_t len);
 
 /* Binary result values: 0 when the value has the expected size (NULL: *v = 0, *null = 1
  * where given). */

@@ -145,9 +145,7 @@ static int write_begin(kdc_store_watch *w, int busy_ms, char *err, size_t len)
 static int write_commit(kdc_store_watch *w, int ret, char *err, size_t len)
 {
 	if (ret == KD3_OK)
-		ret = pg_run(w->write, w->write_where, "COMMIT", err, len, "cannot commit");
-	if (ret == KD3_OK && PQtransactionStatus(w->write) != PQTRANS_IDLE)
-		ret = pg_fail(w->write, w->write_where, NULL, err, len, "cannot commit");
+		ret = pg_commit_tx(w->write, w->write_where, err, len);
 	if (w->write)
 		write_done(w);
 	return ret;
@@ -174,6 +172,13 @@ int kdc_pg_watch_store_failures(kdc_store_watch *w, uint64_t kdc_id, const kdc_a
 	char id_s[24];
 	snprintf(id_s, sizeof(id_s), "%" PRId64, (int64_t)kdc_id);
 	int ret = write_begin(w, PG_LOCK_TIMEOUT_MS, err, len);
+	/* One writer at a time, from taking ids to commit: ids then become visible in
+	 * increasing order, so a reader that has seen id N has seen every committed id
+	 * below it (two writers interleaved could otherwise commit 10 before 9, and 9
+	 * would never be read). Readers are not blocked. */
+	if (ret == KD3_OK)
+		ret = pg_run(w->write, w->write_where, "LOCK TABLE auth_failures IN EXCLUSIVE MODE",
+		             err, len, "cannot lock the failed authentications");
 	for (size_t i = 0; ret == KD3_OK && i < n; i++) {
 		char tag[24], at[24];
 		snprintf(tag, sizeof(tag), "%" PRId64, (int64_t)f[i].tag);
@@ -219,11 +224,12 @@ int kdc_pg_watch_failures_since(kdc_store_watch *w, uint64_t kdc_id, int64_t *la
 	for (int i = 0; ret == KD3_OK && i < PQntuples(r); i++) {
 		kdc_auth_failure f;
 		int64_t id, tag, by;
-		if (pg_get_i64(r, i, 0, &id) || pg_get_name(r, i, 1, f.name) ||
-		    pg_get_i64(r, i, 2, &tag) || pg_get_i64(r, i, 3, &f.at_ms) ||
-		    pg_get_i64(r, i, 4, &by))
+		if (pg_get_i64(r, i, 0, &id))
+			continue;
+		*last = id; /* first: a bad row further on must not be read again every time */
+		if (pg_get_name(r, i, 1, f.name) || pg_get_i64(r, i, 2, &tag) ||
+		    pg_get_i64(r, i, 3, &f.at_ms) || pg_get_i64(r, i, 4, &by))
 			continue; /* a bad row is skipped, not fatal */
-		*last = id;
 		f.tag = (uint64_t)tag;
 		if ((uint64_t)by != kdc_id) /* ours were counted when they happened */
 			fn(ctx, &f);

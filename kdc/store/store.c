@@ -45,38 +45,93 @@ void kdc_store_principal_add_kvno(kdc_db_principal *p, uint32_t kvno, int64_t cr
 		p->kvno_max = kvno;
 }
 
-/* Copies where into out with the value of a password (user:password@ before the host,
- * or a password= parameter) shown as ***. */
+/* ---- redaction ------------------------------------------------------------------------ */
+
+typedef struct {
+	char *buf;
+	size_t n;
+} shown_text;
+
+/* Appends what fits; the rest of where is cut, never a secret's bytes. */
+static void put(shown_text *t, const char *p, size_t n)
+{
+	size_t room = KDC_STORE_WHERE_MAX - 1 - t->n;
+	memcpy(t->buf + t->n, p, n < room ? n : room);
+	t->n += n < room ? n : room;
+}
+
+static int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Whether a URI parameter's name (n bytes, percent-encoded as libpq allows) is one
+ * whose value is a secret. */
+static int names_secret(const char *key, size_t n)
+{
+	char plain[16];
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)key[i];
+		if (c == '%' && i + 2 < n) {
+			int hi = hex_digit((unsigned char)key[i + 1]);
+			int lo = hex_digit((unsigned char)key[i + 2]);
+			if (hi >= 0 && lo >= 0) {
+				c = hi << 4 | lo;
+				i += 2;
+			}
+		}
+		if (o == sizeof(plain) - 1)
+			return 0; /* longer than any secret's name */
+		plain[o++] = (char)c;
+	}
+	plain[o] = '\0';
+	return strcmp(plain, "password") == 0 || strcmp(plain, "sslpassword") == 0;
+}
+
+/* Copies where into out with every secret shown as ***: the password of the user
+ * info (user:password@, which libpq ends at the first '@' before any '/'), and the
+ * value of a password= or sslpassword= parameter. */
 void kdc_store_redact(const char *where, char out[KDC_STORE_WHERE_MAX])
 {
-	const char *scheme = strstr(where, "://");
-	const char *host_end = scheme ? strpbrk(scheme + 3, "@/?") : NULL;
-	const char *colon = NULL;
-	size_t o = 0;
-	if (host_end && *host_end == '@')
-		colon = memchr(scheme + 3, ':', (size_t)(host_end - scheme - 3));
-	for (const char *p = where; *p && o + 4 < KDC_STORE_WHERE_MAX;) {
-		int secret_starts = (p == colon) || ((p[0] == '?' || p[0] == '&') &&
-		                                     strncmp(p + 1, "password=", 9) == 0);
-		if (!secret_starts) {
-			out[o++] = *p++;
-			continue;
+	shown_text t = {out, 0};
+	const char *p = where, *scheme = strstr(where, "://");
+	if (scheme) {
+		const char *auth = scheme + 3;
+		size_t span = strcspn(auth, "@/");
+		put(&t, where, (size_t)(auth - where));
+		p = auth;
+		if (auth[span] == '@') {
+			const char *colon = memchr(auth, ':', span);
+			put(&t, auth, colon ? (size_t)(colon + 1 - auth) : span);
+			if (colon)
+				put(&t, "***", 3);
+			p = auth + span; /* the '@' and the host follow */
 		}
-		size_t keep = p == colon ? 1 : 10; /* ':' or "?password=" */
-		if (o + keep + 3 >= KDC_STORE_WHERE_MAX)
-			break;
-		int in_userinfo = p == colon;
-		memcpy(out + o, p, keep);
-		memcpy(out + o + keep, "***", 3);
-		o += keep + 3;
-		p += keep;
-		if (in_userinfo)
-			p = host_end; /* the '@' and the host follow */
-		else
-			while (*p && *p != '&')
-				p++;
 	}
-	out[o] = '\0';
+	const char *query = strchr(p, '?');
+	if (!query) {
+		put(&t, p, strlen(p));
+		out[t.n] = '\0';
+		return;
+	}
+	put(&t, p, (size_t)(query + 1 - p));
+	for (p = query + 1; *p;) {
+		size_t param = strcspn(p, "&"), key = strcspn(p, "=&");
+		if (p[key] == '=' && names_secret(p, key)) {
+			put(&t, p, key + 1);
+			put(&t, "***", 3);
+		} else {
+			put(&t, p, param);
+		}
+		p += param;
+		if (*p == '&')
+			put(&t, p++, 1);
+	}
+	out[t.n] = '\0';
 }
 
 void kdc_store_group_reset(kdc_store_group *g)

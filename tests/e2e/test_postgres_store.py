@@ -94,6 +94,19 @@ class PostgresStore(unittest.TestCase):
         err = self.refused(EXIT_USAGE, "passfile", "list", "--db",
                            self.uri + f"?password={self.password}", "--stash", self.stash)
         self.assertNotIn(self.password, err)
+        # Every spelling libpq takes: percent-encoded names, sslpassword, user info that
+        # holds a '?' (libpq ends it at the '@', not at the '?').
+        host = f"127.0.0.1:{self.primary.port}"
+        for uri in (f"{self.uri}?pass%77ord={self.password}",
+                    f"{self.uri}?sslmode=disable&sslpassword={self.password}",
+                    f"postgresql://kd3:{self.password}?x@{host}/kd3"):
+            with self.subTest(uri=uri.replace(self.password, "PW")):
+                err = self.refused(EXIT_USAGE, "passfile", "list", "--db", uri, "--stash",
+                                   self.stash)
+                self.assertNotIn(self.password, err)
+        err = self.refused(EXIT_USAGE, 'not a valid PostgreSQL connection URI: invalid URI '
+                           'query parameter: "nosuch"', "list", "--db", self.uri + "?nosuch=1",
+                           "--stash", self.stash)
 
     def test_other_schema_and_realm(self):
         self.refused(EXIT_RUNTIME, "holds no kd3 realm; create it with 'kdc init'", "list",

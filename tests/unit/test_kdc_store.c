@@ -41,6 +41,16 @@ static void test_redact(void **state)
 	      "postgresql://db1/kd3?password=***&sslmode=require");
 	shown("postgresql://db1/kd3?sslmode=require&password=s3cret",
 	      "postgresql://db1/kd3?sslmode=require&password=***");
+	/* Names percent-encoded, sslpassword, user info holding '?' or '/'-less hosts. */
+	shown("postgresql://db1/kd3?pass%77ord=s3cret", "postgresql://db1/kd3?pass%77ord=***");
+	shown("postgresql://db1/kd3?%70assword=s3cret&x=1",
+	      "postgresql://db1/kd3?%70assword=***&x=1");
+	shown("postgresql://db1/kd3?sslpassword=s3cret", "postgresql://db1/kd3?sslpassword=***");
+	shown("postgresql://kd3:s3?cret@db1/kd3", "postgresql://kd3:***@db1/kd3");
+	shown("postgresql://k?d3@db1/kd3?password=s3cret",
+	      "postgresql://k?d3@db1/kd3?password=***");
+	shown("postgresql://db1/kd3?passwordx=1&apassword=2",
+	      "postgresql://db1/kd3?passwordx=1&apassword=2");
 	/* A ':' in a host part without user info is not a password. */
 	shown("postgresql://db1:5432/kd3", "postgresql://db1:5432/kd3");
 	/* Cut to fit, the secret never shows. */
