@@ -183,6 +183,23 @@ class Kd3Realm:
         return p
 
 
+def cached_scale_realm(tools, n):
+    """A realm of n principals made once by make_scale_realm and kept under the build
+    folder for later runs; returns (its folder, seconds the import took when made)."""
+    wd = os.path.join(tools.build, "tests", "bench", "realm-cache", f"imported-{n}")
+    marker = os.path.join(wd, "complete")
+    if not os.path.exists(marker):
+        shutil.rmtree(wd, ignore_errors=True)
+        os.makedirs(wd, mode=0o700)
+        log(f"  creating {n:,} principals with 'kdc import' (cached in {wd})")
+        _, _, made_s = make_scale_realm(tools, wd, n, 64)
+        with open(marker, "w") as f:
+            f.write(f"{made_s:.1f}\n")
+        return wd, made_s
+    with open(marker) as f:
+        return wd, float(f.read().strip() or 0)
+
+
 def make_scale_realm(tools, workdir, n, keep):
     """n principals s1..sN with random keys through one 'kdc import', keeping the key
     files of the first keep; returns (db, keys_list, seconds the import took)."""
@@ -455,21 +472,8 @@ class Bench:
         log("memory and scale")
         counts = [] if self.args.smoke else ([10000, 1000000] if self.quick
                                              else [10000, 100000, 1000000])
-        cache_root = os.path.join(self.t.build, "tests", "bench", "realm-cache")
         for n in counts:
-            wd = os.path.join(cache_root, f"imported-{n}")
-            marker = os.path.join(wd, "complete")
-            made_s = None
-            if not os.path.exists(marker):
-                shutil.rmtree(wd, ignore_errors=True)
-                os.makedirs(wd, mode=0o700)
-                log(f"  creating {n:,} principals with 'kdc import' (cached in {wd})")
-                db, keys, made_s = make_scale_realm(self.t, wd, n, 64)
-                with open(marker, "w") as f:
-                    f.write(f"{made_s:.1f}\n")
-            else:
-                with open(marker) as f:
-                    made_s = float(f.read().strip() or 0)
+            wd, made_s = cached_scale_realm(self.t, n)
             db = os.path.join(wd, "kd3.db")
             keys = os.path.join(wd, "keys.list")
             starts, rss_start, rss_load, rps = [], [], [], []

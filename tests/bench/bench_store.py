@@ -134,16 +134,7 @@ class StoreBench:
 
     def realm(self, n):
         """(sqlite store, postgresql store, keys list, seconds: import, load)."""
-        cache = os.path.join(self.t.build, "tests", "bench", "realm-cache", f"imported-{n}")
-        marker = os.path.join(cache, "complete")
-        made = None
-        if not os.path.exists(marker):
-            shutil.rmtree(cache, ignore_errors=True)
-            os.makedirs(cache, mode=0o700)
-            log(f"creating {n:,} principals with 'kdc import' (cached in {cache})")
-            _, _, made = bench.make_scale_realm(self.t, cache, n, 64)
-            with open(marker, "w") as f:
-                f.write(f"{made:.1f}\n")
+        cache, made = bench.cached_scale_realm(self.t, n)
         db = os.path.join(cache, "kd3.db")
         log(f"copying {n:,} principals to PostgreSQL (kdc dump, kdc load)")
         pg, loaded = self.pg_realm(db, n)
