@@ -111,6 +111,16 @@ void corpus_pgcopy(void)
 	trailer();
 	cb_emit(&b, "pgcopy", "seed-nine-keys");
 
+	/* The highest kvno a key file allows (2^32-1), then the one below it. */
+	cb_reset(&b);
+	m_header();
+	m_tuple("erin", 1, 4294967295LL, 0);
+	flush_msg();
+	m_tuple("erin", 1, 4294967294LL, 0);
+	flush_msg();
+	trailer();
+	cb_emit(&b, "pgcopy", "seed-kvno-max");
+
 	/* Refused: names out of order, no trailer, a row after the trailer. */
 	cb_reset(&b);
 	m_header();

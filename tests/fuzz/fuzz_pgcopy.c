@@ -19,8 +19,10 @@ struct seen {
 	char last[KD3_NAME_MAX + 1];
 	size_t last_len;
 	int any;
-	uint32_t last_kvno; /* of the current principal; 0: its row without a key */
-	size_t keys;        /* of the current principal */
+	/* Of the current principal: 0 after its row without a key; above every kvno (a u32,
+	 * 2^32-1 included) before its first row. */
+	uint64_t last_kvno;
+	size_t keys; /* of the current principal */
 };
 
 static int row(void *ctx, const kdc_db_load_row *r)
@@ -40,7 +42,7 @@ static int row(void *ctx, const kdc_db_load_row *r)
 		s->last_len = r->name_len;
 		s->any = 1;
 		s->keys = 0;
-		s->last_kvno = UINT32_MAX;
+		s->last_kvno = (uint64_t)UINT32_MAX + 1;
 	} else {
 		FUZZ_CHECK(s->last_kvno != 0 && r->kvno != 0); /* a keyless row stands alone */
 	}
