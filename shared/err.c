@@ -46,6 +46,9 @@ static const struct err_entry err_table[] = {
     {KD3_E_EXISTS, NULL, "already exists"},
     {KD3_E_NOT_FOUND, NULL, "not found"},
     {KD3_E_NO_KDC, NULL, "no KDC answered"},
+    {KD3_E_ARG, NULL, "invalid argument"},
+    {KD3_E_STATE, NULL, "not allowed in the session's current state"},
+    {KD3_E_AGAIN, NULL, "nothing available now (more input needed, or output to take)"},
 };
 
 static const struct err_entry *err_find(int err)
