@@ -1,6 +1,5 @@
 #include "peer.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -333,8 +332,9 @@ out:
 static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint64_t now_ms,
                           kd3_peer_out *out)
 {
+	static const char prefix[] = "KDC: ";
 	kd3_error_msg e;
-	char text[5 + 256], safe[256];
+	char text[sizeof(prefix) + 255];
 	int ret;
 
 	(void)p;
@@ -344,9 +344,10 @@ static int r_on_kdc_error(kd3_peer *p, uint8_t *frame, const kd3_frame *f, uint6
 		return ret;
 	out->peer_error = e.code;
 	out->peer_error_text = e.text;
-	memcpy(safe, e.text.p, e.text.len);
-	safe[e.text.len] = '\0';
-	snprintf(text, sizeof(text), "KDC: %s", safe);
+	/* No stdio in the protocol core (it builds for microcontrollers): plain copies. */
+	memcpy(text, prefix, sizeof(prefix) - 1);
+	memcpy(text + sizeof(prefix) - 1, e.text.p, e.text.len);
+	text[sizeof(prefix) - 1 + e.text.len] = '\0';
 	kd3_error_encode(out->to_peer, e.code, text);
 	return KD3_E_PEER_ERROR;
 }
