@@ -123,7 +123,7 @@ static int connect_responder(const ini_settings *s, int *fd)
 		return KD3_E_USAGE;
 	}
 	kd3_addr_format(&addr, where, sizeof(where));
-	ret = kd3_sio_connect(&addr, (int)s->timeout_s * 1000, fd, &sys_err);
+	ret = kd3_tcp_connect(&addr, (int)s->timeout_s * 1000, fd, &sys_err);
 	if (ret == KD3_E_TIMEOUT)
 		fail("cannot connect to the responder at %s: no answer within %llu s", where,
 		     (unsigned long long)s->timeout_s);

@@ -1,11 +1,17 @@
 #include "net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 
@@ -112,4 +118,58 @@ uint64_t kd3_now_us(void)
 uint64_t kd3_now_ms(void)
 {
 	return kd3_now_us() / 1000u;
+}
+
+/* ---- waiting and connecting ------------------------------------------------------------ */
+
+int kd3_wait_fd(int fd, short events, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = kd3_now_ms();
+		if (now >= deadline_ms)
+			return KD3_E_TIMEOUT;
+		uint64_t left = deadline_ms - now;
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return KD3_OK;
+		if (n < 0 && errno != EINTR)
+			return KD3_E_IO;
+	}
+}
+
+int kd3_tcp_connect(const kd3_addr *a, int timeout_ms, int *fd_out, int *sys_err)
+{
+	int ret = KD3_E_IO;
+	int soerr = 0;
+	int one = 1;
+	socklen_t soerr_len = sizeof(soerr);
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	*sys_err = 0;
+	if (fd < 0) {
+		*sys_err = errno;
+		return KD3_E_IO;
+	}
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
+		if (errno != EINPROGRESS && errno != EINTR) {
+			*sys_err = errno;
+			goto out;
+		}
+		ret = kd3_wait_fd(fd, POLLOUT, kd3_now_ms() + (uint64_t)timeout_ms);
+		if (ret != KD3_OK)
+			goto out;
+		ret = KD3_E_IO;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &soerr_len) != 0 || soerr != 0) {
+			*sys_err = soerr ? soerr : errno;
+			goto out;
+		}
+	}
+	/* Records are small and interactive: do not hold them back (Nagle). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*fd_out = fd;
+	return KD3_OK;
+out:
+	close(fd);
+	return ret;
 }

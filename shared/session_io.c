@@ -41,8 +41,6 @@ int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const
 	return KD3_OK;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline_ms);
-
 /* Our last frame (a CLOSE or an ERROR) may still be in the socket's send queue, and a
  * close() with unread input sends a TCP reset, which can destroy it before the peer
  * reads it. So end our direction (a FIN after the queued bytes), then read and discard
@@ -55,7 +53,7 @@ static void sock_linger(kd3_sio *s)
 
 	if (shutdown(s->sock, SHUT_WR) != 0)
 		return; /* never connected, or already reset: nothing to deliver */
-	while (wait_fd(s->sock, POLLIN, deadline) == KD3_OK) {
+	while (kd3_wait_fd(s->sock, POLLIN, deadline) == KD3_OK) {
 		ssize_t n = read(s->sock, sink, sizeof(sink));
 		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
 			break;
@@ -79,59 +77,6 @@ void kd3_sio_wipe(kd3_sio *s)
 
 /* ---- waiting, connecting, writing --------------------------------------------------- */
 
-/* Waits until fd is ready for events, or the deadline passes (KD3_E_TIMEOUT). */
-static int wait_fd(int fd, short events, uint64_t deadline_ms)
-{
-	for (;;) {
-		uint64_t now = kd3_now_ms();
-		if (now >= deadline_ms)
-			return KD3_E_TIMEOUT;
-		uint64_t left = deadline_ms - now;
-		struct pollfd pfd = {.fd = fd, .events = events};
-		int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0)
-			return KD3_OK;
-		if (n < 0 && errno != EINTR)
-			return KD3_E_IO;
-	}
-}
-
-int kd3_sio_connect(const kd3_addr *a, int timeout_ms, int *fd_out, int *sys_err)
-{
-	int ret = KD3_E_IO;
-	int soerr = 0;
-	int one = 1;
-	socklen_t soerr_len = sizeof(soerr);
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	*sys_err = 0;
-	if (fd < 0) {
-		*sys_err = errno;
-		return KD3_E_IO;
-	}
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
-		if (errno != EINPROGRESS && errno != EINTR) {
-			*sys_err = errno;
-			goto out;
-		}
-		ret = wait_fd(fd, POLLOUT, kd3_now_ms() + (uint64_t)timeout_ms);
-		if (ret != KD3_OK)
-			goto out;
-		ret = KD3_E_IO;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &soerr_len) != 0 || soerr != 0) {
-			*sys_err = soerr ? soerr : errno;
-			goto out;
-		}
-	}
-	/* Records are small and interactive: do not hold them back (Nagle). */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	*fd_out = fd;
-	return KD3_OK;
-out:
-	close(fd);
-	return ret;
-}
-
 /* Writes all of p[len] within io_timeout_ms in all: a peer that reads a trickle cannot
  * hold us longer than one that reads nothing. */
 static int write_all(kd3_sio *s, const uint8_t *p, size_t len)
@@ -148,7 +93,7 @@ static int write_all(kd3_sio *s, const uint8_t *p, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int ret = wait_fd(s->sock, POLLOUT, deadline);
+			int ret = kd3_wait_fd(s->sock, POLLOUT, deadline);
 			if (ret == KD3_E_IO)
 				s->sock_errno = errno;
 			if (ret != KD3_OK)
@@ -305,7 +250,7 @@ int kd3_sio_wait_frame(kd3_sio *s, uint64_t deadline_ms, uint8_t **frame, size_t
 			return KD3_OK;
 		if (got < 0)
 			return not_kd3(s);
-		int ret = wait_fd(s->sock, POLLIN, deadline_ms);
+		int ret = kd3_wait_fd(s->sock, POLLIN, deadline_ms);
 		if (ret == KD3_E_IO)
 			s->sock_errno = errno;
 		if (ret == KD3_OK)

@@ -2,7 +2,6 @@
  * initiator and the responder use once they hold a connected TCP socket.
  *
  * The state machine never touches a socket; this module does, and nothing else:
- *   - kd3_sio_connect:    non-blocking connect with a timeout (initiator);
  *   - kd3_sio_wait_frame: the next whole frame from the peer, by a deadline (handshake);
  *   - kd3_sio_feed:       one frame into kd3_peer_input, traced, and whatever the peer
  *                         wrote for the other side sent in full;
@@ -104,10 +103,6 @@ int kd3_sio_init(kd3_sio *s, kd3_peer *peer, int sock, const char *tx_dir, const
 /* Wipes every buffer (they held plaintext) and closes the socket, after ending our
  * direction and draining the peer's for at most a second (bounded by io_timeout_ms). */
 void kd3_sio_wipe(kd3_sio *s);
-
-/* Connects to a (an IP literal address), waiting at most timeout_ms. On KD3_E_IO
- * *sys_err holds the errno (e.g. ECONNREFUSED); KD3_E_TIMEOUT when no answer came. */
-int kd3_sio_connect(const kd3_addr *a, int timeout_ms, int *fd, int *sys_err);
 
 /* Sends every frame in tx_w (tracing each), then empties tx_w. last_inner is the
  * inner type of the last record sealed (KD3_R_*), or -1; records before it are taken
