@@ -54,6 +54,7 @@ max_len() {
 	case $1 in
 	frame | record) echo 17000 ;;
 	stream | channel | initiator | responder) echo 40000 ;;
+	api) echo 20000 ;;
 	keyfile) echo 70000 ;;
 	*) echo 4096 ;;
 	esac

@@ -3,7 +3,9 @@
   - `cmake --install` into a scratch prefix puts the three programs, the man pages,
     the examples, the docs, the Wireshark dissector and the completions where they
     belong, and the installed programs run;
-  - `cpack -G DEB` makes kd3_VERSION_ARCH.deb whose Depends name the runtime
+  - `cpack -G DEB` makes three packages: libkd3-0 (the shared library by its SONAME,
+    with a shlibs file), libkd3-dev (headers, the .so link, libkd3.a, kd3.pc, kd3(3),
+    depending on exactly this libkd3-0), and kd3_VERSION_ARCH.deb whose Depends name the runtime
     libraries the programs link (each an installed Debian package), whose files sit
     under /usr, and which, unpacked into a scratch root, runs `kdc --version`; in CI
     (root) it is also installed for real with apt and removed again;
@@ -147,6 +149,32 @@ class DebianPackage(unittest.TestCase):
             self.assertIn(version(), r.stdout + r.stderr)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+    def library_package(self, name):
+        debs = glob.glob(os.path.join(self.out, f"{name}_*.deb"))
+        self.assertEqual(len(debs), 1, debs)
+        r = run(["dpkg-deb", "-c", debs[0]])
+        return debs[0], {line.split()[5] for line in r.stdout.splitlines()}
+
+    def test_library_packages(self):
+        deb, names = self.library_package("libkd3-0")
+        fields = run(["dpkg-deb", "-f", deb, "Package", "Section"]).stdout
+        self.assertIn("Package: libkd3-0", fields)
+        self.assertIn("Section: libs", fields)
+        libs = {os.path.basename(n) for n in names if "/lib/" in n and not n.endswith("/")}
+        self.assertEqual(libs, {"libkd3.so.0", f"libkd3.so.{version()}"})
+        r = run(["dpkg-deb", "-I", deb, "shlibs"])
+        self.assertIn("libkd3 0 libkd3-0", r.stdout)
+        deb, names = self.library_package("libkd3-dev")
+        self.assertEqual(run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip(),
+                         f"libkd3-0 (= {version()})")
+        for want in ("/usr/include/kd3/kd3.h", "/usr/include/kd3/error.h", "/libkd3.so",
+                     "/libkd3.a", "/pkgconfig/kd3.pc", "/usr/share/man/man3/kd3.3",
+                     "/examples/lib/echo_client.c"):
+            self.assertTrue(any(n.endswith(want) for n in names), (want, names))
+        self.assertFalse(any(n.startswith("./usr/bin/") for n in names), names)
+        _, names = self.library_package("kd3")
+        self.assertFalse(any("libkd3" in n or "/include/" in n for n in names), names)
 
     @unittest.skipUnless(IN_CI, "installs the package system-wide: CI only (root)")
     def test_apt_install_for_real(self):

@@ -1,0 +1,68 @@
+/* libkd3 internals: the objects behind the opaque types of include/kd3/kd3.h, and the
+ * helpers the library's files share. Never installed. */
+#ifndef KD3_LIB_H
+#define KD3_LIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kd3/kd3.h>
+
+#include "crypto.h"
+#include "peer.h"
+#include "schedule.h"
+#include "stream.h"
+#include "wire.h"
+
+struct kd3_key {
+	char principal[KD3_NAME_MAX + 1];
+	size_t nkeys;
+	kd3_kvno_key keys[KD3_KEYS_MAX]; /* subkeys only: the long-term key is wiped */
+};
+
+/* Output room: one kd3_session_write needs two whole frames (a KEY_UPDATE, then the
+ * DATA record); one frame in from the peer writes at most one (FINISHED, M4, CLOSE or
+ * ERROR). Writes stop at two frames' room, input at one, so neither ever runs out. */
+#define KD3_LIB_TX_CAP      (3 * KD3_FRAME_MAX)
+#define KD3_LIB_WRITE_ROOM  (2 * KD3_FRAME_MAX)
+#define KD3_LIB_INPUT_ROOM  KD3_FRAME_MAX
+#define KD3_LIB_ERRTEXT_MAX 320
+
+struct kd3_session {
+	kd3_peer_config cfg; /* settings, frozen into peer at the first byte */
+	kd3_peer peer;
+	kd3_crypto crypto;
+	kd3_rng_callback rng;
+	void *rng_ctx;
+	int begun;       /* kd3_peer_init ran */
+	int err;         /* sticky failure of the session (KD3_OK: none) */
+	uint64_t now_ms; /* the latest time the caller gave */
+	char err_text[KD3_LIB_ERRTEXT_MAX];
+
+	kd3_stream rx;   /* bytes from the peer, gathered into frames */
+	size_t held_len; /* > 0: a DATA frame at the front of rx, not read yet */
+	kd3_view held;   /* its plaintext, inside rx */
+	int peer_closed; /* the peer's CLOSE came */
+	uint16_t close_reason;
+
+	uint8_t tx[KD3_LIB_TX_CAP]; /* bytes for the peer: tx[tx_off..tx_len) */
+	size_t tx_off, tx_len;
+
+	uint8_t kdc_req[KD3_FRAME_MAX]; /* R: M2, kept for retransmission */
+	size_t kdc_req_len;
+	uint8_t kdc_reply[KD3_FRAME_MAX]; /* R: a copy of the KDC's answer (opened in place) */
+};
+
+/* The output buffer (session.c): its free room, a writer over it, and the frames that
+ * writer wrote made part of it (whole frames only: the room is checked first). */
+size_t kd3_lib_tx_free(const kd3_session *s);
+void kd3_lib_tx_writer(kd3_session *s, kd3_writer *w);
+void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w);
+/* Bytes from the other side, for an error line: non-printable ones become '?'. */
+void kd3_lib_printable(const uint8_t *p, size_t len, char *out, size_t cap);
+
+/* err_text[cap] = printf(fmt); the one way the library writes a caller's err buffer. */
+void kd3_lib_text(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

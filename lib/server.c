@@ -1,0 +1,287 @@
+/* libkd3's blocking layer, the responder: a listening TCP socket, and for each
+ * initiator the exchange with the KDCs (message 2 over UDP, retransmitted, each KDC of
+ * the list in turn) until the session is established. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "err.h"
+
+#define KDCS_MAX 8
+/* Retransmission: each KDC gets a first wait of 500 ms, doubled each round. */
+#define KDC_FIRST_WAIT_MS 500
+#define KDC_ROUNDS        3
+
+struct kd3_server {
+	kd3_key key;
+	kd3_options opts;
+	int fd;
+	int port;
+	kd3_addr kdcs[KDCS_MAX];
+	size_t nkdcs;
+};
+
+static int parse_kdcs(kd3_server *srv, const char *list, char *err, size_t err_len)
+{
+	char item[128];
+	const char *p = list;
+
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == 0 || n >= sizeof(item) || srv->nkdcs == KDCS_MAX) {
+			kd3_lib_text(err, err_len,
+			             "the KDC list holds an empty, over-long or ninth entry");
+			return KD3_E_ARG;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (kd3_addr_parse(item, KD3_KDC_PORT_DEFAULT, &srv->kdcs[srv->nkdcs]) != KD3_OK) {
+			kd3_lib_text(err, err_len,
+			             "KDC '%.64s' is not an IP address with an optional port",
+			             item);
+			return KD3_E_ARG;
+		}
+		srv->nkdcs++;
+		p += n + (end ? 1 : 0);
+	}
+	if (srv->nkdcs == 0) {
+		kd3_lib_text(err, err_len, "the KDC list is empty");
+		return KD3_E_ARG;
+	}
+	return KD3_OK;
+}
+
+/* As kd3_addr_parse, and port 0 ("127.0.0.1:0", "[::1]:0") for a free port. */
+static int parse_listen(const char *address, kd3_addr *a)
+{
+	char host[64];
+	size_t n = strlen(address);
+
+	if (n > 2 && n < sizeof(host) && strcmp(address + n - 2, ":0") == 0) {
+		memcpy(host, address, n - 2);
+		host[n - 2] = '\0';
+		/* Not a bare IPv6 literal ending in ":0" (that is an address, not a port). */
+		if (host[n - 3] == ']' || !strchr(host, ':'))
+			return kd3_addr_parse(host, 0, a);
+	}
+	return kd3_addr_parse(address, KD3_RESPONDER_PORT_DEFAULT, a);
+}
+
+static int listen_on(kd3_server *srv, const char *address, char *err, size_t err_len)
+{
+	kd3_addr a;
+	int one = 1;
+
+	if (parse_listen(address, &a) != KD3_OK) {
+		kd3_lib_text(err, err_len, "'%.64s' is not an IP address with an optional port",
+		             address);
+		return KD3_E_ARG;
+	}
+	srv->fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(srv->fd, (const struct sockaddr *)&a.ss, a.len) != 0 || listen(srv->fd, 64) != 0) {
+		kd3_lib_text(err, err_len, "cannot listen on %s: %s", address, strerror(errno));
+		return KD3_E_IO;
+	}
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(srv->fd, (struct sockaddr *)&ss, &len) != 0)
+		return KD3_E_IO;
+	srv->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+	                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return KD3_OK;
+}
+
+int kd3_server_new(kd3_server **out, const kd3_key *key, const char *address, const char *kdcs,
+                   const kd3_options *opts, char *err, size_t err_len)
+{
+	kd3_lib_text(err, err_len, "%s", "");
+	if (!out)
+		return KD3_E_ARG;
+	*out = NULL;
+	if (!key || key->nkeys == 0 || !address || !kdcs)
+		return KD3_E_ARG;
+	kd3_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return KD3_E_NOMEM;
+	srv->fd = -1;
+	srv->key = *key;
+	srv->opts = kd3_lib_options(opts);
+	int ret = parse_kdcs(srv, kdcs, err, err_len);
+	if (ret == KD3_OK)
+		ret = listen_on(srv, address, err, err_len);
+	if (ret != KD3_OK) {
+		kd3_server_free(srv);
+		return ret;
+	}
+	*out = srv;
+	return KD3_OK;
+}
+
+int kd3_server_port(const kd3_server *srv)
+{
+	return srv ? srv->port : -1;
+}
+
+void kd3_server_free(kd3_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->fd >= 0)
+		close(srv->fd);
+	kd3_wipe(srv, sizeof(*srv));
+	free(srv);
+}
+
+/* ---- the KDC ------------------------------------------------------------------------ */
+
+/* One KDC, one datagram out, the answer (from that address only: the socket is
+ * connected) within wait_ms. KD3_E_TIMEOUT when none came. */
+static int ask_one(const kd3_addr *kdc, const uint8_t *req, size_t req_len, uint8_t *reply,
+                   size_t cap, size_t *len, int wait_ms)
+{
+	int fd = socket(kdc->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int ret = KD3_E_IO;
+
+	if (fd < 0)
+		return KD3_E_IO;
+	if (connect(fd, (const struct sockaddr *)&kdc->ss, kdc->len) == 0 &&
+	    send(fd, req, req_len, 0) == (ssize_t)req_len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, wait_ms);
+		ret = n == 0 ? KD3_E_TIMEOUT : KD3_E_IO;
+		if (n > 0) {
+			ssize_t got = recv(fd, reply, cap, MSG_TRUNC);
+			if (got > 0 && (size_t)got <= cap) {
+				*len = (size_t)got;
+				ret = KD3_OK;
+			}
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+/* Message 2 to each KDC in turn, rounds of growing waits, until one answers or the
+ * deadline; its answer goes to the session (which writes message 4). */
+static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
+{
+	uint8_t req[KD3_FRAME_MAX], reply[KD3_FRAME_MAX];
+	size_t req_len = 0, len = 0;
+	int ret = kd3_session_kdc_request(c->s, req, sizeof(req), &req_len);
+
+	for (int round = 0; ret == KD3_OK && round < KDC_ROUNDS; round++) {
+		for (size_t i = 0; i < srv->nkdcs; i++) {
+			uint64_t now = kd3_now_ms();
+			if (now >= deadline_ms)
+				goto none;
+			uint64_t wait = (uint64_t)KDC_FIRST_WAIT_MS << round;
+			if (wait > deadline_ms - now)
+				wait = deadline_ms - now;
+			if (ask_one(&srv->kdcs[i], req, req_len, reply, sizeof(reply), &len,
+			            (int)wait) == KD3_OK) {
+				ret = kd3_session_kdc_reply(c->s, reply, len, kd3_now_ms());
+				kd3_wipe(reply, sizeof(reply));
+				return ret;
+			}
+		}
+	}
+none:
+	if (ret == KD3_OK) {
+		kd3_session_kdc_failed(c->s);
+		ret = KD3_E_NO_KDC;
+	}
+	return ret;
+}
+
+/* ---- accepting ---------------------------------------------------------------------- */
+
+static int responder_session(kd3_server *srv, kd3_session **s)
+{
+	int ret = kd3_session_new_responder(s, &srv->key);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_forward_secret(*s, srv->opts.forward_secret);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_rekey(*s, srv->opts.rekey_records, 0, 0);
+	if (ret != KD3_OK) {
+		kd3_session_free(*s);
+		*s = NULL;
+	}
+	return ret;
+}
+
+/* Message 1 in, the KDC asked, message 4 out, FINISHED in. */
+static int serve_exchange(kd3_server *srv, kd3_conn *c)
+{
+	uint64_t deadline = kd3_now_ms() + (uint64_t)srv->opts.timeout_ms;
+	uint8_t probe[1];
+	size_t len = 0;
+	int ret = KD3_OK;
+
+	while (ret == KD3_OK && kd3_session_kdc_request(c->s, probe, 0, &len) == KD3_E_AGAIN &&
+	       kd3_session_state(c->s) == KD3_STATE_HANDSHAKE)
+		ret = kd3_lib_conn_pump(c, deadline);
+	if (ret == KD3_OK && kd3_session_state(c->s) == KD3_STATE_HANDSHAKE)
+		ret = ask_kdcs(srv, c, deadline);
+	if (ret == KD3_OK)
+		ret = kd3_lib_conn_flush(c, deadline);
+	else
+		kd3_lib_conn_flush(c, deadline); /* the ERROR that tells the initiator */
+	if (ret == KD3_OK)
+		ret = kd3_lib_conn_handshake(c, deadline);
+	if (ret == KD3_E_CLOSED)
+		ret = KD3_E_TRUNCATED;
+	if (ret == KD3_OK && kd3_session_error(c->s))
+		ret = kd3_session_error(c->s);
+	return ret;
+}
+
+int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err, size_t err_len)
+{
+	kd3_session *s = NULL;
+	struct pollfd p;
+
+	kd3_lib_text(err, err_len, "%s", "");
+	if (!c)
+		return KD3_E_ARG;
+	*c = NULL;
+	if (!srv)
+		return KD3_E_ARG;
+	p.fd = srv->fd;
+	p.events = POLLIN;
+	int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+	if (n == 0)
+		return KD3_E_TIMEOUT;
+	int fd = n > 0 ? accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
+	if (fd < 0) {
+		int again = n < 0 ? errno == EINTR : (errno == EAGAIN || errno == ECONNABORTED);
+		if (again)
+			return KD3_E_TIMEOUT;
+		kd3_lib_text(err, err_len, "accept: %s", strerror(errno));
+		return KD3_E_IO;
+	}
+	int ret = responder_session(srv, &s);
+	if (ret != KD3_OK) {
+		close(fd);
+		return ret;
+	}
+	if ((ret = kd3_lib_conn_new(c, fd, s, srv->opts.timeout_ms)) != KD3_OK) {
+		close(fd);
+		kd3_session_free(s);
+		return ret;
+	}
+	if ((ret = serve_exchange(srv, *c)) != KD3_OK) {
+		kd3_lib_conn_fail(*c, ret, "the exchange with the initiator failed");
+		kd3_lib_text(err, err_len, "%s", (*c)->err_text);
+		kd3_conn_free(*c);
+		*c = NULL;
+	}
+	return ret;
+}

@@ -1,0 +1,96 @@
+/* libkd3 sessions, the responder's side of the KDC: message 2 out (the same bytes on
+ * every retransmission), message 3 or the KDC's ERROR in. */
+#include <string.h>
+
+#include "err.h"
+#include "lib.h"
+
+static int waiting_for_kdc(const kd3_session *s)
+{
+	return s->cfg.role == KD3_ROLE_RESPONDER && s->begun && s->peer.state == KD3_PS_WAIT_M3;
+}
+
+int kd3_session_kdc_request(kd3_session *s, uint8_t *out, size_t cap, size_t *len)
+{
+	if (len)
+		*len = 0;
+	if (!s || !out || !len)
+		return KD3_E_ARG;
+	if (s->cfg.role != KD3_ROLE_RESPONDER)
+		return KD3_E_STATE;
+	if (s->err)
+		return s->err;
+	if (!waiting_for_kdc(s) || s->kdc_req_len == 0)
+		return KD3_E_AGAIN;
+	if (cap < s->kdc_req_len)
+		return KD3_E_NO_SPACE;
+	memcpy(out, s->kdc_req, s->kdc_req_len);
+	*len = s->kdc_req_len;
+	return KD3_OK;
+}
+
+static int kdc_fail(kd3_session *s, int err, const kd3_peer_out *out)
+{
+	char said[256];
+
+	s->err = err;
+	if (err == KD3_E_PEER_ERROR) {
+		kd3_lib_printable(out->peer_error_text.p, out->peer_error_text.len, said,
+		                  sizeof(said));
+		kd3_lib_text(s->err_text, sizeof(s->err_text), "the KDC refused: %s (%s)", said,
+		             kd3_strerror(out->peer_error));
+	} else {
+		kd3_lib_text(s->err_text, sizeof(s->err_text), "the KDC's answer: %s%s%s",
+		             kd3_strerror(err), s->peer.detail ? ": " : "",
+		             s->peer.detail ? s->peer.detail : "");
+	}
+	return err;
+}
+
+int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint64_t now_ms)
+{
+	kd3_writer w;
+	kd3_peer_out out;
+
+	if (!s || (!reply && len))
+		return KD3_E_ARG;
+	if (s->err)
+		return s->err;
+	if (!waiting_for_kdc(s))
+		return KD3_E_STATE;
+	if (len > sizeof(s->kdc_reply))
+		return KD3_E_TOO_BIG;
+	if (kd3_lib_tx_free(s) < KD3_LIB_INPUT_ROOM)
+		return KD3_E_AGAIN; /* take the output first */
+	if (len)
+		memcpy(s->kdc_reply, reply, len);
+	kd3_lib_tx_writer(s, &w);
+	memset(&out, 0, sizeof(out));
+	out.to_peer = &w;
+	s->now_ms = now_ms;
+	int ret = kd3_peer_input(&s->peer, KD3_SRC_KDC, s->kdc_reply, len, now_ms, &out);
+	kd3_lib_tx_commit(s, &w);
+	kd3_wipe(s->kdc_reply, len);
+	if (ret != KD3_OK)
+		return kdc_fail(s, ret, &out);
+	s->kdc_req_len = 0;
+	return KD3_OK;
+}
+
+int kd3_session_kdc_failed(kd3_session *s)
+{
+	kd3_writer w;
+
+	if (!s)
+		return KD3_E_ARG;
+	if (s->err)
+		return s->err;
+	if (!waiting_for_kdc(s))
+		return KD3_E_STATE;
+	kd3_lib_tx_writer(s, &w);
+	kd3_peer_kdc_failed(&s->peer, KD3_E_NO_KDC, &w);
+	kd3_lib_tx_commit(s, &w);
+	s->err = KD3_E_NO_KDC;
+	kd3_lib_text(s->err_text, sizeof(s->err_text), "no KDC answered");
+	return KD3_OK;
+}
