@@ -13,6 +13,11 @@
 
 #include "err.h"
 
+const char *kd3_lib_syserr(int e, char buf[KD3_LIB_SYSERR_MAX])
+{
+	return strerror_r(e, buf, KD3_LIB_SYSERR_MAX); /* GNU: the text, maybe not in buf */
+}
+
 kd3_options kd3_lib_options(const kd3_options *opts)
 {
 	kd3_options o = {0};
@@ -54,10 +59,22 @@ int kd3_lib_conn_new(kd3_conn **out, int fd, kd3_session *s, int timeout_ms)
 	return KD3_OK;
 }
 
+/* A send or receive failed: the connection is over (a partial send cannot be resumed:
+ * the bytes left the session). */
+static int conn_break(kd3_conn *c, int err)
+{
+	if (!c->broken)
+		c->broken = err;
+	return c->broken;
+}
+
 int kd3_lib_conn_flush(kd3_conn *c, uint64_t deadline_ms)
 {
 	uint8_t chunk[4096];
+	char sys[KD3_LIB_SYSERR_MAX];
 
+	if (c->broken)
+		return c->broken;
 	while (kd3_session_output_pending(c->s) > 0) {
 		size_t len = 0;
 		kd3_session_output(c->s, chunk, sizeof(chunk), &len);
@@ -71,11 +88,12 @@ int kd3_lib_conn_flush(kd3_conn *c, uint64_t deadline_ms)
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				ret = kd3_wait_fd(c->fd, POLLOUT, deadline_ms);
 			if (ret != KD3_OK) {
+				int e = errno;
 				kd3_wipe(chunk, sizeof(chunk));
 				kd3_lib_text(c->err_text, sizeof(c->err_text), "sending: %s",
 				             ret == KD3_E_TIMEOUT ? "the peer takes no more bytes"
-				                                  : strerror(errno));
-				return ret;
+				                                  : kd3_lib_syserr(e, sys));
+				return conn_break(c, ret);
 			}
 		}
 	}
@@ -97,8 +115,11 @@ static int give(kd3_conn *c)
 
 int kd3_lib_conn_pump(kd3_conn *c, uint64_t deadline_ms)
 {
+	char sys[KD3_LIB_SYSERR_MAX];
 	int ret = KD3_OK;
 
+	if (c->broken)
+		return c->broken;
 	if (c->in_off < c->in_len) {
 		ret = give(c);
 	} else if (c->eof) {
@@ -114,9 +135,10 @@ int kd3_lib_conn_pump(kd3_conn *c, uint64_t deadline_ms)
 		} else if (n == 0) {
 			c->eof = 1;
 		} else if (errno != EAGAIN && errno != EINTR) {
-			ret = KD3_E_IO;
+			int e = errno;
+			ret = conn_break(c, KD3_E_IO);
 			kd3_lib_text(c->err_text, sizeof(c->err_text), "receiving: %s",
-			             strerror(errno));
+			             kd3_lib_syserr(e, sys));
 		}
 	}
 	/* Whatever the session wrote (FINISHED, M4, an ERROR or CLOSE) goes out, failure
@@ -162,6 +184,7 @@ int kd3_connect(kd3_conn **c, const kd3_key *key, const char *responder, const c
                 const kd3_options *opts, char *err, size_t err_len)
 {
 	kd3_options o = kd3_lib_options(opts);
+	char sys[KD3_LIB_SYSERR_MAX];
 	kd3_session *s = NULL;
 	kd3_addr a;
 	int fd = -1;
@@ -186,7 +209,8 @@ int kd3_connect(kd3_conn **c, const kd3_key *key, const char *responder, const c
 	int sys_err = 0;
 	if ((ret = kd3_tcp_connect(&a, o.timeout_ms, &fd, &sys_err)) != KD3_OK) {
 		kd3_lib_text(err, err_len, "cannot connect to %s: %s", address,
-		             ret == KD3_E_TIMEOUT ? "no answer in time" : strerror(sys_err));
+		             ret == KD3_E_TIMEOUT ? "no answer in time"
+		                                  : kd3_lib_syserr(sys_err, sys));
 		kd3_session_free(s);
 		return ret;
 	}
@@ -215,6 +239,8 @@ int kd3_conn_send(kd3_conn *c, const void *msg, size_t len)
 {
 	if (!c || (!msg && len))
 		return KD3_E_ARG;
+	if (c->broken)
+		return c->broken;
 	uint64_t deadline = kd3_now_ms() + (uint64_t)c->timeout_ms;
 	int ret = kd3_session_write(c->s, msg, len, kd3_now_ms());
 	if (ret == KD3_E_AGAIN && (ret = kd3_lib_conn_flush(c, deadline)) == KD3_OK)
@@ -255,6 +281,8 @@ int kd3_conn_rekey(kd3_conn *c)
 {
 	if (!c)
 		return KD3_E_ARG;
+	if (c->broken)
+		return c->broken;
 	uint64_t deadline = kd3_now_ms() + (uint64_t)c->timeout_ms;
 	int ret = kd3_session_rekey(c->s, kd3_now_ms());
 	if (ret == KD3_E_AGAIN && (ret = kd3_lib_conn_flush(c, deadline)) == KD3_OK)
@@ -271,6 +299,8 @@ int kd3_conn_close(kd3_conn *c)
 
 	if (!c)
 		return KD3_E_ARG;
+	if (c->broken)
+		return c->broken;
 	uint64_t deadline = kd3_now_ms() + (uint64_t)c->timeout_ms;
 	int ret = kd3_session_close(c->s);
 	if (ret == KD3_E_AGAIN && (ret = kd3_lib_conn_flush(c, deadline)) == KD3_OK)
@@ -322,6 +352,15 @@ void kd3_conn_free(kd3_conn *c)
 const char *kd3_conn_peer(const kd3_conn *c)
 {
 	return c ? kd3_session_peer(c->s) : NULL;
+}
+
+int kd3_conn_pending(const kd3_conn *c)
+{
+	if (!c)
+		return 0;
+	const kd3_session *s = c->s;
+	return c->in_off < c->in_len || c->eof || c->broken || s->held_len || s->err ||
+	       s->peer_closed;
 }
 
 int kd3_conn_fd(const kd3_conn *c)

@@ -18,10 +18,16 @@ struct kd3_conn {
 	int fd;
 	int timeout_ms;
 	int eof;                   /* the peer's stream ended */
+	int broken;                /* a send or receive failed: this error from then on
+	                            * (bytes taken from the session may be lost) */
 	uint8_t in[KD3_FRAME_MAX]; /* bytes read, in[in_off..in_len) not yet taken */
 	size_t in_off, in_len;
 	char err_text[KD3_LIB_ERRTEXT_MAX];
 };
+
+/* errno's text, thread-safe (strerror's buffer is shared). */
+#define KD3_LIB_SYSERR_MAX 96
+const char *kd3_lib_syserr(int e, char buf[KD3_LIB_SYSERR_MAX]);
 
 /* opts with the defaults filled in (opts may be NULL). */
 kd3_options kd3_lib_options(const kd3_options *opts);

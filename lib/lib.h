@@ -44,6 +44,7 @@ struct kd3_session {
 	kd3_view held;   /* its plaintext, inside rx */
 	int peer_closed; /* the peer's CLOSE came */
 	uint16_t close_reason;
+	char close_text[KD3_LIB_ERRTEXT_MAX]; /* a CLOSE with another reason: what it said */
 
 	uint8_t tx[KD3_LIB_TX_CAP]; /* bytes for the peer: tx[tx_off..tx_len) */
 	size_t tx_off, tx_len;
@@ -58,6 +59,10 @@ struct kd3_session {
 size_t kd3_lib_tx_free(const kd3_session *s);
 void kd3_lib_tx_writer(kd3_session *s, kd3_writer *w);
 void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w);
+/* The first failure is the session's: err_text says what failed (the text of the
+ * ERROR when the peer or the KDC sent one; out may be NULL), and every key the state
+ * machine held is wiped now, not at kd3_session_free. Returns the session's error. */
+int kd3_lib_fail(kd3_session *s, int err, const kd3_peer_out *out, kd3_source from);
 /* Bytes from the other side, for an error line: non-printable ones become '?'. */
 void kd3_lib_printable(const uint8_t *p, size_t len, char *out, size_t cap);
 

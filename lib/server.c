@@ -12,6 +12,7 @@
 
 #include "conn.h"
 #include "err.h"
+#include "msg.h"
 
 #define KDCS_MAX 8
 /* Retransmission: each KDC gets a first wait of 500 ms, doubled each round. */
@@ -87,7 +88,9 @@ static int listen_on(kd3_server *srv, const char *address, char *err, size_t err
 	srv->fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(srv->fd, (const struct sockaddr *)&a.ss, a.len) != 0 || listen(srv->fd, 64) != 0) {
-		kd3_lib_text(err, err_len, "cannot listen on %s: %s", address, strerror(errno));
+		char sys[KD3_LIB_SYSERR_MAX];
+		kd3_lib_text(err, err_len, "cannot listen on %s: %s", address,
+		             kd3_lib_syserr(errno, sys));
 		return KD3_E_IO;
 	}
 	struct sockaddr_storage ss;
@@ -142,31 +145,55 @@ void kd3_server_free(kd3_server *srv)
 
 /* ---- the KDC ------------------------------------------------------------------------ */
 
-/* One KDC, one datagram out, the answer (from that address only: the socket is
- * connected) within wait_ms. KD3_E_TIMEOUT when none came. */
-static int ask_one(const kd3_addr *kdc, const uint8_t *req, size_t req_len, uint8_t *reply,
-                   size_t cap, size_t *len, int wait_ms)
-{
-	int fd = socket(kdc->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int ret = KD3_E_IO;
+/* The KDCs' sockets for one exchange: one per KDC, opened when first asked and kept
+ * until the end, so that a late answer to an earlier try is still heard. */
+typedef struct kdc_socks {
+	struct pollfd p[KDCS_MAX];
+	size_t n;
+} kdc_socks;
 
-	if (fd < 0)
-		return KD3_E_IO;
-	if (connect(fd, (const struct sockaddr *)&kdc->ss, kdc->len) == 0 &&
-	    send(fd, req, req_len, 0) == (ssize_t)req_len) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int n = poll(&p, 1, wait_ms);
-		ret = n == 0 ? KD3_E_TIMEOUT : KD3_E_IO;
-		if (n > 0) {
-			ssize_t got = recv(fd, reply, cap, MSG_TRUNC);
-			if (got > 0 && (size_t)got <= cap) {
+/* Message 2 to KDC i, on its own connected socket (answers from that address only). */
+static int send_to(const kd3_server *srv, kdc_socks *ks, size_t i, const uint8_t *req,
+                   size_t req_len)
+{
+	const kd3_addr *kdc = &srv->kdcs[i];
+
+	if (ks->p[i].fd < 0) {
+		int fd = socket(kdc->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return KD3_E_IO;
+		ks->p[i].fd = fd;
+		if (connect(fd, (const struct sockaddr *)&kdc->ss, kdc->len) != 0)
+			return KD3_E_IO;
+	}
+	return send(ks->p[i].fd, req, req_len, 0) == (ssize_t)req_len ? KD3_OK : KD3_E_IO;
+}
+
+/* One datagram that looks like the KDC's answer (M3 or ERROR) from any asked KDC, by
+ * deadline_ms. Anything else is dropped unread by the session: a stray or forged
+ * datagram must not end the exchange. */
+static int wait_answer(kdc_socks *ks, uint8_t *reply, size_t cap, size_t *len, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = kd3_now_ms();
+		if (now >= deadline_ms)
+			return KD3_E_TIMEOUT;
+		int n = poll(ks->p, (nfds_t)ks->n, (int)(deadline_ms - now));
+		if (n < 0 && errno != EINTR)
+			return KD3_E_IO;
+		for (size_t i = 0; n > 0 && i < ks->n; i++) {
+			if (ks->p[i].fd < 0 || !(ks->p[i].revents & (POLLIN | POLLERR)))
+				continue;
+			ssize_t got = recv(ks->p[i].fd, reply, cap, MSG_TRUNC);
+			kd3_frame f;
+			if (got > 0 && (size_t)got <= cap &&
+			    kd3_frame_decode(reply, (size_t)got, &f) == KD3_OK &&
+			    (f.type == KD3_T_M3 || f.type == KD3_T_ERROR)) {
 				*len = (size_t)got;
-				ret = KD3_OK;
+				return KD3_OK;
 			}
 		}
 	}
-	close(fd);
-	return ret;
 }
 
 /* Message 2 to each KDC in turn, rounds of growing waits, until one answers or the
@@ -175,29 +202,32 @@ static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 {
 	uint8_t req[KD3_FRAME_MAX], reply[KD3_FRAME_MAX];
 	size_t req_len = 0, len = 0;
+	kdc_socks ks = {.n = srv->nkdcs};
 	int ret = kd3_session_kdc_request(c->s, req, sizeof(req), &req_len);
+	int got = KD3_E_TIMEOUT;
 
-	for (int round = 0; ret == KD3_OK && round < KDC_ROUNDS; round++) {
-		for (size_t i = 0; i < srv->nkdcs; i++) {
+	for (size_t i = 0; i < KDCS_MAX; i++)
+		ks.p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
+	for (int round = 0; ret == KD3_OK && got != KD3_OK && round < KDC_ROUNDS; round++) {
+		for (size_t i = 0; got != KD3_OK && i < srv->nkdcs; i++) {
 			uint64_t now = kd3_now_ms();
 			if (now >= deadline_ms)
-				goto none;
+				break;
 			uint64_t wait = (uint64_t)KDC_FIRST_WAIT_MS << round;
 			if (wait > deadline_ms - now)
 				wait = deadline_ms - now;
-			if (ask_one(&srv->kdcs[i], req, req_len, reply, sizeof(reply), &len,
-			            (int)wait) == KD3_OK) {
-				ret = kd3_session_kdc_reply(c->s, reply, len, kd3_now_ms());
-				kd3_wipe(reply, sizeof(reply));
-				return ret;
-			}
+			if (send_to(srv, &ks, i, req, req_len) == KD3_OK || ks.p[i].fd >= 0)
+				got = wait_answer(&ks, reply, sizeof(reply), &len, now + wait);
 		}
 	}
-none:
-	if (ret == KD3_OK) {
-		kd3_session_kdc_failed(c->s);
-		ret = KD3_E_NO_KDC;
-	}
+	for (size_t i = 0; i < ks.n; i++)
+		if (ks.p[i].fd >= 0)
+			close(ks.p[i].fd);
+	if (ret == KD3_OK && got == KD3_OK)
+		ret = kd3_session_kdc_reply(c->s, reply, len, kd3_now_ms());
+	else if (ret == KD3_OK && kd3_session_kdc_failed(c->s) == KD3_OK)
+		ret = KD3_E_NO_KDC; /* the initiator is told by an ERROR */
+	kd3_wipe(reply, sizeof(reply));
 	return ret;
 }
 
@@ -243,10 +273,38 @@ static int serve_exchange(kd3_server *srv, kd3_conn *c)
 	return ret;
 }
 
+/* The next connection (a descriptor), or -KD3_E_TIMEOUT when none came by timeout_ms
+ * (-1: no limit), -KD3_E_IO with errno. One that went away before it was taken
+ * (ECONNABORTED) or a wake-up with nothing to take is waited past. */
+static int accept_one(kd3_server *srv, int timeout_ms)
+{
+	struct pollfd p = {.fd = srv->fd, .events = POLLIN};
+	uint64_t deadline = kd3_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+
+	for (;;) {
+		int wait = -1;
+		if (timeout_ms >= 0) {
+			uint64_t now = kd3_now_ms();
+			wait = now >= deadline ? 0 : (int)(deadline - now);
+		}
+		int n = poll(&p, 1, wait);
+		if (n == 0)
+			return -KD3_E_TIMEOUT;
+		if (n < 0 && errno != EINTR)
+			return -KD3_E_IO;
+		int fd = n > 0 ? accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
+		if (fd >= 0)
+			return fd;
+		if (n > 0 && errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
+			return -KD3_E_IO;
+		if (timeout_ms >= 0 && kd3_now_ms() >= deadline)
+			return -KD3_E_TIMEOUT;
+	}
+}
+
 int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err, size_t err_len)
 {
 	kd3_session *s = NULL;
-	struct pollfd p;
 
 	kd3_lib_text(err, err_len, "%s", "");
 	if (!c)
@@ -254,18 +312,14 @@ int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err, 
 	*c = NULL;
 	if (!srv)
 		return KD3_E_ARG;
-	p.fd = srv->fd;
-	p.events = POLLIN;
-	int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
-	if (n == 0)
-		return KD3_E_TIMEOUT;
-	int fd = n > 0 ? accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
+	int fd = accept_one(srv, timeout_ms);
 	if (fd < 0) {
-		int again = n < 0 ? errno == EINTR : (errno == EAGAIN || errno == ECONNABORTED);
-		if (again)
-			return KD3_E_TIMEOUT;
-		kd3_lib_text(err, err_len, "accept: %s", strerror(errno));
-		return KD3_E_IO;
+		char sys[KD3_LIB_SYSERR_MAX];
+		if (fd == -KD3_E_TIMEOUT)
+			kd3_lib_text(err, err_len, "no initiator came in time");
+		else
+			kd3_lib_text(err, err_len, "accept: %s", kd3_lib_syserr(errno, sys));
+		return -fd;
 	}
 	int ret = responder_session(srv, &s);
 	if (ret != KD3_OK) {

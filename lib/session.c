@@ -44,28 +44,41 @@ void kd3_lib_printable(const uint8_t *p, size_t len, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-/* The first failure is the session's; the text says what failed. */
-static int session_fail(kd3_session *s, int err, const kd3_peer_out *out)
+/* Who sent what failed: named in the error line. */
+static const char *other_side(const kd3_session *s, kd3_source from)
+{
+	if (from == KD3_SRC_KDC)
+		return "the KDC";
+	return s->cfg.role == KD3_ROLE_INITIATOR ? "the responder" : "the initiator";
+}
+
+int kd3_lib_fail(kd3_session *s, int err, const kd3_peer_out *out, kd3_source from)
 {
 	char said[256];
+	const char *detail = s->begun ? s->peer.detail : NULL;
 
 	if (s->err != KD3_OK)
 		return s->err;
 	s->err = err;
+	/* The text first: the ERROR's words are in the frame, the check's name in peer. */
 	if (err == KD3_E_PEER_ERROR && out) {
 		kd3_lib_printable(out->peer_error_text.p, out->peer_error_text.len, said,
 		                  sizeof(said));
-		kd3_lib_text(s->err_text, sizeof(s->err_text), "%s: %s (%s)",
-		             s->cfg.role == KD3_ROLE_INITIATOR ? "the responder refused"
-		                                               : "refused",
-		             said, kd3_strerror(out->peer_error));
-	} else if (s->begun && s->peer.detail) {
-		kd3_lib_text(s->err_text, sizeof(s->err_text), "%s: %s", kd3_strerror(err),
-		             s->peer.detail);
+		kd3_lib_text(s->err_text, sizeof(s->err_text), "%s refused: %s (%s)",
+		             other_side(s, from), said, kd3_strerror(out->peer_error));
 	} else {
-		kd3_lib_text(s->err_text, sizeof(s->err_text), "%s", kd3_strerror(err));
+		kd3_lib_text(s->err_text, sizeof(s->err_text), "%s%s%s%s%s",
+		             from == KD3_SRC_KDC ? "the KDC's answer: " : "", kd3_strerror(err),
+		             detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 	}
+	if (s->begun)
+		kd3_peer_free(&s->peer); /* no key outlives the failure */
 	return err;
+}
+
+static int session_fail(kd3_session *s, int err, const kd3_peer_out *out)
+{
+	return kd3_lib_fail(s, err, out, KD3_SRC_PEER);
 }
 
 /* The key's lifetime is over: tell the peer why (an authenticated CLOSE), then fail. */
@@ -142,13 +155,21 @@ void kd3_session_free(kd3_session *s)
 	free(s);
 }
 
+/* The caller's RNG: any non-zero return is a failure of the RNG, whatever its value
+ * (a callback's own codes must not pass for one of ours). */
+static int caller_rng(void *ctx, uint8_t *out, size_t len)
+{
+	const kd3_session *s = ctx;
+	return s->rng(s->rng_ctx, out, len) == KD3_OK ? KD3_OK : KD3_E_RNG;
+}
+
 /* The settings are frozen into the state machine at the first byte in or out. */
 static int begin(kd3_session *s)
 {
 	if (s->begun)
 		return KD3_OK;
-	kd3_rng_fn rng = s->rng ? s->rng : kd3_crypto_rng;
-	void *ctx = s->rng ? s->rng_ctx : &s->crypto;
+	kd3_rng_fn rng = s->rng ? caller_rng : kd3_crypto_rng;
+	void *ctx = s->rng ? (void *)s : &s->crypto;
 	int ret = kd3_peer_init(&s->peer, &s->cfg, &s->crypto, rng, ctx);
 	if (ret != KD3_OK)
 		return session_fail(s, ret, NULL);
@@ -233,6 +254,21 @@ int kd3_session_start(kd3_session *s, uint64_t now_ms)
 	return KD3_OK;
 }
 
+/* The peer's CLOSE: a reason other than normal (an expired key, a failure on its side)
+ * is kept with its text for kd3_session_error. */
+static void peer_closed(kd3_session *s, const kd3_peer_out *out)
+{
+	char said[256];
+
+	s->peer_closed = 1;
+	s->close_reason = out->close_reason;
+	if (out->close_reason == KD3_CLOSE_NORMAL)
+		return;
+	kd3_lib_printable(out->close_text.p, out->close_text.len, said, sizeof(said));
+	kd3_lib_text(s->close_text, sizeof(s->close_text), "%s closed the session: %s (%s)",
+	             other_side(s, KD3_SRC_PEER), said, kd3_strerror(out->close_reason));
+}
+
 /* A frame the peer state machine handled: what it means for the session. */
 static int after_input(kd3_session *s, int ret, const kd3_peer_out *out, kd3_writer *kw,
                        size_t frame_len)
@@ -240,13 +276,12 @@ static int after_input(kd3_session *s, int ret, const kd3_peer_out *out, kd3_wri
 	if (kw && (out->events & KD3_EV_TO_KDC) && kw->err == KD3_OK)
 		s->kdc_req_len = kw->len;
 	if (ret != KD3_OK) {
+		ret = session_fail(s, ret, out); /* it reads the frame: consumed after */
 		kd3_stream_consume(&s->rx, frame_len);
-		return session_fail(s, ret, out);
+		return ret;
 	}
-	if (out->events & KD3_EV_PEER_CLOSED) {
-		s->peer_closed = 1;
-		s->close_reason = out->close_reason;
-	}
+	if (out->events & KD3_EV_PEER_CLOSED)
+		peer_closed(s, out);
 	if (out->events & KD3_EV_DATA) {
 		s->held = out->data;
 		s->held_len = frame_len;
@@ -446,6 +481,7 @@ int kd3_session_close(kd3_session *s)
 	if (!was_established && s->peer.state == KD3_PS_FAILED) {
 		s->err = KD3_E_CLOSED; /* an ERROR told the peer: the exchange is off */
 		kd3_lib_text(s->err_text, sizeof(s->err_text), "closed during the handshake");
+		kd3_peer_free(&s->peer);
 		return ret;
 	}
 	return ret == KD3_OK ? KD3_OK : session_fail(s, ret, NULL);
@@ -487,17 +523,27 @@ kd3_state kd3_session_state(const kd3_session *s)
 	}
 }
 
+/* The peer ended the session with a reason other than normal. */
+static int closed_abnormally(const kd3_session *s)
+{
+	return s->peer_closed && s->close_reason != KD3_CLOSE_NORMAL;
+}
+
 int kd3_session_error(const kd3_session *s)
 {
 	if (!s)
 		return KD3_E_ARG;
-	return s->err == KD3_E_CLOSED ? KD3_OK : s->err;
+	if (s->err == KD3_OK || s->err == KD3_E_CLOSED)
+		return closed_abnormally(s) ? KD3_E_PEER_ERROR : KD3_OK;
+	return s->err;
 }
 
 const char *kd3_session_error_text(const kd3_session *s)
 {
-	if (!s || s->err == KD3_OK || s->err == KD3_E_CLOSED)
+	if (!s)
 		return "";
+	if (s->err == KD3_OK || s->err == KD3_E_CLOSED)
+		return closed_abnormally(s) ? s->close_text : "";
 	return s->err_text;
 }
 

@@ -29,24 +29,6 @@ int kd3_session_kdc_request(kd3_session *s, uint8_t *out, size_t cap, size_t *le
 	return KD3_OK;
 }
 
-static int kdc_fail(kd3_session *s, int err, const kd3_peer_out *out)
-{
-	char said[256];
-
-	s->err = err;
-	if (err == KD3_E_PEER_ERROR) {
-		kd3_lib_printable(out->peer_error_text.p, out->peer_error_text.len, said,
-		                  sizeof(said));
-		kd3_lib_text(s->err_text, sizeof(s->err_text), "the KDC refused: %s (%s)", said,
-		             kd3_strerror(out->peer_error));
-	} else {
-		kd3_lib_text(s->err_text, sizeof(s->err_text), "the KDC's answer: %s%s%s",
-		             kd3_strerror(err), s->peer.detail ? ": " : "",
-		             s->peer.detail ? s->peer.detail : "");
-	}
-	return err;
-}
-
 int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint64_t now_ms)
 {
 	kd3_writer w;
@@ -70,9 +52,11 @@ int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint
 	s->now_ms = now_ms;
 	int ret = kd3_peer_input(&s->peer, KD3_SRC_KDC, s->kdc_reply, len, now_ms, &out);
 	kd3_lib_tx_commit(s, &w);
+	if (ret != KD3_OK) /* before the wipe: an ERROR's text is in the reply */
+		ret = kd3_lib_fail(s, ret, &out, KD3_SRC_KDC);
 	kd3_wipe(s->kdc_reply, len);
 	if (ret != KD3_OK)
-		return kdc_fail(s, ret, &out);
+		return ret;
 	s->kdc_req_len = 0;
 	return KD3_OK;
 }
@@ -90,7 +74,6 @@ int kd3_session_kdc_failed(kd3_session *s)
 	kd3_lib_tx_writer(s, &w);
 	kd3_peer_kdc_failed(&s->peer, KD3_E_NO_KDC, &w);
 	kd3_lib_tx_commit(s, &w);
-	s->err = KD3_E_NO_KDC;
-	kd3_lib_text(s->err_text, sizeof(s->err_text), "no KDC answered");
+	kd3_lib_fail(s, KD3_E_NO_KDC, NULL, KD3_SRC_PEER); /* "no KDC answered" */
 	return KD3_OK;
 }

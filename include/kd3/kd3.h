@@ -184,13 +184,16 @@ KD3_API int kd3_server_new(kd3_server **srv, const kd3_key *key, const char *add
 KD3_API int kd3_server_port(const kd3_server *srv);
 /* Waits up to timeout_ms (-1: forever) for one initiator and runs its exchange
  * (within the options' timeout), asking the KDCs in order over UDP. KD3_E_TIMEOUT when
- * none came; a failed exchange returns its error (err says why) and the server goes
- * on. A server that serves many at once runs each kd3_conn on a thread of its own. */
+ * none came (a connection that went away before it was taken is waited past); a
+ * failed exchange returns its error (err says why) and the server goes on. A server
+ * that serves many at once runs each kd3_conn on a thread of its own. */
 KD3_API int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err,
                               size_t err_len);
 KD3_API void kd3_server_free(kd3_server *srv);
 
-/* One message; KD3_E_TOO_BIG beyond KD3_MESSAGE_MAX. */
+/* One message; KD3_E_TOO_BIG beyond KD3_MESSAGE_MAX. Once a send or a receive failed
+ * on the socket (KD3_E_IO, KD3_E_TIMEOUT while sending), every later call but
+ * kd3_conn_free returns that error: part of a record may have gone out. */
 KD3_API int kd3_conn_send(kd3_conn *c, const void *msg, size_t len);
 /* The next message, waiting up to timeout_ms (-1: the options' timeout). KD3_E_CLOSED
  * when the peer closed cleanly, KD3_E_TIMEOUT when nothing came. */
@@ -201,11 +204,18 @@ KD3_API int kd3_conn_rekey(kd3_conn *c);
  * them first (kd3_conn_recv until KD3_E_CLOSED) if they matter. kd3_conn_free
  * releases the connection. */
 KD3_API int kd3_conn_close(kd3_conn *c);
-/* Closes the socket and wipes everything. NULL is allowed. */
+/* Closes the socket and wipes everything. NULL is allowed. Before closing it ends our
+ * direction and reads what the peer still sends for up to 200 ms, so that our last
+ * frame is not lost to the reset a close with unread input makes. */
 KD3_API void kd3_conn_free(kd3_conn *c);
 KD3_API const char *kd3_conn_peer(const kd3_conn *c);
-/* The socket, for poll(); readable means kd3_conn_recv has something to do. */
+/* The socket, for poll(): readable means kd3_conn_recv has something to do. Bytes
+ * already read may hold more messages than the one a call returned, so check
+ * kd3_conn_pending before waiting on the socket. */
 KD3_API int kd3_conn_fd(const kd3_conn *c);
+/* 1 when kd3_conn_recv will return without waiting on the socket: a message, bytes
+ * read and not yet taken, the end of the stream or a failure; 0 otherwise. */
+KD3_API int kd3_conn_pending(const kd3_conn *c);
 /* One line on the last failure of a call on c ("" when none). */
 KD3_API const char *kd3_conn_error_text(const kd3_conn *c);
 

@@ -475,6 +475,118 @@ static void test_key_files(void **state)
 	rmdir(dir);
 }
 
+/* ---- what the other side said ----------------------------------------------------- */
+
+/* The words of an error line after "refused: ", up to " (": found in the frame that
+ * carried them, byte for byte (not wiped or consumed before they were read). */
+static void expect_words_from(const char *text, const uint8_t *frame, size_t len)
+{
+	const char *p = strstr(text, "refused: ");
+	assert_non_null(p);
+	p += strlen("refused: ");
+	const char *end = strstr(p, " (");
+	assert_non_null(end);
+	assert_true(end - p >= 8);
+	size_t n = (size_t)(end - p);
+	int found = 0;
+	for (size_t off = 0; !found && off + n <= len; off++)
+		found = memcmp(frame + off, p, n) == 0;
+	assert_true(found);
+}
+
+static void test_error_texts(void **state)
+{
+	pair p;
+	kd3_key *kc = NULL;
+	kd3_session *carol = NULL, *r2 = NULL;
+	uint8_t error[4096];
+	size_t error_len = 0;
+
+	(void)state;
+	/* An M1 for bob reaches carol: she refuses with an ERROR naming why. */
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_key_new(&kc, "carol", 1, p.v.k_r), KD3_OK);
+	assert_int_equal(kd3_session_new_responder(&carol, kc), KD3_OK);
+	assert_int_equal(feed(carol, p.v.m1, p.v.m1_len, 0), KD3_E_UNKNOWN_PRINCIPAL);
+	assert_int_equal(kd3_session_output(carol, error, sizeof(error), &error_len), KD3_OK);
+	assert_true(error_len > 0);
+
+	/* The initiator's error line carries carol's words. */
+	assert_int_equal(kd3_session_start(p.i, 1000), KD3_OK);
+	expect_output(p.i, p.v.m1, p.v.m1_len);
+	assert_int_equal(feed(p.i, error, error_len, 0), KD3_E_PEER_ERROR);
+	assert_int_equal(kd3_session_error(p.i), KD3_E_PEER_ERROR);
+	assert_non_null(strstr(kd3_session_error_text(p.i), "the responder refused"));
+	expect_words_from(kd3_session_error_text(p.i), error, error_len);
+
+	/* The same frame as the KDC's answer: the responder names the KDC and its words. */
+	assert_int_equal(kd3_session_new_responder(&r2, p.kb), KD3_OK);
+	assert_int_equal(feed(r2, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	assert_int_equal(kd3_session_kdc_reply(r2, error, error_len, 1000), KD3_E_PEER_ERROR);
+	assert_non_null(strstr(kd3_session_error_text(r2), "the KDC refused"));
+	expect_words_from(kd3_session_error_text(r2), error, error_len);
+	assert_int_equal(kd3_session_kdc_reply(r2, p.v.m3, p.v.m3_len, 1000), KD3_E_PEER_ERROR);
+	kd3_session_free(r2);
+	kd3_session_free(carol);
+	kd3_key_free(kc);
+	pair_free(&p);
+}
+
+/* A CLOSE for another reason than a normal end: the session is over, and says why. */
+static void test_peer_close_reason(void **state)
+{
+	pair p;
+	uint8_t wire[4096], buf[16];
+	size_t len = 0;
+
+	(void)state;
+	established(&p);
+	assert_int_equal(kd3_session_write(p.i, buf, 1, 1000 + 3600 * 1000), KD3_E_EXPIRED);
+	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(feed(p.r, wire, len, 0), KD3_OK);
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_PEER_ERROR);
+	assert_int_equal(kd3_session_error(p.r), KD3_E_PEER_ERROR);
+	assert_non_null(strstr(kd3_session_error_text(p.r), "the initiator closed the session"));
+	assert_non_null(strstr(kd3_session_error_text(p.r), "session key expired"));
+	pair_free(&p);
+
+	/* A normal end leaves no error. */
+	established(&p);
+	assert_int_equal(kd3_session_close(p.i), KD3_OK);
+	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(feed(p.r, wire, len, 0), KD3_OK);
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_CLOSED);
+	assert_int_equal(kd3_session_error(p.r), KD3_OK);
+	assert_string_equal(kd3_session_error_text(p.r), "");
+	pair_free(&p);
+}
+
+/* The caller's RNG fails with a code of its own: the session says KD3_E_RNG. */
+static int odd_rng(void *ctx, uint8_t *out, size_t len)
+{
+	(void)ctx;
+	(void)out;
+	(void)len;
+	return 42;
+}
+
+static void test_rng_failure(void **state)
+{
+	static const uint8_t secret[32] = {7};
+	kd3_key *k = NULL;
+	kd3_session *s = NULL;
+
+	(void)state;
+	assert_int_equal(kd3_key_new(&k, "alice", 1, secret), KD3_OK);
+	assert_int_equal(kd3_session_new_initiator(&s, k, "bob"), KD3_OK);
+	assert_int_equal(kd3_session_set_rng(s, odd_rng, NULL), KD3_OK);
+	assert_int_equal(kd3_session_start(s, 0), KD3_E_RNG);
+	assert_int_equal(kd3_session_error(s), KD3_E_RNG);
+	assert_int_equal(kd3_session_output_pending(s), 0);
+	kd3_session_free(s);
+	kd3_key_free(k);
+}
+
 /* ---- threads ---------------------------------------------------------------------- */
 
 #define THREADS        4
@@ -574,6 +686,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_tampered_record),
 	    cmocka_unit_test(test_garbage_and_expiry),
 	    cmocka_unit_test(test_key_files),
+	    cmocka_unit_test(test_error_texts),
+	    cmocka_unit_test(test_peer_close_reason),
+	    cmocka_unit_test(test_rng_failure),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
