@@ -52,13 +52,29 @@ struct kd3_session {
 	uint8_t kdc_req[KD3_FRAME_MAX]; /* R: M2, kept for retransmission */
 	size_t kdc_req_len;
 	uint8_t kdc_reply[KD3_FRAME_MAX]; /* R: a copy of the KDC's answer (opened in place) */
+
+	kd3_observer observer; /* observe.c; NULL: none */
+	void *observer_ctx;
+	uint8_t *watch_copy; /* with an observer: the frame in, as it came (KD3_FRAME_MAX) */
+	size_t watch_len;
+	long watch_generation; /* the key generation a record in opens under */
 };
 
 /* The output buffer (session.c): its free room, a writer over it, and the frames that
  * writer wrote made part of it (whole frames only: the room is checked first). */
 size_t kd3_lib_tx_free(const kd3_session *s);
 void kd3_lib_tx_writer(kd3_session *s, kd3_writer *w);
-void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w);
+/* last_inner: the inner type of the last record the call wrote (KD3_R_*), -1 if none;
+ * records before it are the KEY_UPDATEs kd3_peer_send puts first. */
+void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w, int last_inner);
+
+/* The observer (observe.c): each does nothing without one. */
+void kd3_lib_note_frames_out(kd3_session *s, const uint8_t *p, size_t len, int last_inner, int kdc);
+/* A frame in: kept before kd3_peer_input opens it, told after with what it did. */
+void kd3_lib_note_in_begin(kd3_session *s, const uint8_t *frame, size_t len);
+void kd3_lib_note_in_end(kd3_session *s, int ret, const kd3_peer_out *out, int kdc);
+void kd3_lib_note_not_kd3(kd3_session *s, const uint8_t *p, size_t len);
+void kd3_lib_note_close_out(kd3_session *s, unsigned reason, const char *text);
 /* The first failure is the session's: err_text says what failed (the text of the
  * ERROR when the peer or the KDC sent one; out may be NULL), and every key the state
  * machine held is wiped now, not at kd3_session_free. Returns the session's error. */

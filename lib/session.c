@@ -28,10 +28,12 @@ void kd3_lib_tx_writer(kd3_session *s, kd3_writer *w)
 }
 
 /* Frames are written whole or not at all (the room was checked before). */
-void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w)
+void kd3_lib_tx_commit(kd3_session *s, const kd3_writer *w, int last_inner)
 {
-	if (w->err == KD3_OK)
-		s->tx_len += w->len;
+	if (w->err != KD3_OK)
+		return;
+	kd3_lib_note_frames_out(s, s->tx + s->tx_len, w->len, last_inner, 0);
+	s->tx_len += w->len;
 }
 
 /* ---- failures ----------------------------------------------------------------------- */
@@ -89,8 +91,10 @@ static int check_expiry(kd3_session *s, uint64_t now_ms)
 	if (s->peer.state != KD3_PS_ESTABLISHED || now_ms < s->peer.expires_ms)
 		return KD3_OK;
 	kd3_lib_tx_writer(s, &w);
-	if (kd3_peer_close(&s->peer, KD3_E_EXPIRED, "session key expired", &w) == KD3_OK)
-		kd3_lib_tx_commit(s, &w);
+	if (kd3_peer_close(&s->peer, KD3_E_EXPIRED, "session key expired", &w) == KD3_OK) {
+		kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
+		kd3_lib_note_close_out(s, KD3_E_EXPIRED, "session key expired");
+	}
 	kd3_peer_check_expiry(&s->peer, now_ms);
 	return session_fail(s, KD3_E_EXPIRED, NULL);
 }
@@ -151,6 +155,10 @@ void kd3_session_free(kd3_session *s)
 	kd3_peer_free(&s->peer);
 	kd3_crypto_free(&s->crypto);
 	kd3_stream_wipe(&s->rx);
+	if (s->watch_copy) {
+		kd3_wipe(s->watch_copy, KD3_FRAME_MAX);
+		free(s->watch_copy);
+	}
 	kd3_wipe(s, sizeof(*s));
 	free(s);
 }
@@ -250,7 +258,7 @@ int kd3_session_start(kd3_session *s, uint64_t now_ms)
 	ret = kd3_peer_start(&s->peer, &w);
 	if (ret != KD3_OK)
 		return session_fail(s, ret, NULL);
-	kd3_lib_tx_commit(s, &w);
+	kd3_lib_tx_commit(s, &w, -1);
 	return KD3_OK;
 }
 
@@ -273,8 +281,10 @@ static void peer_closed(kd3_session *s, const kd3_peer_out *out)
 static int after_input(kd3_session *s, int ret, const kd3_peer_out *out, kd3_writer *kw,
                        size_t frame_len)
 {
-	if (kw && (out->events & KD3_EV_TO_KDC) && kw->err == KD3_OK)
+	if (kw && (out->events & KD3_EV_TO_KDC) && kw->err == KD3_OK) {
 		s->kdc_req_len = kw->len;
+		kd3_lib_note_frames_out(s, s->kdc_req, s->kdc_req_len, -1, 1);
+	}
 	if (ret != KD3_OK) {
 		ret = session_fail(s, ret, out); /* it reads the frame: consumed after */
 		kd3_stream_consume(&s->rx, frame_len);
@@ -304,10 +314,11 @@ static int take_frames(kd3_session *s)
 			return KD3_OK;
 		if (got < 0) {
 			kd3_writer w;
+			kd3_lib_note_not_kd3(s, s->rx.buf, s->rx.len);
 			kd3_lib_tx_writer(s, &w);
 			if (kd3_peer_close(&s->peer, (uint16_t)-got, "not a kd3 frame", &w) ==
 			    KD3_OK)
-				kd3_lib_tx_commit(s, &w);
+				kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
 			return session_fail(s, -got, NULL);
 		}
 		kd3_writer w, kw;
@@ -317,8 +328,14 @@ static int take_frames(kd3_session *s)
 		kd3_wr_init(&kw, s->kdc_req, sizeof(s->kdc_req));
 		out.to_peer = &w;
 		out.to_kdc = &kw;
+		kd3_lib_note_in_begin(s, frame, len);
 		int ret = kd3_peer_input(&s->peer, KD3_SRC_PEER, frame, len, s->now_ms, &out);
-		kd3_lib_tx_commit(s, &w);
+		kd3_lib_note_in_end(s, ret, &out, 0);
+		/* What it wrote: FINISHED for M4, else a CLOSE (a failure once established). */
+		kd3_lib_tx_commit(s, &w,
+		                  ret == KD3_OK && (out.events & KD3_EV_ESTABLISHED)
+		                      ? KD3_R_FINISHED
+		                      : KD3_R_CLOSE);
 		if ((ret = after_input(s, ret, &out, &kw, len)) != KD3_OK)
 			return ret;
 	}
@@ -414,7 +431,7 @@ int kd3_session_write(kd3_session *s, const uint8_t *msg, size_t len, uint64_t n
 		return ret;
 	kd3_lib_tx_writer(s, &w);
 	ret = kd3_peer_send(&s->peer, msg ? msg : (const uint8_t *)"", len, now_ms, &w);
-	kd3_lib_tx_commit(s, &w);
+	kd3_lib_tx_commit(s, &w, KD3_R_DATA);
 	return ret == KD3_OK ? KD3_OK : session_fail(s, ret, NULL);
 }
 
@@ -429,7 +446,7 @@ int kd3_session_rekey(kd3_session *s, uint64_t now_ms)
 		return ret;
 	kd3_lib_tx_writer(s, &w);
 	ret = kd3_peer_rekey(&s->peer, now_ms, &w);
-	kd3_lib_tx_commit(s, &w);
+	kd3_lib_tx_commit(s, &w, KD3_R_KEY_UPDATE);
 	return ret == KD3_OK ? KD3_OK : session_fail(s, ret, NULL);
 }
 
@@ -477,7 +494,9 @@ int kd3_session_close(kd3_session *s)
 	int was_established = s->peer.state == KD3_PS_ESTABLISHED;
 	kd3_lib_tx_writer(s, &w);
 	int ret = kd3_peer_close(&s->peer, KD3_CLOSE_NORMAL, "bye", &w);
-	kd3_lib_tx_commit(s, &w);
+	kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
+	if (ret == KD3_OK && was_established)
+		kd3_lib_note_close_out(s, KD3_CLOSE_NORMAL, "bye");
 	if (!was_established && s->peer.state == KD3_PS_FAILED) {
 		s->err = KD3_E_CLOSED; /* an ERROR told the peer: the exchange is off */
 		kd3_lib_text(s->err_text, sizeof(s->err_text), "closed during the handshake");

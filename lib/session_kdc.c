@@ -50,9 +50,11 @@ int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint
 	memset(&out, 0, sizeof(out));
 	out.to_peer = &w;
 	s->now_ms = now_ms;
+	kd3_lib_note_in_begin(s, reply, len);
 	int ret = kd3_peer_input(&s->peer, KD3_SRC_KDC, s->kdc_reply, len, now_ms, &out);
-	kd3_lib_tx_commit(s, &w);
-	if (ret != KD3_OK) /* before the wipe: an ERROR's text is in the reply */
+	kd3_lib_note_in_end(s, ret, &out, 1);
+	kd3_lib_tx_commit(s, &w, -1); /* M4, or an ERROR for the initiator */
+	if (ret != KD3_OK)            /* before the wipe: an ERROR's text is in the reply */
 		ret = kd3_lib_fail(s, ret, &out, KD3_SRC_KDC);
 	kd3_wipe(s->kdc_reply, len);
 	if (ret != KD3_OK)
@@ -73,7 +75,7 @@ int kd3_session_kdc_failed(kd3_session *s)
 		return KD3_E_STATE;
 	kd3_lib_tx_writer(s, &w);
 	kd3_peer_kdc_failed(&s->peer, KD3_E_NO_KDC, &w);
-	kd3_lib_tx_commit(s, &w);
+	kd3_lib_tx_commit(s, &w, -1);
 	kd3_lib_fail(s, KD3_E_NO_KDC, NULL, KD3_SRC_PEER); /* "no KDC answered" */
 	return KD3_OK;
 }

@@ -155,6 +155,64 @@ KD3_API int kd3_session_suite(const kd3_session *s);
 /* 1 when the session's keys have forward secrecy, once established. */
 KD3_API int kd3_session_forward_secret(const kd3_session *s);
 
+/* ---- watching a session --------------------------------------------------------------
+ * For traces, transcripts and teaching: a callback told every frame as it goes out or
+ * comes in, and each step of the session, in the order they happen. It runs inside
+ * the session's calls, on the caller's thread, and must not call the same session.
+ * The pointers in a note live for the callback only. */
+
+typedef enum kd3_note_kind {
+	KD3_NOTE_FRAME = 1,   /* a frame: as sent, or as received (before it was opened) */
+	KD3_NOTE_ESTABLISHED, /* the session's keys are confirmed */
+	KD3_NOTE_KEY_UPDATE,  /* a direction moved to its next key */
+	KD3_NOTE_CLOSE,       /* a CLOSE record, once sealed or opened */
+	KD3_NOTE_ERROR        /* an ERROR message from the peer or the KDC */
+} kd3_note_kind;
+
+/* The inner type of a record (kd3_note.inner). */
+#define KD3_INNER_FINISHED   1
+#define KD3_INNER_DATA       2
+#define KD3_INNER_KEY_UPDATE 3
+#define KD3_INNER_CLOSE      4
+
+#define KD3_NOTE_HASH_LEN 32
+#define KD3_NOTE_IV_LEN   12
+
+typedef struct kd3_note {
+	kd3_note_kind kind;
+	int sent;             /* 1: we sent it (our direction); 0: it came to us */
+	int kdc;              /* FRAME, ERROR: to or from the KDC */
+	const uint8_t *bytes; /* FRAME: the frame as on the wire (the bytes, if not kd3's) */
+	size_t len;
+	int inner;        /* FRAME: a record's inner type, -1 when not known or not one */
+	long generation;  /* FRAME (a record), KEY_UPDATE, ESTABLISHED (0); else -1 */
+	unsigned code;    /* CLOSE: the reason (0: a normal end); ERROR: the code */
+	const char *text; /* CLOSE, ERROR: its words, non-printable bytes as '?' */
+	/* ESTABLISHED */
+	const char *peer;    /* the other principal */
+	int suite;           /* kd3_suite */
+	int forward_secret;  /* 1 when the keys have forward secrecy */
+	uint32_t kvno;       /* our key version the KDC used */
+	uint32_t lifetime_s; /* the session key's lifetime, from the KDC */
+	const uint8_t *th;   /* the transcript hash, KD3_NOTE_HASH_LEN bytes */
+	/* With kd3_session_set_reveal_keys only, NULL otherwise: the secrets, for a
+	 * teaching transcript. ESTABLISHED: all; KEY_UPDATE: its direction's. */
+	const uint8_t *sk;        /* the session key, KD3_SECRET_LEN bytes */
+	const uint8_t *dh;        /* forward secrecy: the X25519 shared secret */
+	const uint8_t *tx_secret; /* traffic secret, AEAD key (KD3_SECRET_LEN) and IV */
+	const uint8_t *tx_key, *tx_iv;
+	const uint8_t *rx_secret;
+	const uint8_t *rx_key, *rx_iv;
+} kd3_note;
+
+typedef void (*kd3_observer)(void *ctx, const kd3_note *note);
+
+/* Before any byte went in or out (KD3_E_STATE after). NULL fn: no observer. */
+KD3_API int kd3_session_set_observer(kd3_session *s, kd3_observer fn, void *ctx);
+/* Puts the session's secrets into its notes (for a teaching transcript: whoever has
+ * them can read the whole session). Needs an observer; default off. */
+KD3_API int kd3_session_set_reveal_keys(kd3_session *s, int on);
+
 /* ---- blocking sockets ----------------------------------------------------------------- */
 
 /* One established session over a TCP connection. */

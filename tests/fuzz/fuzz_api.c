@@ -7,7 +7,8 @@
  * more than three frames; a failed session stays failed with its error; a message read
  * fits the buffer it was read into.
  *
- * Input: byte 0 chooses the role (bit 0: initiator), bit 1 forward secrecy; then ops,
+ * Input: byte 0 chooses the role (bit 0: initiator), bit 1 forward secrecy, bits 2-3
+ * an observer (1: notes, 2 or 3: notes with the keys revealed); then ops,
  * each a byte (op % 8) and its operand: 0 receive(u8 n, n bytes), 1 read(u8 cap*128),
  * 2 output(u8 cap*256), 3 kdc_reply(u16 n, n bytes), 4 write(u8 n, n bytes * 64),
  * 5 rekey, 6 close, 7 eof. tests/fuzz/corpus/api/seed-* are the vectors as scripts. */
@@ -51,7 +52,29 @@ static int known(int ret)
 	       (ret >= 96 && ret <= 111);
 }
 
-static kd3_session *make_session(int initiator, int fs, fixed_rng *rng)
+/* The observer reads every byte it is shown (so that a stale pointer shows under
+ * ASan) and checks what each kind of note must carry. */
+static void observe(void *ctx, const kd3_note *n)
+{
+	unsigned *sum = ctx;
+
+	FUZZ_CHECK(n->kind >= KD3_NOTE_FRAME && n->kind <= KD3_NOTE_ERROR);
+	if (n->kind == KD3_NOTE_FRAME) {
+		FUZZ_CHECK(n->bytes != NULL && n->len <= 4 + 16409); /* an empty KDC answer: 0 */
+		for (size_t i = 0; i < n->len; i++)
+			*sum += n->bytes[i];
+	}
+	if (n->kind == KD3_NOTE_CLOSE || n->kind == KD3_NOTE_ERROR)
+		FUZZ_CHECK(n->text != NULL && strlen(n->text) < 256);
+	if (n->kind == KD3_NOTE_ESTABLISHED) {
+		FUZZ_CHECK(n->peer != NULL && n->th != NULL);
+		*sum += n->th[0] + (n->sk ? n->sk[31] : 0) + (n->tx_key ? n->tx_key[31] : 0);
+	}
+}
+
+static unsigned observed;
+
+static kd3_session *make_session(int initiator, int fs, int watch, fixed_rng *rng)
 {
 	uint8_t secret[32];
 	kd3_key *key = NULL;
@@ -72,6 +95,10 @@ static kd3_session *make_session(int initiator, int fs, fixed_rng *rng)
 	kd3_key_free(key);
 	FUZZ_CHECK(kd3_session_set_rng(s, rng_fn, rng) == KD3_OK);
 	FUZZ_CHECK(kd3_session_set_forward_secret(s, fs) == KD3_OK);
+	if (watch) {
+		FUZZ_CHECK(kd3_session_set_observer(s, observe, &observed) == KD3_OK);
+		FUZZ_CHECK(kd3_session_set_reveal_keys(s, watch > 1) == KD3_OK);
+	}
 	if (initiator)
 		FUZZ_CHECK(kd3_session_start(s, 1000) == KD3_OK);
 	return s;
@@ -136,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_in_init(&in, data, size);
 	fuzz_u8(&in, &mode);
-	kd3_session *s = make_session(mode & 1, (mode >> 1) & 1, &rng);
+	kd3_session *s = make_session(mode & 1, (mode >> 1) & 1, (mode >> 2) & 3, &rng);
 	uint64_t now = 1000;
 	while (fuzz_left(&in) > 0) {
 		int ret = one_op(s, &in, now, buf, sizeof(buf));

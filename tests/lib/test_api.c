@@ -587,6 +587,166 @@ static void test_rng_failure(void **state)
 	kd3_key_free(k);
 }
 
+/* ---- the observer ----------------------------------------------------------------- */
+
+#define NOTES_MAX 24
+
+typedef struct seen {
+	int kind, sent, kdc, inner;
+	long generation;
+	unsigned code;
+	size_t len;
+	uint8_t bytes[FIELD_MAX];
+	char text[64], peer[16];
+	int suite, fs;
+	uint32_t kvno, lifetime;
+	uint8_t th[32], sk[32], tx_secret[32], rx_secret[32];
+	int has_sk, has_tx, has_rx;
+} seen;
+
+typedef struct notes {
+	seen n[NOTES_MAX];
+	size_t count;
+} notes;
+
+static void record_note(void *ctx, const kd3_note *note)
+{
+	notes *log = ctx;
+	if (log->count == NOTES_MAX)
+		return;
+	seen *e = &log->n[log->count++];
+	memset(e, 0, sizeof(*e));
+	e->kind = note->kind, e->sent = note->sent, e->kdc = note->kdc;
+	e->inner = note->inner, e->generation = note->generation, e->code = note->code;
+	e->len = note->len < FIELD_MAX ? note->len : FIELD_MAX;
+	if (note->bytes)
+		memcpy(e->bytes, note->bytes, e->len);
+	if (note->text)
+		snprintf(e->text, sizeof(e->text), "%s", note->text);
+	if (note->peer)
+		snprintf(e->peer, sizeof(e->peer), "%s", note->peer);
+	e->suite = note->suite, e->fs = note->forward_secret;
+	e->kvno = note->kvno, e->lifetime = note->lifetime_s;
+	if (note->th)
+		memcpy(e->th, note->th, 32);
+	if ((e->has_sk = note->sk != NULL))
+		memcpy(e->sk, note->sk, 32);
+	if ((e->has_tx = note->tx_secret != NULL))
+		memcpy(e->tx_secret, note->tx_secret, 32);
+	if ((e->has_rx = note->rx_secret != NULL))
+		memcpy(e->rx_secret, note->rx_secret, 32);
+}
+
+/* Note i of log: its kind, direction, KDC flag, inner type and generation. */
+static const seen *expect_note(const notes *log, size_t i, int kind, int sent, int kdc, int inner,
+                               long generation)
+{
+	assert_true(i < log->count);
+	const seen *e = &log->n[i];
+	assert_int_equal(e->kind, kind);
+	assert_int_equal(e->sent, sent);
+	assert_int_equal(e->kdc, kdc);
+	assert_int_equal(e->inner, inner);
+	assert_int_equal(e->generation, generation);
+	return e;
+}
+
+static void expect_bytes(const seen *e, const uint8_t *want, size_t len)
+{
+	assert_int_equal(e->len, len);
+	assert_memory_equal(e->bytes, want, len);
+}
+
+/* Every frame and step of the vectors' exchange, as both observers saw it; with the
+ * keys revealed, the documented TH, SK and traffic secrets. */
+static void test_observer(void **state)
+{
+	pair p;
+	notes ni = {0}, nr = {0};
+	uint8_t req[4096], wire[4096], th[32], sk[32], ts_i2r[32], buf[16];
+	size_t len = 0;
+
+	(void)state;
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_session_set_reveal_keys(p.i, 1), KD3_E_STATE); /* no observer */
+	assert_int_equal(kd3_session_set_observer(p.i, record_note, &ni), KD3_OK);
+	assert_int_equal(kd3_session_set_reveal_keys(p.i, 1), KD3_OK);
+	assert_int_equal(kd3_session_set_observer(p.r, record_note, &nr), KD3_OK);
+	assert_int_equal(kd3_session_start(p.i, 1000), KD3_OK);
+	assert_int_equal(kd3_session_set_observer(p.i, NULL, NULL), KD3_E_STATE);
+	expect_output(p.i, p.v.m1, p.v.m1_len);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 1), KD3_OK);
+	assert_int_equal(kd3_session_kdc_request(p.r, req, sizeof(req), &len), KD3_OK);
+	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len, 1000), KD3_OK);
+	expect_output(p.r, p.v.m4, p.v.m4_len);
+	assert_int_equal(feed(p.i, p.v.m4, p.v.m4_len, 0), KD3_OK);
+	expect_output(p.i, p.v.fin, p.v.fin_len);
+	assert_int_equal(feed(p.r, p.v.fin, p.v.fin_len, 0), KD3_OK);
+	assert_int_equal(kd3_session_write(p.i, (const uint8_t *)"hello bob", 9, 1000), KD3_OK);
+	expect_output(p.i, p.v.data_ir, p.v.data_ir_len);
+	assert_int_equal(feed(p.r, p.v.data_ir, p.v.data_ir_len, 0), KD3_OK);
+	expect_message(p.r, "hello bob");
+	assert_int_equal(kd3_session_rekey(p.i, 1000), KD3_OK);
+	assert_int_equal(kd3_session_close(p.i), KD3_OK);
+	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(feed(p.r, wire, len, 0), KD3_OK);
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_CLOSED);
+
+	/* The initiator: M1 out, M4 in, established, FINISHED and DATA out, then a key
+	 * update and the CLOSE under the new key. */
+	expect_bytes(expect_note(&ni, 0, KD3_NOTE_FRAME, 1, 0, -1, -1), p.v.m1, p.v.m1_len);
+	expect_bytes(expect_note(&ni, 1, KD3_NOTE_FRAME, 0, 0, -1, -1), p.v.m4, p.v.m4_len);
+	const seen *e = expect_note(&ni, 2, KD3_NOTE_ESTABLISHED, 0, 0, -1, 0);
+	char *doc = slurp(protocol_md);
+	const char *sec = strstr(doc, "### Suite 0x02 (chacha20-poly1305), forward secrecy off");
+	input(sec, "TH         =", th);
+	input(sec, "SK         =", sk);
+	input(sec, "ts_i2r     =", ts_i2r);
+	free(doc);
+	assert_string_equal(e->peer, "bob");
+	assert_int_equal(e->suite, KD3_CHACHA20_POLY1305);
+	assert_int_equal(e->fs, 0);
+	assert_int_equal(e->kvno, 1);
+	assert_int_equal(e->lifetime, 3600);
+	assert_memory_equal(e->th, th, 32);
+	assert_true(e->has_sk && e->has_tx && e->has_rx);
+	assert_memory_equal(e->sk, sk, 32);
+	assert_memory_equal(e->tx_secret, ts_i2r, 32);
+	expect_bytes(expect_note(&ni, 3, KD3_NOTE_FRAME, 1, 0, KD3_INNER_FINISHED, 0), p.v.fin,
+	             p.v.fin_len);
+	expect_bytes(expect_note(&ni, 4, KD3_NOTE_FRAME, 1, 0, KD3_INNER_DATA, 0), p.v.data_ir,
+	             p.v.data_ir_len);
+	expect_note(&ni, 5, KD3_NOTE_FRAME, 1, 0, KD3_INNER_KEY_UPDATE, 0);
+	assert_true(expect_note(&ni, 6, KD3_NOTE_KEY_UPDATE, 1, 0, -1, 1)->has_tx);
+	expect_note(&ni, 7, KD3_NOTE_FRAME, 1, 0, KD3_INNER_CLOSE, 1);
+	e = expect_note(&ni, 8, KD3_NOTE_CLOSE, 1, 0, -1, -1);
+	assert_int_equal(e->code, 0);
+	assert_string_equal(e->text, "bye");
+	assert_int_equal(ni.count, 9);
+
+	/* The responder: M1 in, M2 to the KDC, M3 from it, M4 out, FINISHED in, DATA in
+	 * (as it came: the sealed bytes), the key update, the CLOSE. No secrets. */
+	expect_bytes(expect_note(&nr, 0, KD3_NOTE_FRAME, 0, 0, -1, -1), p.v.m1, p.v.m1_len);
+	expect_bytes(expect_note(&nr, 1, KD3_NOTE_FRAME, 1, 1, -1, -1), p.v.m2, p.v.m2_len);
+	expect_bytes(expect_note(&nr, 2, KD3_NOTE_FRAME, 0, 1, -1, -1), p.v.m3, p.v.m3_len);
+	expect_bytes(expect_note(&nr, 3, KD3_NOTE_FRAME, 1, 0, -1, -1), p.v.m4, p.v.m4_len);
+	expect_bytes(expect_note(&nr, 4, KD3_NOTE_FRAME, 0, 0, KD3_INNER_FINISHED, 0), p.v.fin,
+	             p.v.fin_len);
+	e = expect_note(&nr, 5, KD3_NOTE_ESTABLISHED, 0, 0, -1, 0);
+	assert_string_equal(e->peer, "alice");
+	assert_int_equal(e->kvno, 2);
+	assert_false(e->has_sk || e->has_tx || e->has_rx);
+	expect_bytes(expect_note(&nr, 6, KD3_NOTE_FRAME, 0, 0, KD3_INNER_DATA, 0), p.v.data_ir,
+	             p.v.data_ir_len);
+	expect_note(&nr, 7, KD3_NOTE_FRAME, 0, 0, KD3_INNER_KEY_UPDATE, 0);
+	assert_false(expect_note(&nr, 8, KD3_NOTE_KEY_UPDATE, 0, 0, -1, 1)->has_rx);
+	expect_note(&nr, 9, KD3_NOTE_FRAME, 0, 0, KD3_INNER_CLOSE, 1);
+	e = expect_note(&nr, 10, KD3_NOTE_CLOSE, 0, 0, -1, -1);
+	assert_string_equal(e->text, "bye");
+	assert_int_equal(nr.count, 11);
+	pair_free(&p);
+}
+
 /* ---- threads ---------------------------------------------------------------------- */
 
 #define THREADS        4
@@ -689,6 +849,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_error_texts),
 	    cmocka_unit_test(test_peer_close_reason),
 	    cmocka_unit_test(test_rng_failure),
+	    cmocka_unit_test(test_observer),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
