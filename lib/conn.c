@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,7 +16,13 @@
 
 const char *kd3_lib_syserr(int e, char buf[KD3_LIB_SYSERR_MAX])
 {
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
 	return strerror_r(e, buf, KD3_LIB_SYSERR_MAX); /* GNU: the text, maybe not in buf */
+#else
+	if (strerror_r(e, buf, KD3_LIB_SYSERR_MAX) != 0) /* XSI (musl, newlib, BSD) */
+		snprintf(buf, KD3_LIB_SYSERR_MAX, "error %d", e);
+	return buf;
+#endif
 }
 
 kd3_options kd3_lib_options(const kd3_options *opts)
@@ -60,12 +67,12 @@ int kd3_lib_conn_new(kd3_conn **out, int fd, kd3_session *s, int timeout_ms)
 }
 
 /* A send or receive failed: the connection is over (a partial send cannot be resumed:
- * the bytes left the session). */
+ * the bytes left the session). This call returns why; every later one KD3_E_IO, never
+ * KD3_E_TIMEOUT (which says "nothing came yet" to a caller that would wait again). */
 static int conn_break(kd3_conn *c, int err)
 {
-	if (!c->broken)
-		c->broken = err;
-	return c->broken;
+	c->broken = KD3_E_IO;
+	return err;
 }
 
 int kd3_lib_conn_flush(kd3_conn *c, uint64_t deadline_ms)
@@ -143,7 +150,7 @@ int kd3_lib_conn_pump(kd3_conn *c, uint64_t deadline_ms)
 	}
 	/* Whatever the session wrote (FINISHED, M4, an ERROR or CLOSE) goes out, failure
 	 * or not: the peer should learn why. */
-	int sent = kd3_lib_conn_flush(c, deadline_ms);
+	int sent = kd3_lib_conn_flush(c, kd3_now_ms() + (uint64_t)c->timeout_ms);
 	return ret != KD3_OK ? ret : sent;
 }
 
@@ -322,10 +329,10 @@ int kd3_conn_close(kd3_conn *c)
 	}
 	kd3_wipe(discard, sizeof(discard));
 	if (ret == KD3_E_CLOSED || (ret == KD3_OK && kd3_session_state(c->s) == KD3_STATE_CLOSED))
-		return KD3_OK;
-	if (ret == KD3_OK)
-		ret = kd3_session_error(c->s);
-	return kd3_lib_conn_fail(c, ret ? ret : KD3_E_TRUNCATED, "close");
+		ret = kd3_session_error(c->s); /* the peer's CLOSE may name a failure */
+	else if (ret == KD3_OK)
+		ret = kd3_session_error(c->s) ? kd3_session_error(c->s) : KD3_E_TRUNCATED;
+	return ret == KD3_OK ? KD3_OK : kd3_lib_conn_fail(c, ret, "close");
 }
 
 void kd3_conn_free(kd3_conn *c)

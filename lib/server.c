@@ -162,16 +162,19 @@ static int send_to(const kd3_server *srv, kdc_socks *ks, size_t i, const uint8_t
 		int fd = socket(kdc->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return KD3_E_IO;
-		ks->p[i].fd = fd;
-		if (connect(fd, (const struct sockaddr *)&kdc->ss, kdc->len) != 0)
+		if (connect(fd, (const struct sockaddr *)&kdc->ss, kdc->len) != 0) {
+			close(fd); /* tried again next round */
 			return KD3_E_IO;
+		}
+		ks->p[i].fd = fd;
 	}
 	return send(ks->p[i].fd, req, req_len, 0) == (ssize_t)req_len ? KD3_OK : KD3_E_IO;
 }
 
 /* One datagram that looks like the KDC's answer (M3 or ERROR) from any asked KDC, by
- * deadline_ms. Anything else is dropped unread by the session: a stray or forged
- * datagram must not end the exchange. */
+ * deadline_ms. Anything else is dropped before the session sees it, so stray bytes do
+ * not end the exchange; the session's verdict on an answer is final (the sockets are
+ * connected: only a spoofed source could send a false one). */
 static int wait_answer(kdc_socks *ks, uint8_t *reply, size_t cap, size_t *len, uint64_t deadline_ms)
 {
 	for (;;) {
@@ -225,8 +228,10 @@ static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 			close(ks.p[i].fd);
 	if (ret == KD3_OK && got == KD3_OK)
 		ret = kd3_session_kdc_reply(c->s, reply, len, kd3_now_ms());
-	else if (ret == KD3_OK && kd3_session_kdc_failed(c->s) == KD3_OK)
-		ret = KD3_E_NO_KDC; /* the initiator is told by an ERROR */
+	else if (ret == KD3_OK) {
+		kd3_session_kdc_failed(c->s); /* an ERROR tells the initiator */
+		ret = KD3_E_NO_KDC;
+	}
 	kd3_wipe(reply, sizeof(reply));
 	return ret;
 }
@@ -273,9 +278,19 @@ static int serve_exchange(kd3_server *srv, kd3_conn *c)
 	return ret;
 }
 
+/* Errors of accept that belong to one connection, not the socket (accept(2)): the next
+ * one is waited for. */
+static int accept_again(int e)
+{
+	return e == EAGAIN || e == ECONNABORTED || e == EPROTO || e == ENETDOWN ||
+	       e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH ||
+	       e == EOPNOTSUPP || e == ENETUNREACH;
+}
+
 /* The next connection (a descriptor), or -KD3_E_TIMEOUT when none came by timeout_ms
- * (-1: no limit), -KD3_E_IO with errno. One that went away before it was taken
- * (ECONNABORTED) or a wake-up with nothing to take is waited past. */
+ * (-1: no limit), -KD3_E_AGAIN when a signal interrupted the wait, -KD3_E_IO with
+ * errno. One that went away before it was taken, or a wake-up with nothing to take,
+ * is waited past. */
 static int accept_one(kd3_server *srv, int timeout_ms)
 {
 	struct pollfd p = {.fd = srv->fd, .events = POLLIN};
@@ -290,12 +305,14 @@ static int accept_one(kd3_server *srv, int timeout_ms)
 		int n = poll(&p, 1, wait);
 		if (n == 0)
 			return -KD3_E_TIMEOUT;
-		if (n < 0 && errno != EINTR)
-			return -KD3_E_IO;
-		int fd = n > 0 ? accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) : -1;
+		if (n < 0)
+			return errno == EINTR ? -KD3_E_AGAIN : -KD3_E_IO;
+		int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0)
 			return fd;
-		if (n > 0 && errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
+		if (errno == EINTR)
+			return -KD3_E_AGAIN;
+		if (!accept_again(errno))
 			return -KD3_E_IO;
 		if (timeout_ms >= 0 && kd3_now_ms() >= deadline)
 			return -KD3_E_TIMEOUT;
@@ -317,6 +334,8 @@ int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err, 
 		char sys[KD3_LIB_SYSERR_MAX];
 		if (fd == -KD3_E_TIMEOUT)
 			kd3_lib_text(err, err_len, "no initiator came in time");
+		else if (fd == -KD3_E_AGAIN)
+			kd3_lib_text(err, err_len, "interrupted by a signal");
 		else
 			kd3_lib_text(err, err_len, "accept: %s", kd3_lib_syserr(errno, sys));
 		return -fd;

@@ -73,8 +73,10 @@ int kd3_lib_fail(kd3_session *s, int err, const kd3_peer_out *out, kd3_source fr
 		             from == KD3_SRC_KDC ? "the KDC's answer: " : "", kd3_strerror(err),
 		             detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 	}
-	if (s->begun)
-		kd3_peer_free(&s->peer); /* no key outlives the failure */
+	/* No key outlives the failure: the settings' copy (before the first byte) and the
+	 * state machine's (kd3_peer_free is safe on one never or partly set up). */
+	kd3_wipe(s->cfg.keys, sizeof(s->cfg.keys));
+	kd3_peer_free(&s->peer);
 	return err;
 }
 
@@ -91,9 +93,10 @@ static int check_expiry(kd3_session *s, uint64_t now_ms)
 	if (s->peer.state != KD3_PS_ESTABLISHED || now_ms < s->peer.expires_ms)
 		return KD3_OK;
 	kd3_lib_tx_writer(s, &w);
-	if (kd3_peer_close(&s->peer, KD3_E_EXPIRED, "session key expired", &w) == KD3_OK) {
+	const char *why = kd3_strerror(KD3_E_EXPIRED);
+	if (kd3_peer_close(&s->peer, KD3_E_EXPIRED, why, &w) == KD3_OK) {
 		kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
-		kd3_lib_note_close_out(s, KD3_E_EXPIRED, "session key expired");
+		kd3_lib_note_close_out(s, KD3_E_EXPIRED, why);
 	}
 	kd3_peer_check_expiry(&s->peer, now_ms);
 	return session_fail(s, KD3_E_EXPIRED, NULL);
@@ -585,4 +588,27 @@ int kd3_session_suite(const kd3_session *s)
 int kd3_session_forward_secret(const kd3_session *s)
 {
 	return keyed(s) ? s->peer.fs : 0;
+}
+
+int kd3_session_stats(const kd3_session *s, kd3_stats *st)
+{
+	if (!s || !st)
+		return KD3_E_ARG;
+	memset(st, 0, sizeof(*st));
+	if (!keyed(s) || s->err)
+		return KD3_E_STATE;
+	const kd3_direction *tx = &s->peer.ch.tx, *rx = &s->peer.ch.rx;
+	st->sent_records = tx->records;
+	st->sent_bytes = tx->bytes;
+	st->sent_generation = tx->generation;
+	st->sent_key_records = tx->key_records;
+	st->sent_closed = tx->closed;
+	st->received_records = rx->records;
+	st->received_bytes = rx->bytes;
+	st->received_generation = rx->generation;
+	st->received_key_records = rx->key_records;
+	st->received_closed = rx->closed;
+	st->lifetime_s = s->peer.lifetime;
+	st->expires_ms = s->peer.expires_ms;
+	return KD3_OK;
 }

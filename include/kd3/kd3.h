@@ -155,6 +155,20 @@ KD3_API int kd3_session_suite(const kd3_session *s);
 /* 1 when the session's keys have forward secrecy, once established. */
 KD3_API int kd3_session_forward_secret(const kd3_session *s);
 
+/* What an established session has carried, for a status display. */
+typedef struct kd3_stats {
+	uint64_t sent_records, sent_bytes; /* records and their payload bytes, our direction */
+	uint64_t received_records, received_bytes;
+	uint32_t sent_generation, received_generation;   /* the keys' generations */
+	uint64_t sent_key_records, received_key_records; /* records under the current keys */
+	uint32_t lifetime_s;              /* the session key's lifetime, from the KDC */
+	uint64_t expires_ms;              /* when it runs out, on the clock of the now_ms given */
+	int sent_closed, received_closed; /* our CLOSE went out; the peer's came */
+} kd3_stats;
+
+/* KD3_E_STATE before the session was established (and after it failed). */
+KD3_API int kd3_session_stats(const kd3_session *s, kd3_stats *st);
+
 /* ---- watching a session --------------------------------------------------------------
  * For traces, transcripts and teaching: a callback told every frame as it goes out or
  * comes in, and each step of the session, in the order they happen. It runs inside
@@ -242,7 +256,8 @@ KD3_API int kd3_server_new(kd3_server **srv, const kd3_key *key, const char *add
 KD3_API int kd3_server_port(const kd3_server *srv);
 /* Waits up to timeout_ms (-1: forever) for one initiator and runs its exchange
  * (within the options' timeout), asking the KDCs in order over UDP. KD3_E_TIMEOUT when
- * none came (a connection that went away before it was taken is waited past); a
+ * none came (a connection that went away before it was taken is waited past),
+ * KD3_E_AGAIN when a signal interrupted the wait (a handler's flag can stop a loop); a
  * failed exchange returns its error (err says why) and the server goes on. A server
  * that serves many at once runs each kd3_conn on a thread of its own. */
 KD3_API int kd3_server_accept(kd3_server *srv, kd3_conn **c, int timeout_ms, char *err,

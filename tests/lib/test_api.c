@@ -547,7 +547,7 @@ static void test_peer_close_reason(void **state)
 	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_PEER_ERROR);
 	assert_int_equal(kd3_session_error(p.r), KD3_E_PEER_ERROR);
 	assert_non_null(strstr(kd3_session_error_text(p.r), "the initiator closed the session"));
-	assert_non_null(strstr(kd3_session_error_text(p.r), "session key expired"));
+	assert_non_null(strstr(kd3_session_error_text(p.r), "session key lifetime expired"));
 	pair_free(&p);
 
 	/* A normal end leaves no error. */
@@ -669,6 +669,8 @@ static void test_observer(void **state)
 	(void)state;
 	pair_new(&p, 2, 0);
 	assert_int_equal(kd3_session_set_reveal_keys(p.i, 1), KD3_E_STATE); /* no observer */
+	kd3_stats none;
+	assert_int_equal(kd3_session_stats(p.i, &none), KD3_E_STATE);
 	assert_int_equal(kd3_session_set_observer(p.i, record_note, &ni), KD3_OK);
 	assert_int_equal(kd3_session_set_reveal_keys(p.i, 1), KD3_OK);
 	assert_int_equal(kd3_session_set_observer(p.r, record_note, &nr), KD3_OK);
@@ -686,8 +688,19 @@ static void test_observer(void **state)
 	expect_output(p.i, p.v.data_ir, p.v.data_ir_len);
 	assert_int_equal(feed(p.r, p.v.data_ir, p.v.data_ir_len, 0), KD3_OK);
 	expect_message(p.r, "hello bob");
+	kd3_stats st;
+	assert_int_equal(kd3_session_stats(p.i, &st), KD3_OK);
+	assert_int_equal(st.sent_records, 2);    /* FINISHED, DATA */
+	assert_int_equal(st.sent_bytes, 32 + 9); /* FINISHED carries confirm_i */
+	assert_int_equal(st.lifetime_s, 3600);
+	assert_int_equal(st.expires_ms, 1000 + 3600 * 1000);
 	assert_int_equal(kd3_session_rekey(p.i, 1000), KD3_OK);
+	assert_int_equal(kd3_session_stats(p.i, &st), KD3_OK);
+	assert_int_equal(st.sent_generation, 1);
+	assert_int_equal(st.sent_key_records, 0);
 	assert_int_equal(kd3_session_close(p.i), KD3_OK);
+	assert_int_equal(kd3_session_stats(p.i, &st), KD3_OK);
+	assert_true(st.sent_closed && !st.received_closed);
 	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
 	assert_int_equal(feed(p.r, wire, len, 0), KD3_OK);
 	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_CLOSED);
