@@ -162,28 +162,30 @@ static const char *or_off(uint64_t v)
 	return v ? "" : " (off)";
 }
 
-static int show_status(const kd3_sio *s)
+static int show_status(const ini_sio *s)
 {
-	const kd3_peer *p = s->peer;
-	const kd3_direction *tx = &p->ch.tx, *rx = &p->ch.rx;
+	kd3_stats st;
 	uint64_t now = kd3_now_ms();
-	uint64_t left_s = p->expires_ms > now ? (p->expires_ms - now) / 1000 : 0;
 
+	if (kd3_session_stats(s->session, &st) != KD3_OK)
+		return notice("the session is over");
+	uint64_t left_s = st.expires_ms > now ? (st.expires_ms - now) / 1000 : 0;
 	ini_screen_begin();
-	put_notice("session with %s: %s, forward secrecy %s", chat.peer, kd3_suite_name(p->suite),
-	           p->fs ? "on" : "off");
+	put_notice("session with %s: %s, forward secrecy %s", chat.peer,
+	           kd3_suite_name((uint8_t)kd3_session_suite(s->session)),
+	           kd3_session_forward_secret(s->session) ? "on" : "off");
 	put_notice("sent:     %llu records, %llu bytes, key generation %u (%llu records under it)",
-	           (unsigned long long)tx->records, (unsigned long long)tx->bytes, tx->generation,
-	           (unsigned long long)tx->key_records);
+	           (unsigned long long)st.sent_records, (unsigned long long)st.sent_bytes,
+	           st.sent_generation, (unsigned long long)st.sent_key_records);
 	put_notice("received: %llu records, %llu bytes, key generation %u (%llu records under it)",
-	           (unsigned long long)rx->records, (unsigned long long)rx->bytes, rx->generation,
-	           (unsigned long long)rx->key_records);
+	           (unsigned long long)st.received_records, (unsigned long long)st.received_bytes,
+	           st.received_generation, (unsigned long long)st.received_key_records);
 	put_notice("key updates: rekey_after_messages = %llu, rekey_after_bytes = %llu%s, "
 	           "rekey_after_seconds = %llu%s",
-	           (unsigned long long)p->cfg.rekey_records, (unsigned long long)p->cfg.rekey_bytes,
-	           or_off(p->cfg.rekey_bytes), (unsigned long long)(p->cfg.rekey_ms / 1000),
-	           or_off(p->cfg.rekey_ms));
-	put_notice("key lifetime %u s, %llu s left", p->lifetime, (unsigned long long)left_s);
+	           (unsigned long long)s->rekey_records, (unsigned long long)s->rekey_bytes,
+	           or_off(s->rekey_bytes), (unsigned long long)s->rekey_seconds,
+	           or_off(s->rekey_seconds));
+	put_notice("key lifetime %u s, %llu s left", st.lifetime_s, (unsigned long long)left_s);
 	return ini_screen_end();
 }
 
@@ -225,10 +227,10 @@ static int unknown_command(const uint8_t *w, size_t n)
 	return ini_screen_end();
 }
 
-static int command(kd3_sio *s, const uint8_t *w, size_t n)
+static int command(ini_sio *s, const uint8_t *w, size_t n)
 {
 	if (word_is(w, n, "/rekey"))
-		return kd3_sio_rekey(s); /* its key_update event shows it */
+		return ini_sio_rekey(s); /* its key_update event shows it */
 	if (word_is(w, n, "/status"))
 		return show_status(s);
 	if (word_is(w, n, "/help"))
@@ -244,7 +246,7 @@ static int is_blank(uint8_t c)
 }
 
 /* The line typed (len bytes in chat.line): a quit word, a command, or a message. */
-static int on_line(kd3_sio *s, size_t len)
+static int on_line(ini_sio *s, size_t len)
 {
 	const uint8_t *p = chat.line, *w = chat.line;
 	size_t n = len;
@@ -262,19 +264,19 @@ static int on_line(kd3_sio *s, size_t len)
 	while (n > 0 && is_blank(w[n - 1]))
 		n--;
 	if (is_quit_word(w, n))
-		return kd3_sio_close(s); /* its close event shows it */
+		return ini_sio_close(s); /* its close event shows it */
 	if (p[0] == '/' && !(len > 1 && p[1] == '/'))
 		return command(s, w, n);
 	if (p[0] == '/') { /* "//text" sends "/text" */
 		p++;
 		len--;
 	}
-	ret = kd3_sio_send(s, p, len);
+	ret = ini_sio_send(s, p, len);
 	return ret != KD3_OK ? ret : show_message(chat.self, mark_sent(), p, len);
 }
 
 /* The terminal is readable: its keys, a bounded number per wake-up. */
-static int on_readable(kd3_sio *s, void *ctx)
+static int on_readable(ini_sio *s, void *ctx)
 {
 	(void)ctx;
 	for (int i = 0; i < CHAT_KEYS_PER_WAKE; i++) {
@@ -285,12 +287,12 @@ static int on_readable(kd3_sio *s, void *ctx)
 		if (key == INI_KEY_EMPTY)
 			return KD3_OK;
 		if (key == INI_KEY_EOF)
-			return kd3_sio_close(s);
+			return ini_sio_close(s);
 		if (key == INI_KEY_LINE) {
 			ret = on_line(s, len);
 			kd3_wipe(chat.line, sizeof(chat.line));
 		}
-		if (ret != KD3_OK || s->peer->ch.tx.closed)
+		if (ret != KD3_OK || s->closed_sent)
 			return ret; /* after our CLOSE the loop reads no more keys */
 	}
 	return KD3_OK;
@@ -311,21 +313,21 @@ void ini_chat_events(kd3_events *events, const ini_settings *s)
 	kd3_events_init_callback(events, on_event, NULL);
 }
 
-int ini_chat_run(kd3_sio *sio)
+int ini_chat_run(ini_sio *sio)
 {
 	char prompt[CHAT_NAME_MAX + 2];
-	kd3_sio_input in = {.fd = STDIN_FILENO, .on_readable = on_readable, .ctx = NULL};
+	ini_sio_input in = {.fd = STDIN_FILENO, .on_readable = on_readable, .ctx = NULL};
 	int ret;
 
-	ini_screen_safe_name(sio->peer->cfg.self, chat.self, sizeof(chat.self));
+	ini_screen_safe_name(sio->self, chat.self, sizeof(chat.self));
 	snprintf(prompt, sizeof(prompt), "%s> ", chat.self);
 	ret = ini_screen_start(prompt);
 	if (ret != KD3_OK) {
 		kd3_log_error("cannot start the chat screen (%s): reading lines instead",
 		              kd3_strerror(ret));
-		return kd3_sio_run(sio, STDIN_FILENO, stdout);
+		return ini_sio_run(sio, STDIN_FILENO, stdout);
 	}
-	ret = kd3_sio_run_input(sio, &in, stdout);
+	ret = ini_sio_run_input(sio, &in, stdout);
 	ini_screen_stop();
 	kd3_wipe(chat.line, sizeof(chat.line));
 	return ret;

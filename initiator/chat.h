@@ -8,13 +8,13 @@
  * peer cannot drive the terminal with escape sequences.
  *
  * Use: ini_chat_events() before the handshake (its sink prints the status line when
- * the session is established), then ini_chat_run() instead of kd3_sio_run(). */
+ * the session is established), then ini_chat_run() instead of ini_sio_run(). */
 #ifndef KD3_INITIATOR_CHAT_H
 #define KD3_INITIATOR_CHAT_H
 
 #include "events.h"
 #include "options.h"
-#include "session_io.h"
+#include "sio.h"
 
 /* 1 when the chat is the mode: stdin and stdout are terminals, and neither --batch
  * nor --json was given. */
@@ -26,6 +26,6 @@ void ini_chat_events(kd3_events *events, const ini_settings *s);
 /* The established session as a chat, until both sides closed (KD3_OK) or a failure
  * (its kd3_err). The terminal is given back as it was on every way out, including a
  * fatal signal while the chat runs. */
-int ini_chat_run(kd3_sio *sio);
+int ini_chat_run(ini_sio *sio);
 
 #endif

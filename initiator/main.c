@@ -1,12 +1,15 @@
 /* initiator: connects to a responder, runs M1..M4 (docs/PROTOCOL.md, "The exchange"),
  * then carries lines of stdin as DATA records and prints the DATA it receives: as a
  * chat screen on a terminal (chat.c), else scripted, one message per line.
- * The protocol is in shared/peer.c; this file wires options, keys and the socket. */
+ * The protocol is libkd3's kd3_session (include/kd3/kd3.h), linked as libkd3.so like
+ * any program that uses it; this file wires options, keys and the socket. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <kd3/kd3.h>
 
 #include "chat.h"
 #include "crypto.h"
@@ -16,18 +19,17 @@
 #include "log.h"
 #include "net.h"
 #include "options.h"
-#include "peer.h"
 #include "proc.h"
-#include "schedule.h"
-#include "session_io.h"
+#include "sio.h"
 #include "trace.h"
 #include "transcript.h"
 
 /* Large state lives here, not on the stack. */
 static ini_settings settings;
-static kd3_crypto crypto;
-static kd3_peer peer;
-static kd3_sio sio;
+static ini_sio sio;
+/* Our key versions, and the session (libkd3, as any program uses it). */
+static kd3_key *key;
+static kd3_session *session;
 /* --transcript FILE: every frame of the run (shared/transcript.h). */
 static kd3_transcript transcript;
 /* stdout: the received messages, or with --json every event, or the chat screen. */
@@ -36,6 +38,8 @@ static kd3_events events;
 static int chat_mode;
 /* The one-line error of a failed run, for the --json error event. */
 static char failure[512];
+/* Our principal: --name, else the key file's. */
+static char self[KD3_NAME_MAX + 1];
 
 /* Logs a one-line error, and keeps it for the error event. */
 static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
@@ -47,8 +51,9 @@ static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 	kd3_log_error("%s", failure);
 }
 
-/* Our long-term keys -> subkeys for every kvno; the raw keys are wiped at once. */
-static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
+/* The key file's versions into a kd3_key under our name (--name may differ from the
+ * file's principal: a warning). The raw keys are wiped at once. */
+static int load_keys(const ini_settings *s)
 {
 	kd3_keyfile kf;
 	char err[512];
@@ -63,49 +68,52 @@ static int load_keys(const ini_settings *s, kd3_peer_config *cfg)
 		fail("%s: holds %zu keys (1..%d expected)", s->keyfile, kf.nkeys, KD3_KEYS_MAX);
 		goto out;
 	}
-	for (size_t i = 0; i < kf.nkeys; i++) {
-		cfg->keys[i].kvno = kf.keys[i].kvno;
-		ret = kd3_derive_subkeys(&crypto, kf.keys[i].key, &cfg->keys[i].sub);
-		if (ret != KD3_OK) {
-			fail("deriving subkeys: %s", kd3_strerror(ret));
-			goto out;
-		}
-	}
-	cfg->nkeys = kf.nkeys;
 	if (s->name[0] && strcmp(s->name, kf.principal) != 0)
 		kd3_log_info("warning: --name %s differs from the key file's principal %s", s->name,
 		             kf.principal);
-	snprintf(cfg->self, sizeof(cfg->self), "%s", s->name[0] ? s->name : kf.principal);
+	snprintf(self, sizeof(self), "%s", s->name[0] ? s->name : kf.principal);
+	ret = kd3_key_new(&key, self, kf.keys[0].kvno, kf.keys[0].key);
+	for (size_t i = 1; ret == KD3_OK && i < kf.nkeys; i++)
+		ret = kd3_key_add(key, kf.keys[i].kvno, kf.keys[i].key);
+	if (ret != KD3_OK)
+		fail("%s: cannot use its keys: %s", s->keyfile, kd3_strerror(ret));
 out:
 	kd3_keyfile_wipe(&kf);
 	return ret;
 }
 
-static int peer_setup(const ini_settings *s)
+/* The session and its settings, from the options. */
+static int session_setup(const ini_settings *s)
 {
-	kd3_peer_config cfg;
-	int ret;
+	int ret = load_keys(s);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.role = KD3_ROLE_INITIATOR;
-	snprintf(cfg.peer_name, sizeof(cfg.peer_name), "%s", s->peer);
-	cfg.suite = s->suite;
-	cfg.suites_allowed = (uint8_t)(1u << s->suite);
-	cfg.forward_secret = (uint8_t)(s->forward_secret ? 1 : 0);
-	cfg.rekey_records = s->rekey_messages;
-	cfg.rekey_bytes = s->rekey_bytes;
-	cfg.rekey_ms = s->rekey_seconds * 1000u;
-	cfg.reveal_keys = kd3_transcript_on(&transcript) && s->reveal_keys;
-	ret = load_keys(s, &cfg);
-	if (ret == KD3_OK && strcmp(cfg.self, cfg.peer_name) == 0) {
-		fail("--peer %s is our own name: initiator and responder must differ",
-		     cfg.peer_name);
-		ret = KD3_E_USAGE;
+	if (ret == KD3_OK && strcmp(self, s->peer) == 0) {
+		fail("--peer %s is our own name: initiator and responder must differ", s->peer);
+		return KD3_E_USAGE;
 	}
-	if (ret == KD3_OK &&
-	    (ret = kd3_peer_init(&peer, &cfg, &crypto, kd3_crypto_rng, &crypto)) != KD3_OK)
+	if (ret == KD3_OK)
+		ret = kd3_session_new_initiator(&session, key, s->peer);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_suite(session, (kd3_suite)s->suite);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_forward_secret(session, s->forward_secret);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_rekey(session, s->rekey_messages, s->rekey_bytes,
+		                            s->rekey_seconds * 1000u);
+	sio.events = &events;
+	sio.self = self;
+	sio.forward_secret = s->forward_secret;
+	sio.rekey_records = s->rekey_messages;
+	sio.rekey_bytes = s->rekey_bytes;
+	sio.rekey_seconds = s->rekey_seconds;
+	if (ret == KD3_OK)
+		ret = ini_sio_init(&sio, session, -1, (int)s->timeout_s * 1000);
+	if (ret == KD3_OK && kd3_transcript_on(&transcript)) {
+		sio.transcript = &transcript;
+		ret = kd3_session_set_reveal_keys(session, s->reveal_keys);
+	}
+	if (ret != KD3_OK && !failure[0])
 		fail("cannot set up the exchange: %s", kd3_strerror(ret));
-	kd3_wipe(&cfg, sizeof(cfg)); /* it held the subkeys; the peer has its own copy */
 	return ret;
 }
 
@@ -136,49 +144,11 @@ static int connect_responder(const ini_settings *s, int *fd)
 	return ret;
 }
 
-/* The handshake timed out: tell the responder (an ERROR frame), best effort. */
-static void give_up(kd3_sio *s)
+static void report_established(void)
 {
-	if (kd3_peer_close(s->peer, KD3_E_TIMEOUT, "initiator timed out waiting for M4",
-	                   &s->tx_w) == KD3_OK)
-		kd3_sio_send_out(s, -1);
-}
-
-/* M1 out; then frames in until M4 made the session (FINISHED is sent by kd3_sio_feed). */
-static int handshake(kd3_sio *s, uint64_t timeout_ms)
-{
-	uint64_t deadline = kd3_now_ms() + timeout_ms;
-	int ret = kd3_peer_start(s->peer, &s->tx_w);
-
-	if (ret == KD3_OK)
-		ret = kd3_sio_send_out(s, -1);
-	if (ret == KD3_OK) {
-		kd3_event ev = {.kind = KD3_EVT_HANDSHAKE, .step = "M1 sent"};
-		if ((ret = kd3_events_emit(&events, &ev)) == KD3_E_IO)
-			s->out_errno = errno;
-	}
-	while (ret == KD3_OK && !s->established) {
-		uint8_t *frame = NULL;
-		size_t len = 0;
-		kd3_peer_out out;
-
-		ret = kd3_sio_wait_frame(s, deadline, &frame, &len);
-		if (ret == KD3_E_TIMEOUT)
-			give_up(s);
-		if (ret != KD3_OK)
-			break;
-		ret = kd3_sio_feed(s, KD3_SRC_PEER, frame, len, NULL, &out);
-		kd3_stream_consume(&s->rx, len);
-	}
-	return ret;
-}
-
-static void report_established(const kd3_peer *p)
-{
-	char name[256];
-	kd3_log_safe_name((const uint8_t *)p->peer_id, strlen(p->peer_id), name);
 	kd3_log_info("session with %s established (%s, forward secrecy %s, key lifetime %u s)",
-	             name, kd3_suite_name(p->suite), p->fs ? "on" : "off", p->lifetime);
+	             sio.peer, kd3_suite_name((uint8_t)kd3_session_suite(session)),
+	             kd3_session_forward_secret(session) ? "on" : "off", sio.lifetime_s);
 }
 
 /* Connect, handshake, then the session; the kd3_err that ended it. */
@@ -189,24 +159,23 @@ static int run(const ini_settings *s)
 
 	if (ret != KD3_OK)
 		return ret;
-	ret = kd3_sio_init(&sio, &peer, fd, "I->R", "R->I", "responder", (int)s->timeout_s * 1000);
-	sio.events = &events;
-	if (kd3_transcript_on(&transcript)) {
-		sio.transcript = &transcript;
-		sio.session_id = 1;
+	sio.sock = fd;
+	if (kd3_set_nonblock(fd) != KD3_OK) {
+		sio.sock_errno = errno;
+		ret = KD3_E_IO;
 	}
 	if (ret == KD3_OK)
-		ret = handshake(&sio, s->timeout_s * 1000u);
+		ret = ini_sio_handshake(&sio, s->timeout_s * 1000u);
 	if (ret == KD3_OK && chat_mode) {
 		ret = ini_chat_run(&sio); /* the chat showed the session established */
 	} else if (ret == KD3_OK) {
-		report_established(&peer);
-		ret = kd3_sio_run(&sio, STDIN_FILENO, stdout);
+		report_established();
+		ret = ini_sio_run(&sio, STDIN_FILENO, stdout);
 	}
 	if (ret == KD3_OK) {
 		kd3_trace_note("session closed cleanly");
 	} else {
-		kd3_sio_describe(&sio, ret, failure, sizeof(failure));
+		ini_sio_describe(&sio, ret, failure, sizeof(failure));
 		kd3_log_error("%s", failure);
 	}
 	return ret;
@@ -216,7 +185,7 @@ static int run(const ini_settings *s)
 static void report_failure(int err, int code)
 {
 	kd3_event ev = {.kind = KD3_EVT_ERROR,
-	                .code = kd3_sio_err_name(&sio, err),
+	                .code = ini_sio_err_name(&sio, err),
 	                .text = failure[0] ? failure : kd3_strerror(err),
 	                .exit_code = code};
 	if (settings.json)
@@ -266,22 +235,17 @@ int main(int argc, char **argv)
 		kd3_events_init(&events, stdout,
 		                settings.json ? KD3_EVENTS_JSON : KD3_EVENTS_PLAIN);
 
-	if ((ret = kd3_crypto_init(&crypto, "kd3 initiator", 1)) != KD3_OK) {
-		fail("cannot start the crypto library: %s", kd3_strerror(ret));
-		goto out;
-	}
 	ret = open_transcript(&settings);
 	if (ret == KD3_OK)
-		ret = peer_setup(&settings);
+		ret = session_setup(&settings);
 	if (ret == KD3_OK)
 		ret = run(&settings);
-out:
-	code = kd3_sio_exit_code(&sio, ret);
+	code = ini_sio_exit_code(&sio, ret);
 	if (ret != KD3_OK)
 		report_failure(ret, code);
-	kd3_sio_wipe(&sio);
+	ini_sio_wipe(&sio);
 	kd3_transcript_close(&transcript, code);
-	kd3_peer_free(&peer);
-	kd3_crypto_free(&crypto);
+	kd3_session_free(session);
+	kd3_key_free(key);
 	return code;
 }

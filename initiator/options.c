@@ -9,7 +9,7 @@
 #include "err.h"
 #include "log.h"
 #include "msg.h"
-#include "session_io.h"
+#include "exitcode.h"
 #include "wire.h"
 
 #define STR_(x) #x

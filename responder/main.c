@@ -11,7 +11,7 @@
 #include "peer.h"
 #include "proc.h"
 #include "server.h"
-#include "session_io.h"
+#include "exitcode.h"
 #include "trace.h"
 #include "transcript.h"
 

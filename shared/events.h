@@ -1,8 +1,9 @@
 /* kd3 session events: what a session does, told to one sink with two backends.
  *
- * session_io calls kd3_events_emit at the points where things happen (a handshake
- * step, the session established, a message sent or received, a key update, a CLOSE,
- * the failure that ended the run). The sink decides what reaches its output:
+ * The initiator (initiator/sio.c) and the responder call kd3_events_emit where things
+ * happen (a handshake step, the session established, a message sent or received, a
+ * key update, a CLOSE, the failure that ended the run). The sink decides what reaches
+ * its output:
  *   - plain (KD3_EVENTS_PLAIN): only received messages, each payload and '\n', byte
  *     for byte what the initiator has always printed; every other event is dropped;
  *   - JSON (KD3_EVENTS_JSON): one JSON object per line per event (cJSON), each with

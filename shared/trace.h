@@ -13,7 +13,7 @@
  *
  * Records are opened in place (kd3_channel_open, kd3_peer_input), so a caller that
  * traces a received record after opening it must trace a copy taken before (the
- * bytes would otherwise be plaintext); shared/session_io.c does this.
+ * bytes would otherwise be plaintext); initiator/sio.c and the responder do this.
  * Thread-safe: a block is printed under the stderr lock, so blocks from several
  * threads do not interleave. */
 #ifndef KD3_TRACE_H

@@ -343,75 +343,123 @@ void kd3_transcript_frames_out(kd3_transcript *t, uint64_t session, const char *
 /* ---- sessions and keys -------------------------------------------------------------- */
 
 /* One direction's key: traffic secret, the AEAD key and IV derived from it. */
-static void keys_line(kd3_transcript *t, uint64_t session, kd3_peer *p, const char *direction)
+static void keys_line(kd3_transcript *t, uint64_t session, const kd3_tkeys *k)
 {
-	const kd3_direction *d = strcmp(direction, "sent") == 0 ? &p->ch.tx : &p->ch.rx;
-	uint8_t key[KD3_KEY_LEN], iv[KD3_IV_LEN];
-	int ok = kd3_traffic_key_iv(p->crypto, d->ts, key, iv) == KD3_OK;
 	cJSON *o = line_new(t, "keys", session);
-
-	ok = ok && o && cJSON_AddStringToObject(o, "direction", direction) &&
-	     cJSON_AddNumberToObject(o, "generation", d->generation) &&
-	     add_hex(o, "traffic_secret", d->ts, KD3_KEY_LEN) &&
-	     add_hex(o, "key", key, KD3_KEY_LEN) && add_hex(o, "iv", iv, KD3_IV_LEN);
-	kd3_wipe(key, sizeof(key));
-	kd3_wipe(iv, sizeof(iv));
+	int ok = o && k->ts && k->key && k->iv &&
+	         cJSON_AddStringToObject(o, "direction", k->direction) &&
+	         cJSON_AddNumberToObject(o, "generation", k->generation) &&
+	         add_hex(o, "traffic_secret", k->ts, KD3_KEY_LEN) &&
+	         add_hex(o, "key", k->key, KD3_KEY_LEN) && add_hex(o, "iv", k->iv, KD3_IV_LEN);
 	line_write(t, o, ok);
 }
 
-static void session_keys_line(kd3_transcript *t, uint64_t session, const kd3_peer *p)
+void kd3_transcript_session(kd3_transcript *t, uint64_t session, const kd3_tsession *ts)
 {
-	cJSON *o = line_new(t, "keys", session);
-	int ok = o && p->revealed.have && add_hex(o, "sk", p->revealed.sk, KD3_KEY_LEN) &&
-	         (!p->revealed.have_dh || add_hex(o, "x25519_shared", p->revealed.dh, KD3_DH_LEN));
+	if (!kd3_transcript_on(t))
+		return;
+	cJSON *o = line_new(t, "session", session);
+	int ok = o && cJSON_AddStringToObject(o, "role", ts->role) &&
+	         cJSON_AddStringToObject(o, "self", ts->self) &&
+	         cJSON_AddStringToObject(o, "peer", ts->peer) &&
+	         (!ts->address || cJSON_AddStringToObject(o, "address", ts->address)) &&
+	         cJSON_AddStringToObject(o, "suite", ts->suite) &&
+	         cJSON_AddBoolToObject(o, "forward_secrecy", ts->fs) &&
+	         cJSON_AddNumberToObject(o, "kvno", ts->kvno) &&
+	         cJSON_AddNumberToObject(o, "lifetime_s", ts->lifetime_s) &&
+	         add_hex(o, "th", ts->th, KD3_HASH_LEN) &&
+	         cJSON_AddNumberToObject(o, "rekey_after_messages", (double)ts->rekey_records) &&
+	         cJSON_AddNumberToObject(o, "rekey_after_bytes", (double)ts->rekey_bytes) &&
+	         cJSON_AddNumberToObject(o, "rekey_after_seconds", (double)ts->rekey_seconds);
 	line_write(t, o, ok);
+	if (!t->reveal_keys)
+		return;
+	if (ts->sk) {
+		o = line_new(t, "keys", session);
+		ok = o && add_hex(o, "sk", ts->sk, KD3_KEY_LEN) &&
+		     (!ts->dh || add_hex(o, "x25519_shared", ts->dh, KD3_DH_LEN));
+		line_write(t, o, ok);
+	}
+	keys_line(t, session, &ts->tx);
+	keys_line(t, session, &ts->rx);
+}
+
+void kd3_transcript_key_update_keys(kd3_transcript *t, uint64_t session, const kd3_tkeys *k)
+{
+	if (!kd3_transcript_on(t))
+		return;
+	cJSON *o = line_new(t, "key_update", session);
+	line_write(t, o,
+	           o && cJSON_AddStringToObject(o, "direction", k->direction) &&
+	               cJSON_AddNumberToObject(o, "generation", k->generation));
+	if (t->reveal_keys)
+		keys_line(t, session, k);
+}
+
+/* ---- from a kd3_peer (the responder) ------------------------------------------------ */
+
+typedef struct peer_keys {
+	kd3_tkeys k;
+	uint8_t key[KD3_KEY_LEN], iv[KD3_IV_LEN];
+} peer_keys;
+
+static void peer_keys_of(kd3_peer *p, const char *direction, peer_keys *out)
+{
+	const kd3_direction *d = strcmp(direction, "sent") == 0 ? &p->ch.tx : &p->ch.rx;
+	int ok = kd3_traffic_key_iv(p->crypto, d->ts, out->key, out->iv) == KD3_OK;
+
+	out->k = (kd3_tkeys){.direction = direction,
+	                     .generation = d->generation,
+	                     .ts = d->ts,
+	                     .key = ok ? out->key : NULL,
+	                     .iv = ok ? out->iv : NULL};
 }
 
 void kd3_transcript_established(kd3_transcript *t, uint64_t session, kd3_peer *p,
                                 const char *address)
 {
 	char peer[256];
+	peer_keys tx, rx;
 
 	if (!kd3_transcript_on(t))
 		return;
 	kd3_log_safe_name((const uint8_t *)p->peer_id, strlen(p->peer_id), peer);
-	cJSON *o = line_new(t, "session", session);
-	int ok =
-	    o &&
-	    cJSON_AddStringToObject(
-	        o, "role", p->cfg.role == KD3_ROLE_INITIATOR ? "initiator" : "responder") &&
-	    cJSON_AddStringToObject(o, "self", p->cfg.self) &&
-	    cJSON_AddStringToObject(o, "peer", peer) &&
-	    (!address || cJSON_AddStringToObject(o, "address", address)) &&
-	    cJSON_AddStringToObject(o, "suite", kd3_suite_name(p->suite)) &&
-	    cJSON_AddBoolToObject(o, "forward_secrecy", p->fs) &&
-	    cJSON_AddNumberToObject(o, "kvno", p->kvno_used) &&
-	    cJSON_AddNumberToObject(o, "lifetime_s", p->lifetime) &&
-	    add_hex(o, "th", p->th, KD3_HASH_LEN) &&
-	    cJSON_AddNumberToObject(o, "rekey_after_messages", (double)p->cfg.rekey_records) &&
-	    cJSON_AddNumberToObject(o, "rekey_after_bytes", (double)p->cfg.rekey_bytes) &&
-	    cJSON_AddNumberToObject(o, "rekey_after_seconds", (double)(p->cfg.rekey_ms / 1000u));
-	line_write(t, o, ok);
-	if (t->reveal_keys) {
-		session_keys_line(t, session, p);
-		keys_line(t, session, p, "sent");
-		keys_line(t, session, p, "received");
-	}
+	peer_keys_of(p, "sent", &tx);
+	peer_keys_of(p, "received", &rx);
+	kd3_tsession ts = {
+	    .role = p->cfg.role == KD3_ROLE_INITIATOR ? "initiator" : "responder",
+	    .self = p->cfg.self,
+	    .peer = peer,
+	    .address = address,
+	    .suite = kd3_suite_name(p->suite),
+	    .fs = p->fs,
+	    .kvno = p->kvno_used,
+	    .lifetime_s = p->lifetime,
+	    .th = p->th,
+	    .rekey_records = p->cfg.rekey_records,
+	    .rekey_bytes = p->cfg.rekey_bytes,
+	    .rekey_seconds = p->cfg.rekey_ms / 1000u,
+	    .sk = p->revealed.have ? p->revealed.sk : NULL,
+	    .dh = p->revealed.have && p->revealed.have_dh ? p->revealed.dh : NULL,
+	    .tx = tx.k,
+	    .rx = rx.k,
+	};
+	kd3_transcript_session(t, session, &ts);
+	kd3_wipe(&tx, sizeof(tx));
+	kd3_wipe(&rx, sizeof(rx));
 	kd3_peer_forget_revealed(p);
 }
 
 void kd3_transcript_key_update(kd3_transcript *t, uint64_t session, kd3_peer *p,
                                const char *direction)
 {
+	peer_keys k;
+
 	if (!kd3_transcript_on(t))
 		return;
-	const kd3_direction *d = strcmp(direction, "sent") == 0 ? &p->ch.tx : &p->ch.rx;
-	cJSON *o = line_new(t, "key_update", session);
-	line_write(t, o,
-	           o && cJSON_AddStringToObject(o, "direction", direction) &&
-	               cJSON_AddNumberToObject(o, "generation", d->generation));
-	if (t->reveal_keys)
-		keys_line(t, session, p, direction);
+	peer_keys_of(p, direction, &k);
+	kd3_transcript_key_update_keys(t, session, &k.k);
+	kd3_wipe(&k, sizeof(k));
 }
 
 void kd3_transcript_close_event(kd3_transcript *t, uint64_t session, const char *by,

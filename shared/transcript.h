@@ -65,13 +65,37 @@ int kd3_transcript_on(const kd3_transcript *t);
 
 void kd3_transcript_frame(kd3_transcript *t, const kd3_tframe *fr);
 
-/* Each frame of p[len] (what one state-machine call wrote), the way session_io and
- * the responder send them: records before the last are the KEY_UPDATEs
- * kd3_peer_send puts first; the last record's inner type is last_inner (or -1), and
- * tx_generation is the sending key generation after the call. */
+/* Each frame of p[len] (what one state-machine call wrote), the way the responder
+ * sends them: records before the last are the KEY_UPDATEs kd3_peer_send puts first;
+ * the last record's inner type is last_inner (or -1), and tx_generation is the sending
+ * key generation after the call. */
 void kd3_transcript_frames_out(kd3_transcript *t, uint64_t session, const char *dir,
                                const uint8_t *p, size_t len, int fs, int last_inner,
                                uint32_t tx_generation);
+
+/* One direction's key, for a keys line (ts, key, iv NULL: none to show). */
+typedef struct kd3_tkeys {
+	const char *direction; /* "sent" / "received" */
+	uint32_t generation;
+	const uint8_t *ts, *key, *iv;
+} kd3_tkeys;
+
+/* A session established, as the session line shows it; sk, dh and the keys are
+ * shown only when the transcript reveals keys (sk NULL: no sk line). */
+typedef struct kd3_tsession {
+	const char *role, *self, *peer, *address, *suite;
+	int fs;
+	uint32_t kvno, lifetime_s;
+	const uint8_t *th;
+	uint64_t rekey_records, rekey_bytes, rekey_seconds;
+	const uint8_t *sk, *dh;
+	kd3_tkeys tx, rx;
+} kd3_tsession;
+
+/* The session line, and with reveal_keys the keys lines (sk, then both directions). */
+void kd3_transcript_session(kd3_transcript *t, uint64_t session, const kd3_tsession *ts);
+/* A key update line, and with reveal_keys the new key of its direction. */
+void kd3_transcript_key_update_keys(kd3_transcript *t, uint64_t session, const kd3_tkeys *k);
 
 /* The session is established (p in KD3_PS_ESTABLISHED): the session line, and with
  * reveal_keys the keys lines for both directions; then p's revealed SK is wiped. */

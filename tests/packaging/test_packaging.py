@@ -125,10 +125,15 @@ class DebianPackage(unittest.TestCase):
     def test_control(self):
         self.assertEqual(self.field("Package"), "kd3")
         self.assertEqual(self.field("Version"), version())
-        depends = [d.split()[0] for d in self.field("Depends").split(", ")]
+        fields = self.field("Depends").split(", ")
+        depends = [d.split()[0] for d in fields]
         for lib in ("libmbedcrypto7", "libsqlite3-0", "libinih1", "libcjson1", "libedit2"):
             self.assertIn(lib, depends)
-        for d in depends:  # each a real Debian package, installed here
+        # The initiator links libkd3.so.0: the library package of this very build.
+        self.assertIn(f"libkd3-0 (= {version()})", fields)
+        for d in depends:  # each other one a real Debian package, installed here
+            if d == "libkd3-0":
+                continue
             r = run(["dpkg-query", "-W", "-f=${Status}", d])
             self.assertIn("install ok installed", r.stdout, d)
 
@@ -145,6 +150,12 @@ class DebianPackage(unittest.TestCase):
         try:
             self.assertEqual(run(["dpkg", "-x", self.deb, root]).returncode, 0)
             r = run([os.path.join(root, "usr/bin/kdc"), "--version"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(version(), r.stdout + r.stderr)
+            # The initiator finds the libkd3.so.0 of the library package beside it.
+            lib = glob.glob(os.path.join(self.out, "libkd3-0_*.deb"))
+            self.assertEqual(run(["dpkg", "-x", lib[0], root]).returncode, 0)
+            r = run([os.path.join(root, "usr/bin/initiator"), "--version"])
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(version(), r.stdout + r.stderr)
         finally:
