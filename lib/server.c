@@ -12,6 +12,7 @@
 
 #include "conn.h"
 #include "err.h"
+#include "items.h"
 #include "msg.h"
 
 #define KDCS_MAX 8
@@ -28,35 +29,31 @@ struct kd3_server {
 	size_t nkdcs;
 };
 
-static int parse_kdcs(kd3_server *srv, const char *list, char *err, size_t err_len)
+static int kdc_item(void *ctx, const char *s, size_t n, char *why, size_t len)
 {
+	kd3_server *srv = ctx;
 	char item[128];
-	const char *p = list;
 
-	while (*p) {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		if (n == 0 || n >= sizeof(item) || srv->nkdcs == KDCS_MAX) {
-			kd3_lib_text(err, err_len,
-			             "the KDC list holds an empty, over-long or ninth entry");
-			return KD3_E_ARG;
-		}
-		memcpy(item, p, n);
-		item[n] = '\0';
-		if (kd3_addr_parse(item, KD3_KDC_PORT_DEFAULT, &srv->kdcs[srv->nkdcs]) != KD3_OK) {
-			kd3_lib_text(err, err_len,
-			             "KDC '%.64s' is not an IP address with an optional port",
-			             item);
-			return KD3_E_ARG;
-		}
-		srv->nkdcs++;
-		p += n + (end ? 1 : 0);
-	}
-	if (srv->nkdcs == 0) {
-		kd3_lib_text(err, err_len, "the KDC list is empty");
+	if (n >= sizeof(item) || srv->nkdcs == KDCS_MAX) {
+		kd3_lib_text(why, len, "the KDC list holds an over-long or ninth entry");
 		return KD3_E_ARG;
 	}
+	memcpy(item, s, n);
+	item[n] = '\0';
+	if (kd3_addr_parse(item, KD3_KDC_PORT_DEFAULT, &srv->kdcs[srv->nkdcs]) != KD3_OK) {
+		kd3_lib_text(why, len, "KDC '%.64s' is not an IP address with an optional port",
+		             item);
+		return KD3_E_ARG;
+	}
+	srv->nkdcs++;
 	return KD3_OK;
+}
+
+/* "192.0.2.1:7088, 192.0.2.2" (spaces around an entry allowed), up to eight KDCs. */
+static int parse_kdcs(kd3_server *srv, const char *list, char *err, size_t err_len)
+{
+	int ret = kd3_split_items(list, kdc_item, srv, err, err_len);
+	return ret == KD3_OK ? KD3_OK : KD3_E_ARG; /* an empty entry: KD3_E_CONFIG */
 }
 
 /* As kd3_addr_parse, and port 0 ("127.0.0.1:0", "[::1]:0") for a free port. */

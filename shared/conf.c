@@ -12,6 +12,7 @@
 #include <ini.h>
 
 #include "err.h"
+#include "items.h"
 #include "wire.h"
 
 /* Longest value quoted back in an error message. */
@@ -41,13 +42,6 @@ static void why_set(char *why, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, len, fmt, ap);
 	va_end(ap);
-}
-
-static const char *trim_left(const char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	return s;
 }
 
 /* ---- one parser per value type ------------------------------------------- */
@@ -139,31 +133,6 @@ static int set_suite(const kd3_option *o, const char *v, char *why, size_t len)
 	return KD3_OK;
 }
 
-/* Calls item() for each comma-separated item of v, spaces around it trimmed. */
-static int split_items(const char *v,
-                       int (*item)(void *ctx, const char *s, size_t n, char *why, size_t len),
-                       void *ctx, char *why, size_t len)
-{
-	const char *p = v;
-	for (;;) {
-		const char *comma = strchr(p, ',');
-		const char *end = comma ? comma : p + strlen(p);
-		const char *s = trim_left(p);
-		while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		if (end == s) {
-			why_set(why, len, "empty item in '%.*s'", CONF_QUOTE_MAX, v);
-			return KD3_E_CONFIG;
-		}
-		int ret = item(ctx, s, (size_t)(end - s), why, len);
-		if (ret != KD3_OK)
-			return ret;
-		if (!comma)
-			return KD3_OK;
-		p = comma + 1;
-	}
-}
-
 static int suites_item(void *ctx, const char *s, size_t n, char *why, size_t len)
 {
 	uint8_t *bits = ctx;
@@ -185,7 +154,7 @@ static int suites_item(void *ctx, const char *s, size_t n, char *why, size_t len
 static int set_suites(const kd3_option *o, const char *v, char *why, size_t len)
 {
 	uint8_t bits = 0;
-	int ret = split_items(v, suites_item, &bits, why, len);
+	int ret = kd3_split_items(v, suites_item, &bits, why, len);
 	if (ret != KD3_OK)
 		return ret;
 	*(uint8_t *)o->dst = bits; /* a new value replaces the old set */
@@ -214,7 +183,7 @@ static int set_list(const kd3_option *o, const char *v, char *why, size_t len)
 {
 	kd3_conf_list *l = o->dst;
 	size_t before = l->n;
-	int ret = split_items(v, list_item, l, why, len);
+	int ret = kd3_split_items(v, list_item, l, why, len);
 	if (ret != KD3_OK)
 		l->n = before;
 	return ret;

@@ -760,6 +760,41 @@ static void test_observer(void **state)
 	pair_free(&p);
 }
 
+/* ---- the server's settings ---------------------------------------------------------- */
+
+static void test_server_kdc_list(void **state)
+{
+	static const uint8_t secret[32] = {9};
+	kd3_key *k = NULL;
+	kd3_server *srv = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(kd3_key_new(&k, "bob", 1, secret), KD3_OK);
+	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", "127.0.0.1:7088, [::1]:7088 ", NULL,
+	                                err, sizeof(err)),
+	                 KD3_OK);
+	assert_true(kd3_server_port(srv) > 0);
+	kd3_server_free(srv);
+	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", "127.0.0.1:7088,,127.0.0.2", NULL,
+	                                err, sizeof(err)),
+	                 KD3_E_ARG);
+	assert_null(srv);
+	assert_non_null(strstr(err, "empty item"));
+	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", "", NULL, err, sizeof(err)),
+	                 KD3_E_ARG);
+	assert_int_equal(
+	    kd3_server_new(&srv, k, "127.0.0.1:0", "kdc.example:88", NULL, err, sizeof(err)),
+	    KD3_E_ARG);
+	assert_non_null(strstr(err, "kdc.example:88"));
+	const char *nine = "127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,"
+	                   "127.0.0.1,127.0.0.1,127.0.0.1";
+	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", nine, NULL, err, sizeof(err)),
+	                 KD3_E_ARG);
+	assert_non_null(strstr(err, "ninth"));
+	kd3_key_free(k);
+}
+
 /* ---- threads ---------------------------------------------------------------------- */
 
 #define THREADS        4
@@ -863,6 +898,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_peer_close_reason),
 	    cmocka_unit_test(test_rng_failure),
 	    cmocka_unit_test(test_observer),
+	    cmocka_unit_test(test_server_kdc_list),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
