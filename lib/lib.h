@@ -20,13 +20,27 @@ struct kd3_key {
 	kd3_kvno_key keys[KD3_KEYS_MAX]; /* subkeys only: the long-term key is wiped */
 };
 
-/* Output room: one kd3_session_write needs two whole frames (a KEY_UPDATE, then the
- * DATA record); one frame in from the peer writes at most one (FINISHED, M4, CLOSE or
- * ERROR). Writes stop at two frames' room, input at one, so neither ever runs out. */
-#define KD3_LIB_TX_CAP      (3 * KD3_FRAME_MAX)
-#define KD3_LIB_WRITE_ROOM  (2 * KD3_FRAME_MAX)
-#define KD3_LIB_INPUT_ROOM  KD3_FRAME_MAX
+/* Output room. A small frame is anything but a full DATA record: M1, M4, FINISHED, a
+ * KEY_UPDATE, a CLOSE or an ERROR (each well under 1 KiB). One frame in from the peer
+ * writes at most one small frame; one kd3_session_write a KEY_UPDATE and a DATA record.
+ * Writes stop unless the output holds at most one small frame, input unless there is
+ * room for one: neither ever runs out, and the buffer is one full frame and two small
+ * ones (not three full frames). */
+#define KD3_LIB_SMALL_FRAME 1024
+#define KD3_LIB_TX_CAP      (KD3_FRAME_MAX + 2 * KD3_LIB_SMALL_FRAME)
+#define KD3_LIB_WRITE_ROOM  (KD3_FRAME_MAX + KD3_LIB_SMALL_FRAME)
+#define KD3_LIB_INPUT_ROOM  KD3_LIB_SMALL_FRAME
+_Static_assert(KD3_HDR_LEN + KD3_M1_BODY_MAX <= KD3_LIB_SMALL_FRAME, "M1 is small");
+_Static_assert(KD3_HDR_LEN + KD3_M4_BODY_MAX <= KD3_LIB_SMALL_FRAME, "M4 is small");
+_Static_assert(KD3_HDR_LEN + KD3_ERROR_BODY_MAX <= KD3_LIB_SMALL_FRAME, "ERROR is small");
+_Static_assert(KD3_RECORD_OVERHEAD + 2 + 1 + 255 <= KD3_LIB_SMALL_FRAME, "CLOSE is small");
+_Static_assert(KD3_RECORD_OVERHEAD + KD3_HASH_LEN <= KD3_LIB_SMALL_FRAME, "FINISHED is small");
 #define KD3_LIB_ERRTEXT_MAX 320
+/* The KDC's side: M2 at its longest, and the longer of M3 and an ERROR (a longer
+ * answer is no answer: KD3_E_TOO_BIG). */
+#define KD3_LIB_M2_MAX        (KD3_HDR_LEN + KD3_M2_BODY_MAX)
+#define KD3_LIB_KDC_REPLY_MAX (KD3_HDR_LEN + KD3_ERROR_BODY_MAX)
+_Static_assert(KD3_M3_BODY_LEN <= KD3_ERROR_BODY_MAX, "an M3 fits the KDC answer buffer");
 
 struct kd3_session {
 	kd3_peer_config cfg; /* settings, frozen into peer at the first byte */
@@ -49,9 +63,9 @@ struct kd3_session {
 	uint8_t tx[KD3_LIB_TX_CAP]; /* bytes for the peer: tx[tx_off..tx_len) */
 	size_t tx_off, tx_len;
 
-	uint8_t kdc_req[KD3_FRAME_MAX]; /* R: M2, kept for retransmission */
+	uint8_t kdc_req[KD3_LIB_M2_MAX]; /* R: M2, kept for retransmission */
 	size_t kdc_req_len;
-	uint8_t kdc_reply[KD3_FRAME_MAX]; /* R: a copy of the KDC's answer (opened in place) */
+	uint8_t kdc_reply[KD3_LIB_KDC_REPLY_MAX]; /* R: the KDC's answer, opened in place */
 
 	kd3_observer observer; /* observe.c; NULL: none */
 	void *observer_ctx;

@@ -92,6 +92,9 @@ static int check_expiry(kd3_session *s, uint64_t now_ms)
 
 	if (s->peer.state != KD3_PS_ESTABLISHED || now_ms < s->peer.expires_ms)
 		return KD3_OK;
+	if (kd3_lib_tx_free(s) < KD3_LIB_INPUT_ROOM)
+		return KD3_OK; /* no room for the CLOSE: nothing else passes either until the
+		                * output is taken, and the next call ends the session */
 	kd3_lib_tx_writer(s, &w);
 	const char *why = kd3_strerror(KD3_E_EXPIRED);
 	if (kd3_peer_close(&s->peer, KD3_E_EXPIRED, why, &w) == KD3_OK) {

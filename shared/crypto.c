@@ -4,6 +4,8 @@
 
 #include <mbedtls/constant_time.h>
 #include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/entropy_poll.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 
@@ -36,6 +38,23 @@ const char *kd3_suite_name(uint8_t suite)
 	}
 }
 
+/* The DRBG's seed (and reseed): the operating system's generator (getrandom on Linux)
+ * through Mbed TLS's own poll. Not an mbedtls_entropy_context: that one is 37 KiB, and
+ * every libkd3 session has a kd3_crypto of its own. */
+static int system_entropy(void *unused, unsigned char *out, size_t len)
+{
+	(void)unused;
+	while (len > 0) {
+		size_t got = 0;
+		if (mbedtls_platform_entropy_poll(NULL, out, len, &got) != 0 || got == 0 ||
+		    got > len)
+			return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+		out += got;
+		len -= got;
+	}
+	return 0;
+}
+
 int kd3_crypto_init(kd3_crypto *c, const char *pers, int with_drbg)
 {
 	int ret = KD3_E_CRYPTO;
@@ -47,10 +66,9 @@ int kd3_crypto_init(kd3_crypto *c, const char *pers, int with_drbg)
 	if ((ret = kd3_aead_init(&c->aead[1], KD3_SUITE_CHACHAPOLY)) != KD3_OK)
 		goto out;
 	if (with_drbg) {
-		mbedtls_entropy_init(&c->entropy);
 		mbedtls_ctr_drbg_init(&c->drbg);
 		c->drbg_ready = 1;
-		if (mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy,
+		if (mbedtls_ctr_drbg_seed(&c->drbg, system_entropy, NULL,
 		                          (const unsigned char *)pers, strlen(pers)) != 0) {
 			ret = KD3_E_RNG;
 			goto out;
@@ -69,7 +87,6 @@ void kd3_crypto_free(kd3_crypto *c)
 	kd3_aead_free(&c->aead[1]);
 	if (c->drbg_ready) {
 		mbedtls_ctr_drbg_free(&c->drbg);
-		mbedtls_entropy_free(&c->entropy);
 	}
 	kd3_wipe(c, sizeof(*c));
 }

@@ -13,7 +13,6 @@
 
 #include <mbedtls/cipher.h>
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 
 #include "wire.h"
 
@@ -36,7 +35,6 @@ typedef struct kd3_aead {
 typedef struct kd3_crypto {
 	int initialized;  /* kd3_crypto_init ran (kd3_crypto_free undoes it, even a partial one) */
 	kd3_aead aead[2]; /* index suite - 1 */
-	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	int drbg_ready;
 } kd3_crypto;

@@ -102,8 +102,8 @@ KD3_API int kd3_session_set_rng(kd3_session *s, kd3_rng_callback rng, void *ctx)
 KD3_API int kd3_session_start(kd3_session *s, uint64_t now_ms);
 
 /* Bytes of the stream from the peer, split anyhow. *used gets how many were taken:
- * fewer than len when a message waits to be read, or when the output holds more than
- * two frames (read it, or take the output, then give the rest). A
+ * fewer than len when a message waits to be read, or when the output holds a whole
+ * DATA record (read the message, or take the output, then give the rest). A
  * failure is the session's error from then on; whatever the session wrote for the
  * peer meanwhile (an ERROR, a CLOSE) is in the output: send it before closing. */
 KD3_API int kd3_session_receive(kd3_session *s, const uint8_t *in, size_t len, size_t *used,
@@ -114,7 +114,7 @@ KD3_API int kd3_session_receive(kd3_session *s, const uint8_t *in, size_t len, s
 KD3_API int kd3_session_read(kd3_session *s, uint8_t *buf, size_t cap, size_t *len);
 /* One message (len <= KD3_MESSAGE_MAX, KD3_E_TOO_BIG beyond) sealed into the output,
  * after a key update when the rekey policy says so. KD3_E_AGAIN when the output holds
- * more than one frame already: take it first. */
+ * more than 1 KiB already (a DATA record, or several small frames): take it first. */
 KD3_API int kd3_session_write(kd3_session *s, const uint8_t *msg, size_t len, uint64_t now_ms);
 /* Up to cap bytes for the peer, in order (*len 0 when there are none). */
 KD3_API int kd3_session_output(kd3_session *s, uint8_t *out, size_t cap, size_t *len);

@@ -189,16 +189,22 @@ class DebianPackage(unittest.TestCase):
 
     @unittest.skipUnless(IN_CI, "installs the package system-wide: CI only (root)")
     def test_apt_install_for_real(self):
-        r = run(["apt-get", "install", "-y", self.deb],
+        # The programs' package with the library package it depends on (the initiator
+        # links libkd3.so.0), both from this build.
+        lib = glob.glob(os.path.join(self.out, "libkd3-0_*.deb"))
+        self.assertEqual(len(lib), 1, lib)
+        r = run(["apt-get", "install", "-y", self.deb, lib[0]],
                 env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         try:
             r = run(["/usr/bin/kdc", "--version"])
             self.assertEqual(r.returncode, 0, r.stderr)
+            r = run(["/usr/bin/initiator", "--version"])
+            self.assertEqual(r.returncode, 0, r.stderr)
             r = run(["man", "-w", "kdc"])
             self.assertIn("/usr/share/man/man8/kdc.8", r.stdout)
         finally:
-            run(["dpkg", "-r", "kd3"])
+            run(["dpkg", "-r", "kd3", "libkd3-0"])
 
 
 if __name__ == "__main__":
