@@ -168,11 +168,12 @@ static int send_to(const kd3_server *srv, kdc_socks *ks, size_t i, const uint8_t
 	return send(ks->p[i].fd, req, req_len, 0) == (ssize_t)req_len ? KD3_OK : KD3_E_IO;
 }
 
-/* One datagram that looks like the KDC's answer (M3 or ERROR) from any asked KDC, by
- * deadline_ms. Anything else is dropped before the session sees it, so stray bytes do
- * not end the exchange; the session's verdict on an answer is final (the sockets are
- * connected: only a spoofed source could send a false one). */
-static int wait_answer(kdc_socks *ks, uint8_t *reply, size_t cap, size_t *len, uint64_t deadline_ms)
+/* Datagrams from any asked KDC, by deadline_ms, until one is the session's answer
+ * (M3 for its n_r, or an ERROR): *ret then holds what the session made of it. Anything
+ * else the session refuses without harm (KD3_E_UNEXPECTED, KD3_E_TOO_BIG) and the
+ * wait goes on. KD3_E_TIMEOUT when none came. */
+static int wait_answer(kdc_socks *ks, kd3_session *s, uint8_t *reply, size_t cap, int *ret,
+                       uint64_t deadline_ms)
 {
 	for (;;) {
 		uint64_t now = kd3_now_ms();
@@ -185,13 +186,14 @@ static int wait_answer(kdc_socks *ks, uint8_t *reply, size_t cap, size_t *len, u
 			if (ks->p[i].fd < 0 || !(ks->p[i].revents & (POLLIN | POLLERR)))
 				continue;
 			ssize_t got = recv(ks->p[i].fd, reply, cap, MSG_TRUNC);
-			kd3_frame f;
-			if (got > 0 && (size_t)got <= cap &&
-			    kd3_frame_decode(reply, (size_t)got, &f) == KD3_OK &&
-			    (f.type == KD3_T_M3 || f.type == KD3_T_ERROR)) {
-				*len = (size_t)got;
+			if (got <= 0)
+				continue; /* an ICMP error, say: that KDC is down */
+			*ret = kd3_session_kdc_reply(
+			    s, reply, (size_t)got < cap ? (size_t)got : cap, kd3_now_ms());
+			if ((size_t)got > cap)
+				*ret = KD3_E_TOO_BIG;
+			if (*ret != KD3_E_UNEXPECTED && *ret != KD3_E_TOO_BIG)
 				return KD3_OK;
-			}
 		}
 	}
 }
@@ -201,10 +203,10 @@ static int wait_answer(kdc_socks *ks, uint8_t *reply, size_t cap, size_t *len, u
 static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 {
 	uint8_t req[KD3_FRAME_MAX], reply[KD3_FRAME_MAX];
-	size_t req_len = 0, len = 0;
+	size_t req_len = 0;
 	kdc_socks ks = {.n = srv->nkdcs};
 	int ret = kd3_session_kdc_request(c->s, req, sizeof(req), &req_len);
-	int got = KD3_E_TIMEOUT;
+	int got = KD3_E_TIMEOUT, answer = KD3_OK;
 
 	for (size_t i = 0; i < KDCS_MAX; i++)
 		ks.p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
@@ -217,20 +219,20 @@ static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 			if (wait > deadline_ms - now)
 				wait = deadline_ms - now;
 			if (send_to(srv, &ks, i, req, req_len) == KD3_OK || ks.p[i].fd >= 0)
-				got = wait_answer(&ks, reply, sizeof(reply), &len, now + wait);
+				got = wait_answer(&ks, c->s, reply, sizeof(reply), &answer,
+				                  now + wait);
 		}
 	}
 	for (size_t i = 0; i < ks.n; i++)
 		if (ks.p[i].fd >= 0)
 			close(ks.p[i].fd);
-	if (ret == KD3_OK && got == KD3_OK)
-		ret = kd3_session_kdc_reply(c->s, reply, len, kd3_now_ms());
-	else if (ret == KD3_OK) {
-		kd3_session_kdc_failed(c->s); /* an ERROR tells the initiator */
-		ret = KD3_E_NO_KDC;
-	}
 	kd3_wipe(reply, sizeof(reply));
-	return ret;
+	if (ret != KD3_OK)
+		return ret;
+	if (got == KD3_OK)
+		return answer;        /* M4 is in the output, or the KDC's refusal is the error */
+	kd3_session_kdc_failed(c->s); /* an ERROR tells the initiator */
+	return KD3_E_NO_KDC;
 }
 
 /* ---- accepting ---------------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 
 #include "err.h"
 #include "lib.h"
+#include "msg.h"
 
 static int waiting_for_kdc(const kd3_session *s)
 {
@@ -29,6 +30,23 @@ int kd3_session_kdc_request(kd3_session *s, uint8_t *out, size_t cap, size_t *le
 	return KD3_OK;
 }
 
+/* Only an M3 for this exchange's n_r, or a well-formed ERROR, is an answer: anything
+ * else (a stray datagram, a late answer to another exchange, a forgery without n_r)
+ * must not end the exchange. n_r is public: it went out in M2. */
+static int answers_us(const kd3_session *s, const uint8_t *reply, size_t len)
+{
+	kd3_frame f;
+	kd3_m3 m3;
+	kd3_error_msg e;
+
+	if (kd3_frame_decode(reply, len, &f) != KD3_OK)
+		return 0;
+	if (f.type == KD3_T_ERROR)
+		return kd3_error_decode(f.body.p, f.body.len, &e) == KD3_OK;
+	return f.type == KD3_T_M3 && kd3_m3_decode(f.body.p, f.body.len, &m3) == KD3_OK &&
+	       memcmp(m3.n_r, s->peer.n_r, KD3_NONCE_LEN) == 0;
+}
+
 int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint64_t now_ms)
 {
 	kd3_writer w;
@@ -42,6 +60,8 @@ int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint
 		return KD3_E_STATE;
 	if (len > sizeof(s->kdc_reply))
 		return KD3_E_TOO_BIG;
+	if (!answers_us(s, reply, len))
+		return KD3_E_UNEXPECTED; /* ignored: the session still waits for the KDC */
 	if (kd3_lib_tx_free(s) < KD3_LIB_INPUT_ROOM)
 		return KD3_E_AGAIN; /* take the output first */
 	if (len)

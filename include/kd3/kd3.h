@@ -126,7 +126,10 @@ KD3_API size_t kd3_session_output_pending(const kd3_session *s);
  * bytes on every call: send them again when no answer came in time, to the same KDC
  * or the next one. */
 KD3_API int kd3_session_kdc_request(kd3_session *s, uint8_t *out, size_t cap, size_t *len);
-/* Responder: the KDC's answer. Give it only what came from the KDC's address. */
+/* Responder: the KDC's answer. Give it only what came from the KDC's address. What is
+ * not an M3 for this exchange nor a well-formed ERROR (a stray or late datagram) is
+ * refused with KD3_E_UNEXPECTED and changes nothing: keep waiting. A longer one than
+ * any answer is KD3_E_TOO_BIG, the same way. */
 KD3_API int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len,
                                   uint64_t now_ms);
 /* Responder: no KDC answered. The initiator is told (an ERROR in the output) and the

@@ -760,6 +760,34 @@ static void test_observer(void **state)
 	pair_free(&p);
 }
 
+/* What is not the KDC's answer to this exchange is refused and changes nothing. */
+static void test_kdc_strays(void **state)
+{
+	pair p;
+	uint8_t junk[64], m3[FIELD_MAX];
+
+	(void)state;
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_session_start(p.i, 1000), KD3_OK);
+	expect_output(p.i, p.v.m1, p.v.m1_len);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	memset(junk, 0x7f, sizeof(junk));
+	assert_int_equal(kd3_session_kdc_reply(p.r, junk, sizeof(junk), 1000), KD3_E_UNEXPECTED);
+	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len - 1, 1000),
+	                 KD3_E_UNEXPECTED); /* cut short */
+	memcpy(m3, p.v.m3, p.v.m3_len);
+	m3[4] ^= 0x01; /* n_r, the body's first field: an answer to another exchange */
+	assert_int_equal(kd3_session_kdc_reply(p.r, m3, p.v.m3_len, 1000), KD3_E_UNEXPECTED);
+	assert_int_equal(kd3_session_kdc_reply(p.r, junk, 0, 1000), KD3_E_UNEXPECTED);
+	assert_int_equal(kd3_session_state(p.r), KD3_STATE_HANDSHAKE);
+	assert_int_equal(kd3_session_error(p.r), KD3_OK);
+	assert_int_equal(kd3_session_output_pending(p.r), 0);
+	/* The real answer still makes the documented M4. */
+	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len, 1000), KD3_OK);
+	expect_output(p.r, p.v.m4, p.v.m4_len);
+	pair_free(&p);
+}
+
 /* ---- the server's settings ---------------------------------------------------------- */
 
 static void test_server_kdc_list(void **state)
@@ -899,6 +927,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_rng_failure),
 	    cmocka_unit_test(test_observer),
 	    cmocka_unit_test(test_server_kdc_list),
+	    cmocka_unit_test(test_kdc_strays),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
