@@ -240,7 +240,11 @@ class TcpRelay:
         self.conns = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        try:
+            self.sock.bind(("127.0.0.1", port))
+        except OSError:
+            self.sock.close()  # the caller tries another port
+            raise
         self.sock.listen(8)
         self.sock.settimeout(0.2)
         self.stop = threading.Event()

@@ -224,11 +224,19 @@ class KdcPaths(unittest.TestCase):
     def test_tcp_when_udp_is_lost(self):
         with k.Realm() as realm:
             kdc = realm.start_kdc()
-            # A port where UDP datagrams vanish and TCP is relayed to the KDC.
-            hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            hole.bind(("127.0.0.1", 0))
-            port = hole.getsockname()[1]
-            relay = M.TcpRelay(port, realm.kdc_port)
+            # A port where UDP datagrams vanish and TCP is relayed to the KDC. The TCP
+            # port of that number may be taken (tests run in parallel): try another.
+            for _ in range(20):
+                hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                hole.bind(("127.0.0.1", 0))
+                port = hole.getsockname()[1]
+                try:
+                    relay = M.TcpRelay(port, realm.kdc_port)
+                    break
+                except OSError:
+                    hole.close()
+            else:
+                self.fail("no port number free for both UDP and TCP")
             try:
                 resp = realm.start_responder("--kdc-timeout-ms", "50",
                                              kdc=[f"127.0.0.1:{port}"])
