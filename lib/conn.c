@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "msg.h"
 
 const char *kd3_lib_syserr(int e, char buf[KD3_LIB_SYSERR_MAX])
 {
@@ -366,8 +367,9 @@ int kd3_conn_pending(const kd3_conn *c)
 	if (!c)
 		return 0;
 	const kd3_session *s = c->s;
+	long frame = kd3_frame_size(s->rx.buf, s->rx.len); /* a whole one not handled yet */
 	return c->in_off < c->in_len || c->eof || c->broken || s->held_len || s->err ||
-	       s->peer_closed;
+	       s->peer_closed || frame < 0 || (frame > 0 && (size_t)frame <= s->rx.len);
 }
 
 int kd3_conn_fd(const kd3_conn *c)

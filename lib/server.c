@@ -19,6 +19,8 @@
 /* Retransmission: each KDC gets a first wait of 500 ms, doubled each round. */
 #define KDC_FIRST_WAIT_MS 500
 #define KDC_ROUNDS        3
+/* An ERROR that came over UDP is asked again over TCP, within this long. */
+#define KDC_TCP_WAIT_MS 2000
 
 struct kd3_server {
 	kd3_key key;
@@ -147,6 +149,7 @@ void kd3_server_free(kd3_server *srv)
 typedef struct kdc_socks {
 	struct pollfd p[KDCS_MAX];
 	size_t n;
+	uint64_t deadline_ms; /* the exchange's: a TCP confirmation may take until then */
 } kdc_socks;
 
 /* Message 2 to KDC i, on its own connected socket (answers from that address only). */
@@ -168,12 +171,81 @@ static int send_to(const kd3_server *srv, kdc_socks *ks, size_t i, const uint8_t
 	return send(ks->p[i].fd, req, req_len, 0) == (ssize_t)req_len ? KD3_OK : KD3_E_IO;
 }
 
+/* The same M2 to the same KDC over TCP, its one frame back in reply (*len), by
+ * deadline_ms. An off-path attacker who can forge a datagram cannot answer inside a
+ * TCP connection. */
+static int ask_over_tcp(const kd3_addr *kdc, const uint8_t *req, size_t req_len, uint8_t *reply,
+                        size_t cap, size_t *len, uint64_t deadline_ms)
+{
+	uint64_t now = kd3_now_ms();
+	int fd = -1, sys_err = 0;
+	size_t sent = 0, got = 0;
+
+	*len = 0;
+	if (now >= deadline_ms)
+		return KD3_E_TIMEOUT;
+	int wait = deadline_ms - now > KDC_TCP_WAIT_MS ? KDC_TCP_WAIT_MS : (int)(deadline_ms - now);
+	uint64_t until = now + (uint64_t)wait;
+	int ret = kd3_tcp_connect(kdc, wait, &fd, &sys_err);
+	while (ret == KD3_OK && sent < req_len) {
+		ssize_t n = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
+		if (n > 0)
+			sent += (size_t)n;
+		else if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			ret = kd3_wait_fd(fd, POLLOUT, until);
+		else
+			ret = KD3_E_IO;
+	}
+	for (long need = 0; ret == KD3_OK && (need <= 0 || got < (size_t)need);) {
+		if ((ret = kd3_wait_fd(fd, POLLIN, until)) != KD3_OK)
+			break;
+		ssize_t n = recv(fd, reply + got, cap - got, 0);
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+			ret = KD3_E_IO; /* closed before a whole frame */
+			break;
+		}
+		got += n > 0 ? (size_t)n : 0;
+		need = kd3_frame_size(reply, got);
+		if (need < 0 || (size_t)need > cap)
+			ret = KD3_E_MALFORMED; /* not a frame, or longer than any answer */
+		else if (need > 0 && got >= (size_t)need)
+			*len = (size_t)need; /* the frame; bytes after it are not ours */
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Whether a datagram is an ERROR (believed only once TCP confirms it). */
+static int is_error(const uint8_t *p, size_t len)
+{
+	kd3_frame f;
+	return kd3_frame_decode(p, len, &f) == KD3_OK && f.type == KD3_T_ERROR;
+}
+
+/* A UDP answer from KDC i for the session. An ERROR is first asked again over TCP: the
+ * TCP answer decides; if TCP fails, the UDP ERROR is taken after all (the KDC may be
+ * unreachable over TCP). */
+static int give_answer(const kd3_server *srv, size_t i, kd3_session *s, const uint8_t *req,
+                       size_t req_len, uint8_t *reply, size_t len, uint64_t deadline_ms)
+{
+	uint8_t tcp[KD3_LIB_KDC_REPLY_MAX];
+	size_t tcp_len = 0;
+
+	if (is_error(reply, len) && ask_over_tcp(&srv->kdcs[i], req, req_len, tcp, sizeof(tcp),
+	                                         &tcp_len, deadline_ms) == KD3_OK) {
+		memcpy(reply, tcp, tcp_len);
+		len = tcp_len;
+	}
+	return kd3_session_kdc_reply(s, reply, len, kd3_now_ms());
+}
+
 /* Datagrams from any asked KDC, by deadline_ms, until one is the session's answer
  * (M3 for its n_r, or an ERROR): *ret then holds what the session made of it. Anything
  * else the session refuses without harm (KD3_E_UNEXPECTED, KD3_E_TOO_BIG) and the
  * wait goes on. KD3_E_TIMEOUT when none came. */
-static int wait_answer(kdc_socks *ks, kd3_session *s, uint8_t *reply, size_t cap, int *ret,
-                       uint64_t deadline_ms)
+static int wait_answer(const kd3_server *srv, kdc_socks *ks, kd3_session *s, const uint8_t *req,
+                       size_t req_len, uint8_t *reply, size_t cap, int *ret, uint64_t deadline_ms)
 {
 	for (;;) {
 		uint64_t now = kd3_now_ms();
@@ -188,10 +260,9 @@ static int wait_answer(kdc_socks *ks, kd3_session *s, uint8_t *reply, size_t cap
 			ssize_t got = recv(ks->p[i].fd, reply, cap, MSG_TRUNC);
 			if (got <= 0)
 				continue; /* an ICMP error, say: that KDC is down */
-			*ret = kd3_session_kdc_reply(
-			    s, reply, (size_t)got < cap ? (size_t)got : cap, kd3_now_ms());
-			if ((size_t)got > cap)
-				*ret = KD3_E_TOO_BIG;
+			*ret = (size_t)got > cap ? KD3_E_TOO_BIG
+			                         : give_answer(srv, i, s, req, req_len, reply,
+			                                       (size_t)got, ks->deadline_ms);
 			if (*ret != KD3_E_UNEXPECTED && *ret != KD3_E_TOO_BIG)
 				return KD3_OK;
 		}
@@ -204,7 +275,7 @@ static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 {
 	uint8_t req[KD3_FRAME_MAX], reply[KD3_FRAME_MAX];
 	size_t req_len = 0;
-	kdc_socks ks = {.n = srv->nkdcs};
+	kdc_socks ks = {.n = srv->nkdcs, .deadline_ms = deadline_ms};
 	int ret = kd3_session_kdc_request(c->s, req, sizeof(req), &req_len);
 	int got = KD3_E_TIMEOUT, answer = KD3_OK;
 
@@ -219,8 +290,8 @@ static int ask_kdcs(kd3_server *srv, kd3_conn *c, uint64_t deadline_ms)
 			if (wait > deadline_ms - now)
 				wait = deadline_ms - now;
 			if (send_to(srv, &ks, i, req, req_len) == KD3_OK || ks.p[i].fd >= 0)
-				got = wait_answer(&ks, c->s, reply, sizeof(reply), &answer,
-				                  now + wait);
+				got = wait_answer(srv, &ks, c->s, req, req_len, reply,
+				                  sizeof(reply), &answer, now + wait);
 		}
 	}
 	for (size_t i = 0; i < ks.n; i++)

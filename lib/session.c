@@ -389,6 +389,10 @@ int kd3_session_read(kd3_session *s, uint8_t *buf, size_t cap, size_t *len)
 		*len = 0;
 	if (!s || !len || (!buf && cap))
 		return KD3_E_ARG;
+	/* Frames that came behind the last message are handled now, not when it was read:
+	 * what they do (a CLOSE, a key update, an observer's note) comes after it. */
+	if (!s->held_len && !s->err && s->begun)
+		take_frames(s);
 	if (s->held_len) {
 		if (cap < s->held.len)
 			return KD3_E_NO_SPACE;
@@ -399,7 +403,6 @@ int kd3_session_read(kd3_session *s, uint8_t *buf, size_t cap, size_t *len)
 		kd3_stream_consume(&s->rx, s->held_len);
 		s->held_len = 0;
 		s->held = (kd3_view){NULL, 0};
-		take_frames(s); /* what came behind it; a failure shows on the next call */
 		return KD3_OK;
 	}
 	if (s->err)

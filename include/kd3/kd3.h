@@ -258,7 +258,8 @@ KD3_API int kd3_server_new(kd3_server **srv, const kd3_key *key, const char *add
 /* The port it listens on. */
 KD3_API int kd3_server_port(const kd3_server *srv);
 /* Waits up to timeout_ms (-1: forever) for one initiator and runs its exchange
- * (within the options' timeout), asking the KDCs in order over UDP. KD3_E_TIMEOUT when
+ * (within the options' timeout), asking the KDCs in order over UDP (an ERROR over UDP
+ * is asked again over TCP before it is believed). KD3_E_TIMEOUT when
  * none came (a connection that went away before it was taken is waited past),
  * KD3_E_AGAIN when a signal interrupted the wait (a handler's flag can stop a loop); a
  * failed exchange returns its error (err says why) and the server goes on. A server

@@ -788,6 +788,45 @@ static void test_kdc_strays(void **state)
 	pair_free(&p);
 }
 
+/* A message and the CLOSE behind it in one piece of input: the CLOSE is handled (and
+ * noted) only after the message was read, so a program tells them in that order. */
+static void test_close_after_message(void **state)
+{
+	pair p;
+	notes nr = {0};
+	uint8_t wire[4096], buf[16];
+	size_t len = 0, more = 0;
+
+	(void)state;
+	established(&p);
+	assert_int_equal(kd3_session_set_observer(p.r, record_note, &nr), KD3_E_STATE);
+	pair_free(&p);
+
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_session_set_observer(p.r, record_note, &nr), KD3_OK);
+	assert_int_equal(kd3_session_start(p.i, 1000), KD3_OK);
+	expect_output(p.i, p.v.m1, p.v.m1_len);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len, 1000), KD3_OK);
+	expect_output(p.r, p.v.m4, p.v.m4_len);
+	assert_int_equal(feed(p.i, p.v.m4, p.v.m4_len, 0), KD3_OK);
+	expect_output(p.i, p.v.fin, p.v.fin_len);
+	assert_int_equal(feed(p.r, p.v.fin, p.v.fin_len, 0), KD3_OK);
+	assert_int_equal(kd3_session_write(p.i, (const uint8_t *)"last", 4, 1000), KD3_OK);
+	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(kd3_session_close(p.i), KD3_OK);
+	assert_int_equal(kd3_session_output(p.i, wire + len, sizeof(wire) - len, &more), KD3_OK);
+	assert_int_equal(feed(p.r, wire, len + more, 0), KD3_OK);
+	size_t before = nr.count;
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_OK);
+	assert_int_equal(len, 4);
+	assert_int_equal(nr.count, before); /* nothing of the CLOSE yet */
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_CLOSED);
+	assert_true(nr.count == before + 2); /* its frame, then the CLOSE */
+	assert_int_equal(nr.n[nr.count - 1].kind, KD3_NOTE_CLOSE);
+	pair_free(&p);
+}
+
 /* ---- the server's settings ---------------------------------------------------------- */
 
 static void test_server_kdc_list(void **state)
@@ -928,6 +967,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_observer),
 	    cmocka_unit_test(test_server_kdc_list),
 	    cmocka_unit_test(test_kdc_strays),
+	    cmocka_unit_test(test_close_after_message),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

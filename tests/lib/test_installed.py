@@ -9,7 +9,9 @@ kdc, responder and initiator on 127.0.0.1.
     added or removed fails here until the list is updated);
   - echo_client against the real responder (--exec cat), the real initiator against
     echo_server, echo_client against echo_server; echo_server fails over from a dead
-    KDC to a live one; a wrong address or key file is one clear line and a non-zero exit.
+    KDC to a live one; a forged UDP ERROR from the KDC's address is asked again over TCP
+    and does not end the exchange (and is taken when TCP is down); a wrong address or
+    key file is one clear line and a non-zero exit.
 
 usage: test_installed.py (KD3_BIN: the build dir; KD3_SOURCE: the source tree;
 KD3_LIB_CFLAGS: extra compiler flags, the sanitizers' in a sanitizer build)
@@ -18,6 +20,8 @@ import glob
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -26,6 +30,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import kd3e2e as k  # noqa: E402
+import mitm as M  # noqa: E402
 
 BIN = os.environ["KD3_BIN"]
 SRC = os.environ["KD3_SOURCE"]
@@ -154,6 +159,52 @@ class Installed(unittest.TestCase):
         self.assertEqual(r.stdout, "ping\npong\n")
         srv.stop()
         self.assertIn("session with bob", srv.text())
+
+    def forging_kdc(self, relay):
+        """A UdpMitm in front of the KDC that answers each M2 with a forged ERROR (the M2
+        never reaches the KDC over UDP), and on the same port number a TCP relay to the
+        KDC (relay) or a bound socket that refuses connections."""
+        def hook(conn, direction, n, frame):
+            if direction == "R->KDC" and frame[1] == M.T_M2:
+                body = struct.pack(">H", 4) + bytes([6]) + b"forged"  # BAD_AUTH
+                conn.back(bytes([1, M.T_ERROR]) + struct.pack(">H", len(body)) + body)
+                return []
+            return [frame]
+
+        for _ in range(20):
+            udp = M.UdpMitm(self.kdc.port, hook=hook)
+            try:
+                if relay:
+                    tcp = M.TcpRelay(udp.port, self.kdc.port)
+                else:
+                    tcp = socket.socket()
+                    tcp.bind(("127.0.0.1", udp.port))
+            except OSError:
+                udp.close()
+                continue
+            self.addCleanup(tcp.close)
+            self.addCleanup(udp.close)
+            return udp, tcp
+        raise AssertionError("no port free for both UDP and TCP")
+
+    def test_forged_udp_error_is_asked_again_over_tcp(self):
+        udp, tcp = self.forging_kdc(relay=True)
+        srv = self.start_server(f"127.0.0.1:{udp.port}", 1)
+        r = run([self.example("echo_client"), self.realm.keyfile("alice"), "echo",
+                 f"127.0.0.1:{srv.port}"], input="through the forged error\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "through the forged error\n")
+        self.assertEqual(tcp.accepted, 1)
+        srv.stop()
+
+    def test_forged_udp_error_taken_when_tcp_is_down(self):
+        udp, _ = self.forging_kdc(relay=False)
+        srv = self.start_server(f"127.0.0.1:{udp.port}", 1)
+        r = run([self.example("echo_client"), self.realm.keyfile("alice"), "echo",
+                 f"127.0.0.1:{srv.port}"], input="x\n")
+        self.assertNotEqual(r.returncode, 0)
+        srv.wait_for(r"the KDC refused: forged")
+        srv.stop()
 
     def test_bad_input(self):
         port = k.free_port()
