@@ -231,7 +231,13 @@ class SlowClients(unittest.TestCase):
         # Measured from our connect: a connection may wait in the listen queue before the
         # responder accepts it (and starts its timer), at most as long as the connects took.
         self.assertLess(max(held_for), HANDSHAKE_S + SLACK_S + loris.connect_s)
-        self.assertGreater(peak_fds, base_fds + CLIENTS // 2, "the attack held no descriptor")
+        # Each client is held HANDSHAKE_S from its accept: when the connects take longer
+        # than that (a loaded CI machine took 5.1 s), the first ones are already closed
+        # when the last ones arrive, and about CLIENTS * HANDSHAKE_S / connect_s are held
+        # at once. Half of that proves the attack held descriptors.
+        held_at_once = CLIENTS * min(1.0, HANDSHAKE_S / max(loris.connect_s, 1e-3))
+        self.assertGreater(peak_fds, base_fds + held_at_once // 2,
+                           f"the attack held too few descriptors ({held_at_once:.0f} expected)")
         self.assertTrue(back, f"responder descriptors {end_fds}, {base_fds} before the attack")
         self.assertGreaterEqual(sessions["n"], 3)
         self.assertEqual(resp.out_lines(), ["before"] + [f"honest {i + 1}"
