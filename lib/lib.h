@@ -59,6 +59,7 @@ struct kd3_session {
 	int peer_closed; /* the peer's CLOSE came */
 	uint16_t close_reason;
 	char close_text[KD3_LIB_ERRTEXT_MAX]; /* a CLOSE with another reason: what it said */
+	char claim[KD3_NAME_MAX + 1];         /* R: the initiator's name as M1 claims it */
 
 	uint8_t tx[KD3_LIB_TX_CAP]; /* bytes for the peer: tx[tx_off..tx_len) */
 	size_t tx_off, tx_len;
@@ -69,7 +70,10 @@ struct kd3_session {
 
 	kd3_observer observer; /* observe.c; NULL: none */
 	void *observer_ctx;
-	uint8_t *watch_copy; /* with an observer: the frame in, as it came (KD3_FRAME_MAX) */
+	uint8_t *watch_copy; /* with an observer that wants the bytes: the frame in, as it
+	                      * came (KD3_FRAME_MAX); NULL otherwise */
+	int watch_no_bytes;  /* kd3_session_set_observe_bytes(s, 0) */
+	uint8_t watch_type;  /* the frame in's type */
 	size_t watch_len;
 	long watch_generation; /* the key generation a record in opens under */
 };
@@ -89,6 +93,8 @@ void kd3_lib_note_in_begin(kd3_session *s, const uint8_t *frame, size_t len);
 void kd3_lib_note_in_end(kd3_session *s, int ret, const kd3_peer_out *out, int kdc);
 void kd3_lib_note_not_kd3(kd3_session *s, const uint8_t *p, size_t len);
 void kd3_lib_note_close_out(kd3_session *s, unsigned reason, const char *text);
+/* Wipes and frees the frame copy. */
+void kd3_lib_observer_free(kd3_session *s);
 /* The first failure is the session's: err_text says what failed (the text of the
  * ERROR when the peer or the KDC sent one; out may be NULL), and every key the state
  * machine held is wiped now, not at kd3_session_free. Returns the session's error. */

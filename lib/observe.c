@@ -8,19 +8,49 @@
 #include "lib.h"
 #include "msg.h"
 
+static void drop_copy(kd3_session *s)
+{
+	if (!s->watch_copy)
+		return;
+	kd3_wipe(s->watch_copy, KD3_FRAME_MAX);
+	free(s->watch_copy);
+	s->watch_copy = NULL;
+}
+
 int kd3_session_set_observer(kd3_session *s, kd3_observer fn, void *ctx)
 {
 	if (!s)
 		return KD3_E_ARG;
 	if (s->begun || s->err)
 		return KD3_E_STATE;
-	if (fn && !s->watch_copy && !(s->watch_copy = malloc(KD3_FRAME_MAX)))
+	if (fn && !s->watch_no_bytes && !s->watch_copy && !(s->watch_copy = malloc(KD3_FRAME_MAX)))
 		return KD3_E_NOMEM;
+	if (!fn)
+		drop_copy(s);
 	s->observer = fn;
 	s->observer_ctx = ctx;
 	if (!fn)
 		s->cfg.reveal_keys = 0;
 	return KD3_OK;
+}
+
+int kd3_session_set_observe_bytes(kd3_session *s, int on)
+{
+	if (!s)
+		return KD3_E_ARG;
+	if (s->begun || s->err)
+		return KD3_E_STATE;
+	s->watch_no_bytes = !on;
+	if (!on)
+		drop_copy(s);
+	else if (s->observer && !s->watch_copy && !(s->watch_copy = malloc(KD3_FRAME_MAX)))
+		return KD3_E_NOMEM;
+	return KD3_OK;
+}
+
+void kd3_lib_observer_free(kd3_session *s)
+{
+	drop_copy(s);
 }
 
 int kd3_session_set_reveal_keys(kd3_session *s, int on)
@@ -161,8 +191,9 @@ void kd3_lib_note_in_begin(kd3_session *s, const uint8_t *frame, size_t len)
 {
 	if (!s->observer)
 		return;
-	if (len)
+	if (len && s->watch_copy)
 		memcpy(s->watch_copy, frame, len); /* records are opened in place */
+	s->watch_type = len > 1 ? frame[1] : 0;
 	s->watch_len = len;
 	s->watch_generation = s->peer.ch.rx.generation;
 }
@@ -197,16 +228,17 @@ void kd3_lib_note_in_end(kd3_session *s, int ret, const kd3_peer_out *out, int k
 	if (!s->observer)
 		return;
 	kd3_note fr = note_new(KD3_NOTE_FRAME, 0);
-	int record = s->watch_len > 1 && s->watch_copy[1] == KD3_T_RECORD;
+	int record = s->watch_len > 1 && s->watch_type == KD3_T_RECORD;
 	fr.kdc = kdc;
-	fr.bytes = s->watch_copy;
+	fr.bytes = s->watch_copy; /* NULL without the bytes */
 	fr.len = s->watch_len;
 	if (record) {
 		fr.inner = ret == KD3_OK && out->inner ? out->inner : -1;
 		fr.generation = s->watch_generation;
 	}
 	tell(s, &fr);
-	kd3_wipe(s->watch_copy, s->watch_len);
+	if (s->watch_copy)
+		kd3_wipe(s->watch_copy, s->watch_len);
 	s->watch_len = 0;
 	if (ret == KD3_E_PEER_ERROR)
 		error_in(s, out, kdc);
@@ -225,7 +257,7 @@ void kd3_lib_note_not_kd3(kd3_session *s, const uint8_t *p, size_t len)
 	if (!s->observer)
 		return;
 	kd3_note fr = note_new(KD3_NOTE_FRAME, 0);
-	fr.bytes = p;
+	fr.bytes = s->watch_no_bytes ? NULL : p;
 	fr.len = len;
 	tell(s, &fr);
 }

@@ -216,13 +216,6 @@ static int ask_over_tcp(const kd3_addr *kdc, const uint8_t *req, size_t req_len,
 	return ret;
 }
 
-/* Whether a datagram is an ERROR (believed only once TCP confirms it). */
-static int is_error(const uint8_t *p, size_t len)
-{
-	kd3_frame f;
-	return kd3_frame_decode(p, len, &f) == KD3_OK && f.type == KD3_T_ERROR;
-}
-
 /* A UDP answer from KDC i for the session. An ERROR is first asked again over TCP: the
  * TCP answer decides; if TCP fails, the UDP ERROR is taken after all (the KDC may be
  * unreachable over TCP). */
@@ -232,8 +225,9 @@ static int give_answer(const kd3_server *srv, size_t i, kd3_session *s, const ui
 	uint8_t tcp[KD3_LIB_KDC_REPLY_MAX];
 	size_t tcp_len = 0;
 
-	if (is_error(reply, len) && ask_over_tcp(&srv->kdcs[i], req, req_len, tcp, sizeof(tcp),
-	                                         &tcp_len, deadline_ms) == KD3_OK) {
+	if (kd3_session_kdc_check(s, reply, len, NULL) == KD3_E_PEER_ERROR &&
+	    ask_over_tcp(&srv->kdcs[i], req, req_len, tcp, sizeof(tcp), &tcp_len, deadline_ms) ==
+	        KD3_OK) {
 		memcpy(reply, tcp, tcp_len);
 		len = tcp_len;
 	}

@@ -161,10 +161,7 @@ void kd3_session_free(kd3_session *s)
 	kd3_peer_free(&s->peer);
 	kd3_crypto_free(&s->crypto);
 	kd3_stream_wipe(&s->rx);
-	if (s->watch_copy) {
-		kd3_wipe(s->watch_copy, KD3_FRAME_MAX);
-		free(s->watch_copy);
-	}
+	kd3_lib_observer_free(s);
 	kd3_wipe(s, sizeof(*s));
 	free(s);
 }
@@ -208,6 +205,22 @@ int kd3_session_set_suite(kd3_session *s, kd3_suite suite)
 	if (suite != KD3_AES_256_GCM && suite != KD3_CHACHA20_POLY1305)
 		return KD3_E_ARG;
 	s->cfg.suite = (uint8_t)suite;
+	return KD3_OK;
+}
+
+int kd3_session_set_suites(kd3_session *s, unsigned suites)
+{
+	const unsigned known =
+	    KD3_SUITE_BIT(KD3_AES_256_GCM) | KD3_SUITE_BIT(KD3_CHACHA20_POLY1305);
+	int ret = settable(s);
+
+	if (ret != KD3_OK)
+		return ret;
+	if (s->cfg.role != KD3_ROLE_RESPONDER)
+		return KD3_E_STATE;
+	if (suites == 0 || (suites & ~known))
+		return KD3_E_ARG;
+	s->cfg.suites_allowed = suites;
 	return KD3_OK;
 }
 
@@ -307,6 +320,48 @@ static int after_input(kd3_session *s, int ret, const kd3_peer_out *out, kd3_wri
 	return KD3_OK;
 }
 
+/* Responder: the name M1 claims, kept past a failure (which wipes the peer) for the
+ * caller's log lines. */
+static void keep_claim(kd3_session *s)
+{
+	if (s->cfg.role == KD3_ROLE_RESPONDER && !s->claim[0] && s->peer.peer_id[0])
+		memcpy(s->claim, s->peer.peer_id, sizeof(s->claim));
+}
+
+static int after_input(kd3_session *s, int ret, const kd3_peer_out *out, kd3_writer *kw,
+                       size_t frame_len);
+
+/* An M1 the state machine refused. When our own settings refused it, the error text
+ * says so in words an operator can act on (read from the frame before it is
+ * consumed). */
+static int refuse_m1(kd3_session *s, int err, const kd3_peer_out *out, kd3_writer *kw,
+                     const uint8_t *frame, size_t len)
+{
+	char why[KD3_LIB_ERRTEXT_MAX] = "";
+	char asked[256];
+	kd3_frame f;
+	kd3_m1 m1;
+
+	if (kd3_frame_decode(frame, len, &f) == KD3_OK &&
+	    kd3_m1_decode(f.body.p, f.body.len, &m1) == KD3_OK) {
+		if (err == KD3_E_UNKNOWN_PRINCIPAL) {
+			kd3_lib_printable(m1.id_r.p, m1.id_r.len, asked, sizeof(asked));
+			kd3_lib_text(why, sizeof(why), "M1 is for responder '%s', we are '%s'",
+			             asked, s->cfg.self);
+		} else if (err == KD3_E_POLICY_DENIED) {
+			kd3_lib_text(why, sizeof(why),
+			             "the initiator did not ask for forward-secret mode");
+		} else if (err == KD3_E_UNSUPPORTED) {
+			kd3_lib_text(why, sizeof(why), "suite %s is not allowed here",
+			             kd3_suite_name(m1.suite));
+		}
+	}
+	int ret = after_input(s, err, out, kw, len);
+	if (why[0] && s->err == err)
+		memcpy(s->err_text, why, sizeof(why));
+	return ret;
+}
+
 /* Whole frames already in rx, while nothing waits to be read and the output has room
  * for what a frame can make us write. */
 static int take_frames(kd3_session *s)
@@ -336,12 +391,15 @@ static int take_frames(kd3_session *s)
 		out.to_kdc = &kw;
 		kd3_lib_note_in_begin(s, frame, len);
 		int ret = kd3_peer_input(&s->peer, KD3_SRC_PEER, frame, len, s->now_ms, &out);
+		keep_claim(s);
 		kd3_lib_note_in_end(s, ret, &out, 0);
 		/* What it wrote: FINISHED for M4, else a CLOSE (a failure once established). */
 		kd3_lib_tx_commit(s, &w,
 		                  ret == KD3_OK && (out.events & KD3_EV_ESTABLISHED)
 		                      ? KD3_R_FINISHED
 		                      : KD3_R_CLOSE);
+		if (ret != KD3_OK && frame[1] == KD3_T_M1)
+			return refuse_m1(s, ret, &out, &kw, frame, len);
 		if ((ret = after_input(s, ret, &out, &kw, len)) != KD3_OK)
 			return ret;
 	}
@@ -485,12 +543,10 @@ size_t kd3_session_output_pending(const kd3_session *s)
 
 /* ---- ending ------------------------------------------------------------------------- */
 
-int kd3_session_close(kd3_session *s)
+static int close_with(kd3_session *s, uint16_t code, const char *text)
 {
 	kd3_writer w;
 
-	if (!s)
-		return KD3_E_ARG;
 	if (s->err)
 		return s->err == KD3_E_CLOSED ? KD3_OK : s->err;
 	if (!s->begun || (s->cfg.role == KD3_ROLE_INITIATOR && s->peer.state == KD3_PS_START)) {
@@ -502,10 +558,10 @@ int kd3_session_close(kd3_session *s)
 		return KD3_E_AGAIN;
 	int was_established = s->peer.state == KD3_PS_ESTABLISHED;
 	kd3_lib_tx_writer(s, &w);
-	int ret = kd3_peer_close(&s->peer, KD3_CLOSE_NORMAL, "bye", &w);
+	int ret = kd3_peer_close(&s->peer, code, text, &w);
 	kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
 	if (ret == KD3_OK && was_established)
-		kd3_lib_note_close_out(s, KD3_CLOSE_NORMAL, "bye");
+		kd3_lib_note_close_out(s, code, text);
 	if (!was_established && s->peer.state == KD3_PS_FAILED) {
 		s->err = KD3_E_CLOSED; /* an ERROR told the peer: the exchange is off */
 		kd3_lib_text(s->err_text, sizeof(s->err_text), "closed during the handshake");
@@ -513,6 +569,23 @@ int kd3_session_close(kd3_session *s)
 		return ret;
 	}
 	return ret == KD3_OK ? KD3_OK : session_fail(s, ret, NULL);
+}
+
+int kd3_session_close(kd3_session *s)
+{
+	return s ? close_with(s, KD3_CLOSE_NORMAL, "bye") : KD3_E_ARG;
+}
+
+int kd3_session_close_reason(kd3_session *s, int code, const char *text)
+{
+	char said[256];
+
+	if (!s || code < 0 || code > 0xffff)
+		return KD3_E_ARG;
+	/* The peer is told these words: printable, at most what a CLOSE carries. */
+	kd3_lib_printable((const uint8_t *)(text ? text : ""), text ? strnlen(text, 255) : 0, said,
+	                  sizeof(said));
+	return close_with(s, (uint16_t)code, code == KD3_OK && !text ? "bye" : said);
 }
 
 int kd3_session_eof(kd3_session *s)
@@ -579,6 +652,11 @@ static int keyed(const kd3_session *s)
 {
 	return s && s->begun &&
 	       (s->peer.state == KD3_PS_ESTABLISHED || s->peer.state == KD3_PS_CLOSED);
+}
+
+const char *kd3_session_peer_claim(const kd3_session *s)
+{
+	return s && s->claim[0] ? s->claim : NULL;
 }
 
 const char *kd3_session_peer(const kd3_session *s)

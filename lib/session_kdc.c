@@ -47,6 +47,32 @@ static int answers_us(const kd3_session *s, const uint8_t *reply, size_t len)
 	       memcmp(m3.n_r, s->peer.n_r, KD3_NONCE_LEN) == 0;
 }
 
+int kd3_session_kdc_check(const kd3_session *s, const uint8_t *reply, size_t len, unsigned *code)
+{
+	kd3_frame f;
+	kd3_error_msg e;
+
+	if (code)
+		*code = 0;
+	if (!s || (!reply && len))
+		return KD3_E_ARG;
+	if (s->err)
+		return s->err;
+	if (!waiting_for_kdc(s))
+		return KD3_E_STATE;
+	if (len > sizeof(s->kdc_reply))
+		return KD3_E_TOO_BIG;
+	if (!answers_us(s, reply, len))
+		return KD3_E_UNEXPECTED;
+	if (kd3_frame_decode(reply, len, &f) == KD3_OK && f.type == KD3_T_ERROR &&
+	    kd3_error_decode(f.body.p, f.body.len, &e) == KD3_OK) {
+		if (code)
+			*code = e.code;
+		return KD3_E_PEER_ERROR;
+	}
+	return KD3_OK;
+}
+
 int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len, uint64_t now_ms)
 {
 	kd3_writer w;

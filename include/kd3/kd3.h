@@ -93,6 +93,11 @@ KD3_API void kd3_session_free(kd3_session *s);
  * RNG: fills out[len] and returns KD3_OK; default: Mbed TLS's CTR_DRBG seeded from the
  * system's entropy. For devices with their own source, and for reproducible tests. */
 KD3_API int kd3_session_set_suite(kd3_session *s, kd3_suite suite);
+/* Responder: the suites it accepts, an OR of KD3_SUITE_BIT(suite) (default: both). An
+ * M1 that asks for another is refused with KD3_E_UNSUPPORTED. KD3_E_STATE on an
+ * initiator, KD3_E_ARG for an empty set or an unknown suite. */
+#define KD3_SUITE_BIT(suite) (1u << (unsigned)(suite))
+KD3_API int kd3_session_set_suites(kd3_session *s, unsigned suites);
 KD3_API int kd3_session_set_forward_secret(kd3_session *s, int on);
 KD3_API int kd3_session_set_rekey(kd3_session *s, uint64_t records, uint64_t bytes, uint64_t ms);
 typedef int (*kd3_rng_callback)(void *ctx, uint8_t *out, size_t len);
@@ -132,6 +137,14 @@ KD3_API int kd3_session_kdc_request(kd3_session *s, uint8_t *out, size_t cap, si
  * any answer is KD3_E_TOO_BIG, the same way. */
 KD3_API int kd3_session_kdc_reply(kd3_session *s, const uint8_t *reply, size_t len,
                                   uint64_t now_ms);
+/* Responder: what kd3_session_kdc_reply would make of reply, without taking it:
+ * KD3_OK for an M3 for this exchange; KD3_E_PEER_ERROR for a well-formed ERROR (*code,
+ * may be NULL, gets its code); KD3_E_UNEXPECTED or KD3_E_TOO_BIG for neither (ignore
+ * it). An ERROR is not authenticated, and anyone who can send a datagram with the
+ * KDC's address can forge one: ask the same KDC over TCP before believing one that
+ * came over UDP (kd3_server does). */
+KD3_API int kd3_session_kdc_check(const kd3_session *s, const uint8_t *reply, size_t len,
+                                  unsigned *code);
 /* Responder: no KDC answered. The initiator is told (an ERROR in the output) and the
  * session fails with KD3_E_NO_KDC. */
 KD3_API int kd3_session_kdc_failed(kd3_session *s);
@@ -141,6 +154,11 @@ KD3_API int kd3_session_rekey(kd3_session *s, uint64_t now_ms);
 /* Closes our direction: a CLOSE once established, an ERROR during the handshake. The
  * session is CLOSED when the peer's CLOSE has come too. */
 KD3_API int kd3_session_close(kd3_session *s);
+/* Closes our direction with a reason the peer is told: code KD3_OK is a normal end
+ * (as kd3_session_close), another kd3_err says why (KD3_E_BUSY, KD3_E_TIMEOUT,
+ * KD3_E_INTERNAL, ...), with text (may be NULL, cut at 255 bytes): a CLOSE with that
+ * reason once established, an ERROR with that code during the handshake. */
+KD3_API int kd3_session_close_reason(kd3_session *s, int code, const char *text);
 /* The peer's stream ended: KD3_OK after its CLOSE, KD3_E_TRUNCATED otherwise (a cut
  * connection could hide dropped messages). */
 KD3_API int kd3_session_eof(kd3_session *s);
@@ -153,6 +171,10 @@ KD3_API int kd3_session_error(const kd3_session *s);
 KD3_API const char *kd3_session_error_text(const kd3_session *s);
 /* The other principal's name, once established; NULL before. */
 KD3_API const char *kd3_session_peer(const kd3_session *s);
+/* Responder: the initiator's name as its M1 claims it, from the first M1 on (also
+ * after a failure), NULL before. Only a claim until the session is established: for
+ * log lines ("claiming NAME"), never for a decision. */
+KD3_API const char *kd3_session_peer_claim(const kd3_session *s);
 /* The suite in use, once established; 0 before. */
 KD3_API int kd3_session_suite(const kd3_session *s);
 /* 1 when the session's keys have forward secrecy, once established. */
@@ -226,6 +248,12 @@ typedef void (*kd3_observer)(void *ctx, const kd3_note *note);
 
 /* Before any byte went in or out (KD3_E_STATE after). NULL fn: no observer. */
 KD3_API int kd3_session_set_observer(kd3_session *s, kd3_observer fn, void *ctx);
+/* Whether the FRAME notes of frames received carry their bytes (default: yes). For
+ * that the session keeps a copy of each frame as it came (records are opened in
+ * place), about 16 KiB more per session; without it (on 0) those notes come
+ * with bytes NULL, their len, inner and generation set. Frames sent always carry
+ * their bytes. Before any byte went in or out (KD3_E_STATE after). */
+KD3_API int kd3_session_set_observe_bytes(kd3_session *s, int on);
 /* Puts the session's secrets into its notes (for a teaching transcript: whoever has
  * them can read the whole session). Needs an observer; default off. */
 KD3_API int kd3_session_set_reveal_keys(kd3_session *s, int on);

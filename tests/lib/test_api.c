@@ -275,9 +275,8 @@ static void test_vectors(void **state)
 }
 
 /* Two sessions established from the vectors, output taken. */
-static void established(pair *p)
+static void establish(pair *p)
 {
-	pair_new(p, 2, 0);
 	assert_int_equal(kd3_session_start(p->i, 1000), KD3_OK);
 	expect_output(p->i, p->v.m1, p->v.m1_len);
 	assert_int_equal(feed(p->r, p->v.m1, p->v.m1_len, 0), KD3_OK);
@@ -286,6 +285,12 @@ static void established(pair *p)
 	assert_int_equal(feed(p->i, p->v.m4, p->v.m4_len, 0), KD3_OK);
 	expect_output(p->i, p->v.fin, p->v.fin_len);
 	assert_int_equal(feed(p->r, p->v.fin, p->v.fin_len, 0), KD3_OK);
+}
+
+static void established(pair *p)
+{
+	pair_new(p, 2, 0);
+	establish(p);
 }
 
 /* ---- misuse ----------------------------------------------------------------------- */
@@ -601,7 +606,7 @@ typedef struct seen {
 	int suite, fs;
 	uint32_t kvno, lifetime;
 	uint8_t th[32], sk[32], tx_secret[32], rx_secret[32];
-	int has_sk, has_tx, has_rx;
+	int has_sk, has_tx, has_rx, has_bytes;
 } seen;
 
 typedef struct notes {
@@ -619,7 +624,7 @@ static void record_note(void *ctx, const kd3_note *note)
 	e->kind = note->kind, e->sent = note->sent, e->kdc = note->kdc;
 	e->inner = note->inner, e->generation = note->generation, e->code = note->code;
 	e->len = note->len < FIELD_MAX ? note->len : FIELD_MAX;
-	if (note->bytes)
+	if ((e->has_bytes = note->bytes != NULL))
 		memcpy(e->bytes, note->bytes, e->len);
 	if (note->text)
 		snprintf(e->text, sizeof(e->text), "%s", note->text);
@@ -785,6 +790,176 @@ static void test_kdc_strays(void **state)
 	/* The real answer still makes the documented M4. */
 	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len, 1000), KD3_OK);
 	expect_output(p.r, p.v.m4, p.v.m4_len);
+	pair_free(&p);
+}
+
+/* A responder's own settings: the suites it takes, and why it refused an M1 in words
+ * that name the setting; the name M1 claims, kept past the failure. */
+static void test_responder_settings(void **state)
+{
+	pair p;
+	kd3_session *strict = NULL;
+
+	(void)state;
+	pair_new(&p, 2, 0); /* the M1 asks for ChaCha20-Poly1305 */
+	assert_int_equal(kd3_session_set_suites(p.i, KD3_SUITE_BIT(KD3_AES_256_GCM)), KD3_E_STATE);
+	assert_int_equal(kd3_session_set_suites(p.r, 0), KD3_E_ARG);
+	assert_int_equal(kd3_session_set_suites(p.r, KD3_SUITE_BIT(7)), KD3_E_ARG);
+	assert_int_equal(kd3_session_set_suites(NULL, 1), KD3_E_ARG);
+	assert_int_equal(kd3_session_set_suites(p.r, KD3_SUITE_BIT(KD3_AES_256_GCM)), KD3_OK);
+	assert_null(kd3_session_peer_claim(p.r));
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_E_UNSUPPORTED);
+	assert_string_equal(kd3_session_error_text(p.r),
+	                    "suite chacha20-poly1305 is not allowed here");
+	assert_string_equal(kd3_session_peer_claim(p.r), "alice");
+	assert_null(kd3_session_peer(p.r)); /* a claim, never established */
+	assert_int_equal(kd3_session_set_suites(p.r, 2), KD3_E_STATE);
+
+	/* Forward secrecy required, an M1 without it. */
+	assert_int_equal(kd3_session_new_responder(&strict, p.kb), KD3_OK);
+	assert_int_equal(kd3_session_set_forward_secret(strict, 1), KD3_OK);
+	assert_int_equal(feed(strict, p.v.m1, p.v.m1_len, 0), KD3_E_POLICY_DENIED);
+	assert_string_equal(kd3_session_error_text(strict),
+	                    "the initiator did not ask for forward-secret mode");
+	assert_string_equal(kd3_session_peer_claim(strict), "alice");
+	kd3_session_free(strict);
+	assert_null(kd3_session_peer_claim(p.i)); /* an initiator claims nothing of its peer */
+	pair_free(&p);
+
+	/* Both suites allowed (the default) take the same M1. */
+	pair_new(&p, 1, 0);
+	assert_int_equal(kd3_session_set_suites(p.r, KD3_SUITE_BIT(KD3_AES_256_GCM) |
+	                                                 KD3_SUITE_BIT(KD3_CHACHA20_POLY1305)),
+	                 KD3_OK);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	pair_free(&p);
+}
+
+/* What a KDC answer is, asked before it is given: nothing changes. */
+static void test_kdc_check(void **state)
+{
+	pair p;
+	kd3_key *kc = NULL;
+	kd3_session *carol = NULL;
+	uint8_t junk[64], error[4096], big[5000];
+	size_t error_len = 0;
+	unsigned code = 99;
+
+	(void)state;
+	pair_new(&p, 2, 0);
+	/* An ERROR to have: carol refuses an M1 that is not for her. */
+	assert_int_equal(kd3_key_new(&kc, "carol", 1, p.v.k_r), KD3_OK);
+	assert_int_equal(kd3_session_new_responder(&carol, kc), KD3_OK);
+	assert_int_equal(feed(carol, p.v.m1, p.v.m1_len, 0), KD3_E_UNKNOWN_PRINCIPAL);
+	assert_string_equal(kd3_session_error_text(carol),
+	                    "M1 is for responder 'bob', we are 'carol'");
+	assert_int_equal(kd3_session_output(carol, error, sizeof(error), &error_len), KD3_OK);
+
+	assert_int_equal(kd3_session_kdc_check(p.r, p.v.m3, p.v.m3_len, &code), KD3_E_STATE);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	memset(junk, 0x7f, sizeof(junk));
+	assert_int_equal(kd3_session_kdc_check(p.r, junk, sizeof(junk), &code), KD3_E_UNEXPECTED);
+	assert_int_equal(code, 0);
+	assert_int_equal(kd3_session_kdc_check(p.r, big, sizeof(big), NULL), KD3_E_TOO_BIG);
+	assert_int_equal(kd3_session_kdc_check(p.r, NULL, 1, NULL), KD3_E_ARG);
+	assert_int_equal(kd3_session_kdc_check(p.r, error, error_len, &code), KD3_E_PEER_ERROR);
+	assert_int_equal(code, KD3_E_UNKNOWN_PRINCIPAL);
+	assert_int_equal(kd3_session_kdc_check(p.r, p.v.m3, p.v.m3_len, &code), KD3_OK);
+	assert_int_equal(code, 0);
+	assert_int_equal(kd3_session_state(p.r), KD3_STATE_HANDSHAKE);
+	assert_int_equal(kd3_session_output_pending(p.r), 0);
+	/* Checked, the ERROR still ends nothing; the M3 then makes the documented M4. */
+	assert_int_equal(kd3_session_kdc_reply(p.r, p.v.m3, p.v.m3_len, 1000), KD3_OK);
+	expect_output(p.r, p.v.m4, p.v.m4_len);
+	assert_int_equal(kd3_session_kdc_check(p.r, p.v.m3, p.v.m3_len, NULL), KD3_E_STATE);
+	kd3_session_free(carol);
+	kd3_key_free(kc);
+	pair_free(&p);
+}
+
+/* Our direction closed with a reason: a CLOSE with it once established, an ERROR with
+ * it during the handshake; either way the peer's error text carries our words. */
+static void test_close_reason(void **state)
+{
+	pair p;
+	notes ni = {0};
+	uint8_t wire[4096], buf[16];
+	size_t len = 0;
+
+	(void)state;
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_session_set_observer(p.i, record_note, &ni), KD3_OK);
+	assert_int_equal(kd3_session_start(p.i, 1000), KD3_OK);
+	expect_output(p.i, p.v.m1, p.v.m1_len);
+	assert_int_equal(feed(p.r, p.v.m1, p.v.m1_len, 0), KD3_OK);
+	assert_int_equal(kd3_session_close_reason(p.r, -1, NULL), KD3_E_ARG);
+	assert_int_equal(kd3_session_close_reason(p.r, 70000, NULL), KD3_E_ARG);
+	assert_int_equal(kd3_session_close_reason(p.r, KD3_E_BUSY, "responder stopping"), KD3_OK);
+	assert_int_equal(kd3_session_output(p.r, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(wire[1], 0x7f); /* an ERROR frame: no channel yet */
+	assert_int_equal(feed(p.i, wire, len, 0), KD3_E_PEER_ERROR);
+	assert_non_null(strstr(kd3_session_error_text(p.i), "responder stopping"));
+	const seen *e = &ni.n[ni.count - 1];
+	assert_int_equal(e->kind, KD3_NOTE_ERROR);
+	assert_int_equal(e->code, KD3_E_BUSY);
+	assert_string_equal(e->text, "responder stopping");
+	pair_free(&p);
+
+	established(&p);
+	assert_int_equal(kd3_session_close_reason(p.r, KD3_E_INTERNAL, "cannot\ndeliver"), KD3_OK);
+	assert_int_equal(kd3_session_write(p.r, buf, 1, 1000), KD3_E_CLOSED);
+	assert_int_equal(kd3_session_output(p.r, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(feed(p.i, wire, len, 0), KD3_OK);
+	assert_int_equal(kd3_session_read(p.i, buf, sizeof(buf), &len), KD3_E_PEER_ERROR);
+	assert_non_null(strstr(kd3_session_error_text(p.i), "cannot?deliver")); /* printable */
+	pair_free(&p);
+
+	/* Code KD3_OK is a normal end. */
+	established(&p);
+	assert_int_equal(kd3_session_close_reason(p.i, KD3_OK, NULL), KD3_OK);
+	assert_int_equal(kd3_session_output(p.i, wire, sizeof(wire), &len), KD3_OK);
+	assert_int_equal(feed(p.r, wire, len, 0), KD3_OK);
+	assert_int_equal(kd3_session_read(p.r, buf, sizeof(buf), &len), KD3_E_CLOSED);
+	assert_int_equal(kd3_session_error(p.r), KD3_OK);
+	pair_free(&p);
+}
+
+/* Notes without the bytes of frames received: no copy is kept, the rest is told. */
+static void test_observe_bytes(void **state)
+{
+	pair p;
+	notes nr = {0};
+
+	(void)state;
+	pair_new(&p, 2, 0);
+	assert_int_equal(kd3_session_set_observe_bytes(p.r, 0), KD3_OK);
+	assert_int_equal(kd3_session_set_observer(p.r, record_note, &nr), KD3_OK);
+	establish(&p);
+	assert_int_equal(kd3_session_set_observe_bytes(p.r, 1), KD3_E_STATE);
+	assert_int_equal(kd3_session_state(p.r), KD3_STATE_ESTABLISHED);
+	size_t in = 0, out = 0;
+	for (size_t i = 0; i < nr.count; i++) {
+		const seen *e = &nr.n[i];
+		if (e->kind != KD3_NOTE_FRAME)
+			continue;
+		if (e->sent) {
+			assert_true(e->has_bytes);
+			out++;
+		} else {
+			assert_false(e->has_bytes);
+			assert_true(e->len > 0);
+			in++;
+		}
+	}
+	assert_int_equal(in, 3);  /* M1, M3 (from the KDC), FINISHED */
+	assert_int_equal(out, 2); /* M2 (to the KDC), M4 */
+	const seen *fin = NULL;
+	for (size_t i = 0; i < nr.count; i++)
+		if (nr.n[i].kind == KD3_NOTE_FRAME && !nr.n[i].sent && nr.n[i].inner != -1)
+			fin = &nr.n[i];
+	assert_non_null(fin);
+	assert_int_equal(fin->inner, KD3_INNER_FINISHED);
+	assert_int_equal(fin->len, p.v.fin_len);
 	pair_free(&p);
 }
 
@@ -968,6 +1143,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_server_kdc_list),
 	    cmocka_unit_test(test_kdc_strays),
 	    cmocka_unit_test(test_close_after_message),
+	    cmocka_unit_test(test_responder_settings),
+	    cmocka_unit_test(test_kdc_check),
+	    cmocka_unit_test(test_close_reason),
+	    cmocka_unit_test(test_observe_bytes),
 	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
