@@ -380,7 +380,11 @@ static int take_frames(kd3_session *s)
 			if (kd3_peer_close(&s->peer, (uint16_t)-got, "not a kd3 frame", &w) ==
 			    KD3_OK)
 				kd3_lib_tx_commit(s, &w, KD3_R_CLOSE);
-			return session_fail(s, -got, NULL);
+			int err = session_fail(s, -got, NULL);
+			kd3_lib_text(s->err_text, sizeof(s->err_text),
+			             "%s: %s's bytes are not kd3 frames", kd3_strerror(err),
+			             other_side(s, KD3_SRC_PEER));
+			return err;
 		}
 		kd3_writer w, kw;
 		kd3_peer_out out;
@@ -549,6 +553,9 @@ static int close_with(kd3_session *s, uint16_t code, const char *text)
 
 	if (s->err)
 		return s->err == KD3_E_CLOSED ? KD3_OK : s->err;
+	/* A responder's peer connected: it is told why, even before its first byte. */
+	if (!s->begun && s->cfg.role == KD3_ROLE_RESPONDER && begin(s) != KD3_OK)
+		return s->err;
 	if (!s->begun || (s->cfg.role == KD3_ROLE_INITIATOR && s->peer.state == KD3_PS_START)) {
 		s->err = KD3_E_CLOSED; /* nothing was sent: nothing to tell */
 		kd3_lib_text(s->err_text, sizeof(s->err_text), "closed before it began");

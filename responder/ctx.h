@@ -6,9 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crypto.h"
 #include "net.h"
-#include "peer.h"
 #include "wire.h"
 
 /* After a session ends: how long we try to flush our last frames, and then how long
@@ -19,10 +17,19 @@
 
 struct resp_outlet;
 
+/* What each session's kd3_session is set up with (include/kd3/kd3.h). */
+typedef struct resp_settings {
+	const struct kd3_key *key; /* our long-term key versions */
+	unsigned suites;           /* KD3_SUITE_BIT of each suite we accept */
+	int require_fs;
+	uint64_t rekey_records, rekey_bytes, rekey_seconds;
+	int reveal_keys; /* secrets into the transcript */
+} resp_settings;
+
 typedef struct resp_ctx {
 	int epfd;
-	kd3_crypto *crypto; /* one per process: the loop is one thread */
-	const kd3_peer_config *pcfg;
+	const resp_settings *set;
+	const char *self; /* our principal */
 	const kd3_addr *kdcs;
 	size_t nkdcs;
 	const char *exec_cmd;       /* NULL: default mode (stdout/stdin) */
@@ -32,7 +39,7 @@ typedef struct resp_ctx {
 	int json;                          /* --json: events on stdout (report.h) */
 	uint64_t start_us;                 /* kd3_now_us at start: the events' t_us */
 	struct kd3_transcript *transcript; /* --transcript, or NULL */
-	uint8_t trace_copy[KD3_FRAME_MAX]; /* a record as received, before it is opened */
+	uint8_t msg[KD3_PAYLOAD_MAX];      /* one message read from a session, delivered at once */
 } resp_ctx;
 
 #endif

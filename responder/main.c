@@ -3,12 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crypto.h"
+#include <kd3/kd3.h>
+
 #include "err.h"
 #include "keys.h"
 #include "log.h"
 #include "opts.h"
-#include "peer.h"
 #include "proc.h"
 #include "server.h"
 #include "exitcode.h"
@@ -18,24 +18,23 @@
 /* Large (the trace buffer, the option lists): static, not on the stack. */
 static resp_opts opts;
 static resp_server server;
-static kd3_peer_config peer_cfg;
-static kd3_crypto crypto;
+static resp_settings settings;
 static kd3_transcript transcript;
 
-static void main_peer_config(const resp_opts *o, kd3_peer_config *cfg)
+static void main_settings(const resp_opts *o, resp_settings *set)
 {
-	cfg->role = KD3_ROLE_RESPONDER;
-	cfg->suites_allowed = o->suites;
-	cfg->forward_secret = o->require_fs ? 1 : 0;
-	cfg->rekey_records = o->rekey_messages;
-	cfg->rekey_bytes = o->rekey_bytes;
-	cfg->rekey_ms = o->rekey_seconds * 1000u;
-	cfg->reveal_keys = o->reveal_keys && o->transcript[0] ? 1 : 0;
+	set->suites = o->suites;
+	set->require_fs = o->require_fs ? 1 : 0;
+	set->rekey_records = o->rekey_messages;
+	set->rekey_bytes = o->rekey_bytes;
+	set->rekey_seconds = o->rekey_seconds;
+	set->reveal_keys = o->reveal_keys && o->transcript[0] ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
 	char err[512];
+	kd3_key *key = NULL;
 	int done = 0;
 	int opened = 0;
 	int code = KD3_EXIT_USAGE;
@@ -54,12 +53,8 @@ int main(int argc, char **argv)
 	kd3_trace_enable(opts.trace);
 
 	code = KD3_EXIT_RUNTIME;
-	if ((ret = kd3_crypto_init(&crypto, "kd3 responder", 1)) != KD3_OK) {
-		kd3_log_error("cannot set up the crypto library: %s", kd3_strerror(ret));
-		goto out;
-	}
-	main_peer_config(&opts, &peer_cfg);
-	ret = resp_keys_load(opts.keyfile, opts.name, &crypto, &peer_cfg, err, sizeof(err));
+	main_settings(&opts, &settings);
+	ret = resp_keys_load(opts.keyfile, opts.name, &key, err, sizeof(err));
 	if (ret != KD3_OK) {
 		kd3_log_error("%s", err);
 		code = KD3_EXIT_USAGE;
@@ -79,7 +74,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	opened = 1;
-	if (resp_server_open(&server, &opts, &crypto, &peer_cfg,
+	settings.key = key;
+	if (resp_server_open(&server, &opts, &settings, kd3_key_principal(key),
 	                     opts.transcript[0] ? &transcript : NULL) != KD3_OK)
 		goto out;
 	code = resp_server_run(&server) == KD3_OK ? KD3_EXIT_OK : KD3_EXIT_RUNTIME;
@@ -87,7 +83,6 @@ out:
 	if (opened)
 		resp_server_close(&server);
 	kd3_transcript_close(&transcript, code);
-	kd3_wipe(&peer_cfg, sizeof(peer_cfg));
-	kd3_crypto_free(&crypto);
+	kd3_key_free(key);
 	return code;
 }

@@ -12,18 +12,17 @@
 
 #include "session_int.h"
 
-/* The frames a state-machine call wrote for the initiator (see resp_out_end). */
-void resp_report_frames_out(resp_session *s, const uint8_t *p, size_t len, int last_inner);
-/* One frame received, as it came (records: the copy taken before opening). */
-void resp_report_frame_in(resp_session *s, const char *dir, const uint8_t *copy, size_t len,
-                          int inner, long generation);
+/* The session's observer (kd3_session_set_observer): frames to and from the initiator
+ * to the trace and the transcript, the session line and key updates to the transcript
+ * and the JSON events, and what the log lines need into the session. */
+void resp_note(void *ctx, const kd3_note *n);
+/* An answer from a KDC, as it came (given to the session or not). */
+void resp_report_kdc_reply(resp_session *s, const uint8_t *p, size_t len);
 /* The M2 as sent to a KDC (each datagram, or once over TCP). */
 void resp_report_frame_to_kdc(resp_kdcx *x, const char *kdc_addr);
 /* A handshake step ("M1 received", "M2 sent", "M3 received", "M4 sent",
  * "FINISHED received"): JSON only. */
 void resp_report_step(resp_session *s, const char *step);
-void resp_report_established(resp_session *s);
-void resp_report_key_update(resp_session *s, const char *direction);
 void resp_report_sent(resp_session *s, size_t size);
 /* --exec: a message handed to CMD (its size only). */
 void resp_report_received(resp_session *s, size_t size);

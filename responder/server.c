@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "err.h"
 #include "log.h"
 
@@ -73,18 +74,18 @@ static void server_ready_line(resp_server *srv)
 	if (getsockname(srv->listen.fd, (struct sockaddr *)&bound.ss, &bound.len) != 0)
 		bound = srv->opts->listen_addr;
 	kd3_addr_format(&bound, addr, sizeof(addr));
-	kd3_log_info("listening on %s as %s", addr, srv->ctx.pcfg->self);
+	kd3_log_info("listening on %s as %s", addr, srv->ctx.self);
 }
 
-int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
-                     const kd3_peer_config *pcfg, struct kd3_transcript *transcript)
+int resp_server_open(resp_server *srv, const resp_opts *o, const resp_settings *set,
+                     const char *self, struct kd3_transcript *transcript)
 {
 	int ret;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->opts = o;
-	srv->ctx.crypto = c;
-	srv->ctx.pcfg = pcfg;
+	srv->ctx.set = set;
+	srv->ctx.self = self;
 	srv->ctx.transcript = transcript;
 	srv->ctx.json = o->json;
 	srv->ctx.start_us = kd3_now_us();
@@ -142,5 +143,5 @@ void resp_server_close(resp_server *srv)
 	if (srv->ctx.epfd >= 0)
 		close(srv->ctx.epfd);
 	srv->ctx.epfd = -1;
-	kd3_wipe(srv->ctx.trace_copy, sizeof(srv->ctx.trace_copy));
+	kd3_wipe(srv->ctx.msg, sizeof(srv->ctx.msg));
 }

@@ -65,8 +65,8 @@ typedef struct resp_server {
 
 /* KD3_OK, or KD3_E_IO with the reason logged (cannot bind, ...). transcript: where
  * every session's frames are recorded, or NULL. */
-int resp_server_open(resp_server *srv, const resp_opts *o, kd3_crypto *c,
-                     const kd3_peer_config *pcfg, struct kd3_transcript *transcript);
+int resp_server_open(resp_server *srv, const resp_opts *o, const resp_settings *set,
+                     const char *self, struct kd3_transcript *transcript);
 /* Until stopped by a signal: KD3_OK; KD3_E_IO when the loop itself failed. */
 int resp_server_run(resp_server *srv);
 void resp_server_close(resp_server *srv);

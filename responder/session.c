@@ -8,12 +8,39 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "err.h"
 #include "report.h"
 #include "log.h"
+#include "trace.h"
 
 /* Bytes read from one socket per event before the loop serves the others. */
 #define SESSION_READ_BUDGET (256u * 1024u)
+
+/* The session's protocol object, set up as the options say. */
+static int session_start(resp_session *s)
+{
+	const resp_settings *set = s->ctx->set;
+	int want_bytes = kd3_trace_enabled() || s->ctx->transcript;
+
+	int ret = kd3_session_new_responder(&s->ks, set->key);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_suites(s->ks, set->suites);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_forward_secret(s->ks, set->require_fs);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_rekey(s->ks, set->rekey_records, set->rekey_bytes,
+		                            set->rekey_seconds * 1000u);
+	/* The notes' frame bytes cost a 16 KiB copy per session: only for a trace or a
+	 * transcript. */
+	if (ret == KD3_OK)
+		ret = kd3_session_set_observe_bytes(s->ks, want_bytes);
+	if (ret == KD3_OK)
+		ret = kd3_session_set_observer(s->ks, resp_note, s);
+	if (ret == KD3_OK && set->reveal_keys)
+		ret = kd3_session_set_reveal_keys(s->ks, 1);
+	return ret;
+}
 
 resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_addr *from,
                                uint64_t now)
@@ -31,12 +58,11 @@ resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_add
 	kd3_addr_format(from, s->addr, sizeof(s->addr));
 	resp_watch_init(&s->sock, RESP_W_PEER, s);
 	s->sock.fd = fd;
-	kd3_stream_init(&s->in);
 	resp_outq_init(&s->out);
 	resp_kdcx_init(&s->kdc, id, ctx->kdcs, ctx->nkdcs, ctx->kdc_timeout_ms, s);
 	resp_child_init(&s->child, s);
 	s->hs_deadline = now + ctx->handshake_ms;
-	ret = kd3_peer_init(&s->peer, ctx->pcfg, ctx->crypto, kd3_crypto_rng, ctx->crypto);
+	ret = session_start(s);
 	if (ret == KD3_OK)
 		ret = resp_watch_set(ctx->epfd, &s->sock, EPOLLIN);
 	if (ret != KD3_OK) {
@@ -55,8 +81,7 @@ void resp_session_free(resp_session *s)
 	resp_watch_close(s->ctx->epfd, &s->sock);
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd);
 	resp_child_release(&s->child, s->ctx->epfd, 1);
-	kd3_peer_free(&s->peer);
-	kd3_stream_wipe(&s->in);
+	kd3_session_free(s->ks);
 	resp_outq_free(&s->out);
 	kd3_wipe(s, sizeof(*s));
 	free(s);
@@ -69,7 +94,7 @@ int resp_session_dead(const resp_session *s)
 
 const char *resp_session_peer_name(const resp_session *s)
 {
-	return s->peer.peer_id[0] ? s->peer.peer_id : NULL;
+	return s->established ? s->peer_name : kd3_session_peer_claim(s->ks);
 }
 
 /* The one closed/failed line of a session. The initiator's name is only a claim until
@@ -133,12 +158,6 @@ void resp_session_drop(resp_session *s, int err, const char *why)
 	session_close_now(s);
 }
 
-void resp_session_expire(resp_session *s, uint64_t now)
-{
-	resp_out_close(s, KD3_E_EXPIRED, kd3_strerror(KD3_E_EXPIRED), now);
-	resp_session_finish(s, KD3_E_EXPIRED, NULL, now);
-}
-
 /* ---- the socket --------------------------------------------------------------- */
 
 static void session_read(resp_session *s, uint64_t now)
@@ -147,13 +166,13 @@ static void session_read(resp_session *s, uint64_t now)
 	char why[128];
 
 	while (s->phase == RESP_ACTIVE && !s->in_paused && !s->peer_eof && budget > 0) {
-		size_t room = 0;
-		uint8_t *at = kd3_stream_space(&s->in, &room);
-		if (room == 0) { /* cannot happen: a whole frame always fits and is consumed */
-			resp_session_drop(s, KD3_E_NO_SPACE, NULL);
-			return;
+		if (s->in_off < s->in_len) { /* bytes the session did not take yet come first */
+			resp_proto_frames(s, now);
+			if (s->in_off < s->in_len)
+				return; /* it holds a message for a reader that is behind */
+			continue;
 		}
-		ssize_t n = recv(s->sock.fd, at, room, 0);
+		ssize_t n = recv(s->sock.fd, s->in, sizeof(s->in), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -168,7 +187,9 @@ static void session_read(resp_session *s, uint64_t now)
 			resp_proto_eof(s, now);
 			return;
 		}
-		kd3_stream_added(&s->in, (size_t)n);
+		s->in_off = 0;
+		s->in_len = (size_t)n;
+		s->got_bytes = 1;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		resp_proto_frames(s, now);
 	}
@@ -302,16 +323,19 @@ uint64_t resp_session_deadline(const resp_session *s)
 	d = earliest(d, s->kdc.deadline);
 	d = earliest(d, s->child.reap_deadline);
 	d = earliest(d, s->child.out_deadline);
-	if (s->peer.state == KD3_PS_ESTABLISHED)
-		d = earliest(d, s->peer.expires_ms);
+	if (s->established && kd3_session_state(s->ks) == KD3_STATE_ESTABLISHED)
+		d = earliest(d, s->expires_ms);
 	return d;
 }
 
 static void session_handshake_timeout(resp_session *s, uint64_t now)
 {
 	char why[96];
-	snprintf(why, sizeof(why), "handshake timed out (in %s)",
-	         kd3_peer_state_name(s->peer.state));
+	/* The step it waited for, in the state machine's words (docs/PROTOCOL.md). */
+	const char *step = !s->kdc_asked                      ? "WAIT_M1"
+	                   : s->kdc_asked && !s->kdc_answered ? "WAIT_M3"
+	                                                      : "WAIT_FINISHED";
+	snprintf(why, sizeof(why), "handshake timed out (in %s)", step);
 	resp_out_close(s, KD3_E_TIMEOUT, "handshake timed out", now);
 	resp_session_finish(s, KD3_E_TIMEOUT, why, now);
 }
@@ -332,8 +356,8 @@ void resp_session_on_timer(resp_session *s, uint64_t now)
 		                    now);
 	if (s->phase == RESP_ACTIVE && s->kdc.deadline && now >= s->kdc.deadline)
 		resp_proto_kdc_result(s, resp_kdcx_on_timer(&s->kdc, s->ctx->epfd, now), now);
-	if (s->phase == RESP_ACTIVE && kd3_peer_check_expiry(&s->peer, now) == KD3_E_EXPIRED)
-		resp_session_expire(s, now);
+	if (s->phase == RESP_ACTIVE && s->established && s->expires_ms && now >= s->expires_ms)
+		resp_proto_tick(s, now);
 	if (s->phase == RESP_ACTIVE && s->has_child)
 		resp_exec_on_timer(s, now);
 	resp_session_sync(s, now);
@@ -354,7 +378,7 @@ void resp_session_stop(resp_session *s, uint64_t now)
 {
 	if (s->phase != RESP_ACTIVE)
 		return;
-	if (s->peer.state == KD3_PS_ESTABLISHED)
+	if (kd3_session_state(s->ks) == KD3_STATE_ESTABLISHED)
 		resp_out_close(s, KD3_CLOSE_NORMAL, "responder stopping", now);
 	else
 		resp_out_close(s, KD3_E_BUSY, "responder stopping", now);

@@ -1,7 +1,7 @@
 /* responder: one initiator's session, driven by the server's epoll loop.
  *
- * A session owns its TCP socket, a kd3_peer (role responder), the bytes gathered
- * from the socket (kd3_stream), its output queue, its exchange with the KDC and, with
+ * A session owns its TCP socket, a kd3_session (libkd3, role responder), the bytes read
+ * from the socket and not taken yet, its output queue, its exchange with the KDC and, with
  * --exec, its child. Nothing in it blocks: each call handles what is ready and
  * returns. Every wait has a deadline (resp_session_deadline): the handshake, the
  * KDC's retransmits, the key lifetime, the final flush. When the session is over it

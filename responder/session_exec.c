@@ -22,8 +22,8 @@ void resp_exec_start(resp_session *s, uint64_t now)
 {
 	char err[160];
 
-	if (resp_child_spawn(&s->child, s->ctx->exec_cmd, s->peer.peer_id, s->id, err,
-	                     sizeof(err)) != KD3_OK) {
+	if (resp_child_spawn(&s->child, s->ctx->exec_cmd, s->peer_name, s->id, err, sizeof(err)) !=
+	    KD3_OK) {
 		kd3_log_error("session %llu: cannot start the command: %s",
 		              (unsigned long long)s->id, err);
 		resp_out_close(s, KD3_E_INTERNAL, "responder could not start its command", now);
@@ -76,7 +76,7 @@ static void exec_child_done(resp_session *s, uint64_t now)
 		kd3_log_info("session %llu: command %s", (unsigned long long)s->id, desc);
 	snprintf(text, sizeof(text), "command %s", desc);
 	resp_out_close(s, not_started ? KD3_E_INTERNAL : KD3_CLOSE_NORMAL, text, now);
-	if (s->phase == RESP_ACTIVE && s->peer.state == KD3_PS_CLOSED)
+	if (s->phase == RESP_ACTIVE && kd3_session_state(s->ks) == KD3_STATE_CLOSED)
 		resp_session_finish(s, KD3_OK, text, now);
 	/* else: the initiator's CLOSE comes next (bounded by close_deadline) */
 }
