@@ -14,6 +14,7 @@
 #include "trace.h"
 
 static void proto_after_input(resp_session *s, uint64_t now);
+static void proto_mark_established(resp_session *s);
 
 /* What the session found, in its own words when they say more than the code's text
  * (an M1 our settings refused, bytes that are not kd3 frames), naming the option
@@ -39,6 +40,8 @@ static void proto_failed(resp_session *s, int err, uint64_t now)
 {
 	char why[640];
 
+	if (s->just_established) /* FINISHED, then a bad frame in the same bytes */
+		proto_mark_established(s);
 	if (err == KD3_E_PEER_ERROR && s->peer_error)
 		snprintf(why, sizeof(why), "%s sent ERROR %s (%s)",
 		         s->peer_error_kdc ? "KDC" : "initiator",
@@ -157,10 +160,13 @@ static void proto_ask_kdc(resp_session *s, size_t m2_len, uint64_t now)
 	resp_proto_kdc_result(s, r, now);
 }
 
-static void proto_established(resp_session *s, uint64_t now)
+/* FINISHED verified: the peer is who the KDC vouched for. Logged even when the bytes
+ * that came with FINISHED then failed the session, so that its end names the peer. */
+static void proto_mark_established(resp_session *s)
 {
 	kd3_stats st;
 
+	s->just_established = 0;
 	s->hs_deadline = 0;
 	s->established = 1;
 	if (kd3_session_stats(s->ks, &st) == KD3_OK)
@@ -172,6 +178,11 @@ static void proto_established(resp_session *s, uint64_t now)
 		kd3_trace_note("session %llu established: suite %s, forward secrecy %s",
 		               (unsigned long long)s->id, kd3_suite_name((uint8_t)s->suite),
 		               s->fs ? "on" : "off");
+}
+
+static void proto_established(resp_session *s, uint64_t now)
+{
+	proto_mark_established(s);
 	if (s->ctx->exec_cmd)
 		resp_exec_start(s, now);
 }
@@ -183,10 +194,8 @@ static void proto_after_input(resp_session *s, uint64_t now)
 	if (!s->kdc_asked && s->phase == RESP_ACTIVE &&
 	    kd3_session_kdc_request(s->ks, s->kdc.m2, sizeof(s->kdc.m2), &m2_len) == KD3_OK)
 		proto_ask_kdc(s, m2_len, now);
-	if (s->just_established && s->phase == RESP_ACTIVE) {
-		s->just_established = 0;
+	if (s->just_established && s->phase == RESP_ACTIVE)
 		proto_established(s, now);
-	}
 }
 
 /* Default mode: one line on stdout per DATA, through the outlet (never blocks). When

@@ -228,6 +228,12 @@ static int plan_rule(adv_ctx *ctx, const adv_rule *r, const adv_seen *seen, cons
 		p->hold = 1;
 		snprintf(detail, DETAIL_MAX, "held, to go after the next frame");
 		return 0;
+	case ADV_A_JOIN:
+		p->hold = 1;
+		p->join = seen->transport == ADV_TCP; /* datagrams stay apart: a reorder */
+		snprintf(detail, DETAIL_MAX, "held, to go %s the next frame%s",
+		         p->join ? "with" : "after", p->join ? " in one write" : "");
+		return 0;
 	case ADV_A_REFLECT:
 		emit(p, 1, frame, len, 0);
 		snprintf(detail, DETAIL_MAX, "reflected to its sender");

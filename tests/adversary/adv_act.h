@@ -38,6 +38,7 @@ typedef struct adv_plan {
 	adv_emit emit[3];
 	int n;
 	int hold; /* reorder: keep the frame until the next one in its direction has gone */
+	int join; /* with hold: it goes first, in the same write as the next one */
 	int cut;  /* cut the connection once the pieces are out (TCP) */
 } adv_plan;
 

@@ -16,6 +16,7 @@ struct adv_piece {
 	uint64_t due_ms;
 	size_t len, off;
 	int cut_after; /* the link ends once this piece is out */
+	int join;      /* held: goes before the next frame, in one piece with it */
 	uint8_t data[];
 };
 
@@ -115,32 +116,68 @@ void adv_link_close(adv_link *l)
 	l->used = 0;
 }
 
+/* join: the held frame and this frame's first piece forward, as one piece (one send).
+ * 1 when that piece was queued in its place. */
+static int enqueue_joined(adv_side *to, adv_piece *held, const adv_plan *plan, int *first)
+{
+	for (int i = 0; i < plan->n; i++) {
+		const adv_emit *e = &plan->emit[i];
+		if (e->back)
+			continue;
+		uint8_t *both = malloc(held->len + e->len);
+		if (!both) {
+			kd3_log_error("out of memory: a frame is lost");
+			return 0;
+		}
+		memcpy(both, held->data, held->len);
+		memcpy(both + held->len, e->p, e->len);
+		adv_piece *pc = enqueue(to, both, held->len + e->len, held->due_ms);
+		free(both);
+		if (pc)
+			*first = i;
+		return pc != NULL;
+	}
+	enqueue(to, held->data, held->len, held->due_ms); /* this frame is not forwarded */
+	return 1;
+}
+
 /* Runs one frame from side k through the rules and queues what the plan sends. */
 static void handle_frame(adv_ctx *ctx, adv_link *l, int k, const uint8_t *frame, size_t len,
                          uint64_t now)
 {
 	adv_side *from = &l->s[k], *to = &l->s[1 - k];
 	int dir = k == 0 ? l->dir0 : adv_dir_back(l->dir0);
-	adv_piece *last = NULL;
+	adv_piece *last = NULL, *was_held = from->held;
+	int joined = -1; /* the emit already queued with the held frame */
 	adv_plan plan;
 
 	if (adv_kind_of(frame, len) == ADV_K_RECORD)
 		from->records++;
 	adv_see(ctx, dir, l->transport, frame, len, from->records, &plan);
+	from->held = NULL;
+	if (was_held && was_held->join) { /* before this frame, in the same write */
+		enqueue_joined(to, was_held, &plan, &joined);
+		last = joined >= 0 ? to->tail : NULL;
+		free(was_held);
+		was_held = NULL;
+	}
 	for (int i = 0; i < plan.n; i++) {
 		adv_emit *e = &plan.emit[i];
+		if (i == joined)
+			continue;
 		adv_piece *pc = enqueue(e->back ? from : to, e->p, e->len, now + e->delay_ms);
 		if (pc && !e->back)
 			last = pc;
 	}
-	adv_piece *was_held = from->held;
-	from->held = NULL;
 	if (was_held) { /* "after the next frame": this one's pieces went first */
 		enqueue(to, was_held->data, was_held->len, now);
 		free(was_held);
 	}
-	if (plan.hold)
+	if (plan.hold) {
 		from->held = piece_new(frame, len, now);
+		if (from->held)
+			from->held->join = plan.join;
+	}
 	if (plan.cut && last)
 		last->cut_after = 1;
 	else if (plan.cut)

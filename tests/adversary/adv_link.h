@@ -31,7 +31,7 @@ typedef struct adv_side {
 	unsigned records;       /* records read from it */
 	adv_piece *head, *tail; /* to send to this side */
 	size_t queued;
-	adv_piece *held; /* reorder: a frame from this side waiting for the next */
+	adv_piece *held; /* reorder, join: a frame from this side waiting for the next */
 } adv_side;
 
 typedef struct adv_link {

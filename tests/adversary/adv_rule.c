@@ -24,6 +24,7 @@ static const action_word actions[] = {
     {"delay", ADV_A_DELAY, 1, 0},
     {"duplicate", ADV_A_DUPLICATE, 1, 1},
     {"reorder", ADV_A_REORDER, 0, 0},
+    {"join", ADV_A_JOIN, 0, 0},
     {"replay", ADV_A_REPLAY, 1, 0},
     {"replace", ADV_A_REPLACE, 1, 0},
     {"answer", ADV_A_ANSWER, 1, 0},

@@ -12,6 +12,9 @@
  *           | delay MS               forward it after MS ms (later frames wait behind it)
  *           | duplicate [MS]         forward it twice (the copy MS ms later)
  *           | reorder                hold it; forward it right after the next frame
+ *           | join                   hold it; forward it and the next frame in one write
+ *                                    (the receiver reads both at once, as when a network
+ *                                    coalesces segments)
  *           | replay SRC             forward it, then SRC
  *           | replace SRC            forward SRC instead
  *           | answer SRC             forward nothing; send SRC back to its sender
@@ -46,6 +49,7 @@ enum {
 	ADV_A_DELAY,
 	ADV_A_DUPLICATE,
 	ADV_A_REORDER,
+	ADV_A_JOIN,
 	ADV_A_REPLAY,
 	ADV_A_REPLACE,
 	ADV_A_ANSWER,

@@ -71,6 +71,18 @@ class Records(AdvTest):
         net = self.refused_by_responder("record_flipped", CODE_RAUTH, T_RAUTH, kept=1)
         net.adv.fired(1, r"I->R/tcp RECORD#3: flipped bit -1 \(1 bytes changed\)$")
 
+    def test_bad_record_read_with_finished(self):
+        """FINISHED and line 1's record (its tag flipped) in one write: the responder
+        reads both at once. FINISHED established the session, so its end names alice
+        ("with alice", not "claiming alice"); nothing is delivered. (CI's ASan run found
+        this: the reflected test's FINISHED and next record came in one read.)"""
+        net = self.refused_by_responder("finished_joined_flipped", CODE_RAUTH, T_RAUTH,
+                                        kept=0)
+        net.adv.fired(1, r"I->R/tcp FINISHED#1: held, to go with the next frame in one "
+                         r"write$")
+        net.adv.fired(2, r"I->R/tcp RECORD#2: flipped bit -1 \(1 bytes changed\)$")
+        net.resp_log("session 1 with alice established")
+
     def test_record_reflected(self):
         """Line 1's record (I->R seq 1) sent back to the initiator, which expects R's seq
         0: out of sequence (the seq is checked before the tag): exit 4. The responder never
