@@ -53,7 +53,6 @@ struct kd3_session {
 	uint64_t now_ms; /* the latest time the caller gave */
 	char err_text[KD3_LIB_ERRTEXT_MAX];
 
-	kd3_stream rx;   /* bytes from the peer, gathered into frames */
 	size_t held_len; /* > 0: a DATA frame at the front of rx, not read yet */
 	kd3_view held;   /* its plaintext, inside rx */
 	int peer_closed; /* the peer's CLOSE came */
@@ -61,12 +60,8 @@ struct kd3_session {
 	char close_text[KD3_LIB_ERRTEXT_MAX]; /* a CLOSE with another reason: what it said */
 	char claim[KD3_NAME_MAX + 1];         /* R: the initiator's name as M1 claims it */
 
-	uint8_t tx[KD3_LIB_TX_CAP]; /* bytes for the peer: tx[tx_off..tx_len) */
 	size_t tx_off, tx_len;
-
-	uint8_t kdc_req[KD3_LIB_M2_MAX]; /* R: M2, kept for retransmission */
 	size_t kdc_req_len;
-	uint8_t kdc_reply[KD3_LIB_KDC_REPLY_MAX]; /* R: the KDC's answer, opened in place */
 
 	kd3_observer observer; /* observe.c; NULL: none */
 	void *observer_ctx;
@@ -76,6 +71,14 @@ struct kd3_session {
 	uint8_t watch_type;  /* the frame in's type */
 	size_t watch_len;
 	long watch_generation; /* the key generation a record in opens under */
+
+	/* The buffers, last: session_new zeroes everything before them and not them (only
+	 * what was written is ever read), so that a session holds in memory the pages it
+	 * used, not 35 KiB of zeros: an idle session costs a few pages. */
+	uint8_t tx[KD3_LIB_TX_CAP];      /* bytes for the peer: tx[tx_off..tx_len) */
+	uint8_t kdc_req[KD3_LIB_M2_MAX]; /* R: M2, kept for retransmission */
+	uint8_t kdc_reply[KD3_LIB_KDC_REPLY_MAX]; /* R: the KDC's answer, opened in place */
+	kd3_stream rx; /* bytes from the peer, gathered into frames (its length last) */
 };
 
 /* The output buffer (session.c): its free room, a writer over it, and the frames that

@@ -2,6 +2,7 @@
  * from the peer are gathered into frames (kd3_stream); a DATA frame stays in the stream
  * until the caller reads it, so the library never holds more than one frame of input
  * and three of output. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,9 +110,10 @@ static int check_expiry(kd3_session *s, uint64_t now_ms)
 
 static int session_new(kd3_session **out, const kd3_key *key, kd3_role role)
 {
-	kd3_session *s = calloc(1, sizeof(*s));
+	kd3_session *s = malloc(sizeof(*s));
 	if (!s)
 		return KD3_E_NOMEM;
+	memset(s, 0, offsetof(kd3_session, tx)); /* the buffers stay untouched (lib.h) */
 	int ret = kd3_crypto_init(&s->crypto, "libkd3 session", 1);
 	if (ret != KD3_OK) {
 		kd3_session_free(s);

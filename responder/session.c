@@ -60,9 +60,10 @@ resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_add
 	s->sock.fd = fd;
 	resp_outq_init(&s->out);
 	resp_kdcx_init(&s->kdc, id, ctx->kdcs, ctx->nkdcs, ctx->kdc_timeout_ms, s);
-	resp_child_init(&s->child, s);
+	if (ctx->exec_cmd && (s->child = malloc(sizeof(*s->child))) != NULL)
+		resp_child_init(s->child, s);
 	s->hs_deadline = now + ctx->handshake_ms;
-	ret = session_start(s);
+	ret = ctx->exec_cmd && !s->child ? KD3_E_NOMEM : session_start(s);
 	if (ret == KD3_OK)
 		ret = resp_watch_set(ctx->epfd, &s->sock, EPOLLIN);
 	if (ret != KD3_OK) {
@@ -80,7 +81,11 @@ void resp_session_free(resp_session *s)
 {
 	resp_watch_close(s->ctx->epfd, &s->sock);
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd);
-	resp_child_release(&s->child, s->ctx->epfd, 1);
+	if (s->child) {
+		resp_child_release(s->child, s->ctx->epfd, 1);
+		kd3_wipe(s->child, sizeof(*s->child));
+		free(s->child);
+	}
 	kd3_session_free(s->ks);
 	resp_outq_free(&s->out);
 	kd3_wipe(s, sizeof(*s));
@@ -128,9 +133,10 @@ static void session_release(resp_session *s)
 {
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd);
 	if (s->has_child)
-		resp_child_release(&s->child, s->ctx->epfd, 1);
+		resp_child_release(s->child, s->ctx->epfd, 1);
 	s->hs_deadline = s->close_deadline = 0;
-	s->child.reap_deadline = s->child.out_deadline = 0;
+	if (s->child)
+		s->child->reap_deadline = s->child->out_deadline = 0;
 }
 
 void resp_session_finish(resp_session *s, int err, const char *why, uint64_t now)
@@ -321,8 +327,10 @@ uint64_t resp_session_deadline(const resp_session *s)
 	d = earliest(d, s->hs_deadline);
 	d = earliest(d, s->close_deadline);
 	d = earliest(d, s->kdc.deadline);
-	d = earliest(d, s->child.reap_deadline);
-	d = earliest(d, s->child.out_deadline);
+	if (s->child) {
+		d = earliest(d, s->child->reap_deadline);
+		d = earliest(d, s->child->out_deadline);
+	}
 	if (s->established && kd3_session_state(s->ks) == KD3_STATE_ESTABLISHED)
 		d = earliest(d, s->expires_ms);
 	return d;
@@ -394,7 +402,7 @@ void resp_session_abort(resp_session *s)
 
 pid_t resp_session_live_child(const resp_session *s)
 {
-	return s->has_child && s->child.pid > 0 && !s->child.exited ? s->child.pid : 0;
+	return s->has_child && s->child->pid > 0 && !s->child->exited ? s->child->pid : 0;
 }
 
 /* ---- the server's list ------------------------------------------------------------ */

@@ -22,7 +22,7 @@ void resp_exec_start(resp_session *s, uint64_t now)
 {
 	char err[160];
 
-	if (resp_child_spawn(&s->child, s->ctx->exec_cmd, s->peer_name, s->id, err, sizeof(err)) !=
+	if (resp_child_spawn(s->child, s->ctx->exec_cmd, s->peer_name, s->id, err, sizeof(err)) !=
 	    KD3_OK) {
 		kd3_log_error("session %llu: cannot start the command: %s",
 		              (unsigned long long)s->id, err);
@@ -32,12 +32,12 @@ void resp_exec_start(resp_session *s, uint64_t now)
 	}
 	s->has_child = 1;
 	kd3_log_info("session %llu: command started (pid %d)", (unsigned long long)s->id,
-	             (int)s->child.pid);
+	             (int)s->child->pid);
 }
 
 void resp_exec_deliver(resp_session *s, kd3_view data)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 
 	if (!s->has_child || c->in.fd < 0) {
 		kd3_log_debug("session %llu: the command's stdin is closed; DATA dropped",
@@ -55,13 +55,13 @@ void resp_exec_deliver(resp_session *s, kd3_view data)
 
 void resp_exec_peer_closed(resp_session *s)
 {
-	s->child.close_in = 1; /* once its pending input is written (resp_exec_sync) */
+	s->child->close_in = 1; /* once its pending input is written (resp_exec_sync) */
 }
 
 /* The child's stdout ended and it exited (or did not within RESP_REAP_WAIT_MS). */
 static void exec_child_done(resp_session *s, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 	char desc[64], text[96];
 
 	c->reap_deadline = 0;
@@ -83,7 +83,7 @@ static void exec_child_done(resp_session *s, uint64_t now)
 
 static void exec_stdout_eof(resp_session *s, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 	kd3_view line;
 
 	while (s->phase == RESP_ACTIVE && resp_linebuf_rest(&c->lines, &line))
@@ -101,7 +101,7 @@ static void exec_stdout_eof(resp_session *s, uint64_t now)
 
 static void exec_read(resp_session *s, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 	size_t budget = EXEC_READ_BUDGET;
 	kd3_view line;
 
@@ -129,7 +129,7 @@ void resp_exec_on_event(resp_session *s, resp_watch *w, uint64_t now)
 {
 	if (s->phase != RESP_ACTIVE || !s->has_child)
 		return;
-	if (w == &s->child.out)
+	if (w == &s->child->out)
 		exec_read(s, now);
 	/* the child's stdin is written in resp_exec_sync */
 }
@@ -138,7 +138,7 @@ void resp_exec_on_event(resp_session *s, resp_watch *w, uint64_t now)
  * closed and everything is written. */
 static void exec_write(resp_session *s)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 	int sys_err = 0;
 
 	if (c->in.fd >= 0 && resp_outq_pending(&c->inq) > 0 &&
@@ -155,7 +155,7 @@ static void exec_write(resp_session *s)
 
 void resp_exec_sync(resp_session *s, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 	int epfd = s->ctx->epfd;
 
 	if (s->phase != RESP_ACTIVE)
@@ -180,7 +180,7 @@ void resp_exec_sync(resp_session *s, uint64_t now)
  * process group, CLOSE. */
 static void exec_stdout_abandon(resp_session *s, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 
 	c->out_deadline = 0;
 	exec_read(s, now);
@@ -197,15 +197,15 @@ static void exec_stdout_abandon(resp_session *s, uint64_t now)
 
 void resp_exec_on_timer(resp_session *s, uint64_t now)
 {
-	if (s->child.reap_deadline && now >= s->child.reap_deadline)
+	if (s->child->reap_deadline && now >= s->child->reap_deadline)
 		exec_child_done(s, now); /* stdout ended but it has not exited: CLOSE anyway */
-	if (s->phase == RESP_ACTIVE && s->child.out_deadline && now >= s->child.out_deadline)
+	if (s->phase == RESP_ACTIVE && s->child->out_deadline && now >= s->child->out_deadline)
 		exec_stdout_abandon(s, now);
 }
 
 int resp_session_child_exited(resp_session *s, pid_t pid, int status, uint64_t now)
 {
-	resp_child *c = &s->child;
+	resp_child *c = s->child;
 
 	if (!s->has_child || c->pid != pid || c->exited)
 		return 0;

@@ -87,7 +87,7 @@ struct resp_session {
 
 	resp_kdcx kdc;
 	int has_child;
-	resp_child child;
+	resp_child *child; /* --exec only (16 KiB: its line buffer), NULL otherwise */
 };
 
 /* session.c */
