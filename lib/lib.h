@@ -75,8 +75,8 @@ struct kd3_session {
 	/* The buffers, last: session_new zeroes everything before them and not them (only
 	 * what was written is ever read), so that a session holds in memory the pages it
 	 * used, not 35 KiB of zeros: an idle session costs a few pages. */
-	uint8_t tx[KD3_LIB_TX_CAP];      /* bytes for the peer: tx[tx_off..tx_len) */
-	uint8_t kdc_req[KD3_LIB_M2_MAX]; /* R: M2, kept for retransmission */
+	uint8_t tx[KD3_LIB_TX_CAP];               /* bytes for the peer: tx[tx_off..tx_len) */
+	uint8_t kdc_req[KD3_LIB_M2_MAX];          /* R: M2, kept for retransmission */
 	uint8_t kdc_reply[KD3_LIB_KDC_REPLY_MAX]; /* R: the KDC's answer, opened in place */
 	kd3_stream rx; /* bytes from the peer, gathered into frames (its length last) */
 };
