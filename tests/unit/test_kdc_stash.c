@@ -124,6 +124,14 @@ static char *read_text(const char *path)
 	return buf;
 }
 
+/* A copy of text that must fit whole in dst[cap] (a cut copy would compare wrong). */
+static void keep_text(char *dst, size_t cap, const char *text)
+{
+	size_t n = strlen(text);
+	assert_true(n < cap);
+	memcpy(dst, text, n + 1);
+}
+
 /* The whole content, keys opened, as one string (to compare two databases). */
 static int snap_row(void *ctx, const kdc_db_principal *p)
 {
@@ -268,7 +276,7 @@ static void test_stash_refused(void **state)
 	char saved[4096], link_path[256];
 	(void)state;
 	realm_with_principals();
-	snprintf(saved, sizeof(saved), "%s", read_text(stash_path));
+	keep_text(saved, sizeof(saved), read_text(stash_path));
 	file_digest(db_path, before);
 
 	chmod(stash_path, 0640);
@@ -387,7 +395,7 @@ static void test_sealed_blob_moved(void **state)
 	assert_int_equal(kdc_cmd_dump(cmd("/dev/null/x", NULL)), KD3_E_BLOB_AUTH);
 	/* rekey-master stops at the bad row, and the database keeps its old master key. */
 	char before[256];
-	snprintf(before, sizeof(before), "%s", read_text(stash_path));
+	keep_text(before, sizeof(before), read_text(stash_path));
 	assert_int_equal(kdc_cmd_rekey_master(cmd(NULL, NULL)), KD3_E_BLOB_AUTH);
 	assert_string_equal(read_text(stash_path), before);
 	assert_int_equal(kdc_cmd_export(cmd("bob", "bob2.key")), KD3_OK);
@@ -490,7 +498,7 @@ static void test_upgrade_crash(void **state)
 		assert_int_equal(stash_keys(stash_path), 1);
 	}
 	char stash_before[512];
-	snprintf(stash_before, sizeof(stash_before), "%s", read_text(stash_path));
+	keep_text(stash_before, sizeof(stash_before), read_text(stash_path));
 	assert_int_equal(kdc_cmd_upgrade(cmd(NULL, NULL)), KD3_OK);
 	assert_string_equal(read_text(stash_path), stash_before); /* the same master key */
 	assert_int_equal(kdc_cmd_export(cmd("alice", "alice.key")), KD3_OK);
@@ -526,7 +534,7 @@ static void test_rekey_master(void **state)
 	kdc_db_close(&reader);
 	kd3_keyfile_wipe(&kf);
 	char old_text[512];
-	snprintf(old_text, sizeof(old_text), "%s", read_text(old_stash));
+	keep_text(old_text, sizeof(old_text), read_text(old_stash));
 	assert_string_not_equal(read_text(stash_path), old_text);
 	/* The old stash no longer opens the database. */
 	assert_int_equal(kdc_db_open(db_path, old_stash, 0, &db, err, sizeof(err)), KD3_E_KEYFILE);
@@ -679,7 +687,7 @@ static char *tampered(const char *dump, const char *array, int index, const char
 	else
 		cJSON_DeleteItemFromArray(cJSON_GetObjectItem(root, array), index);
 	char *text = cJSON_Print(root);
-	snprintf(out, sizeof(out), "%s", text);
+	keep_text(out, sizeof(out), text);
 	cJSON_free(text);
 	cJSON_Delete(root);
 	return out;
@@ -692,7 +700,7 @@ static void test_load_refuses(void **state)
 	realm_with_principals();
 	dump_to("backup.json", dump);
 	char good[1 << 16];
-	snprintf(good, sizeof(good), "%s", read_text(dump));
+	keep_text(good, sizeof(good), read_text(dump));
 
 	/* Altered anywhere: the MAC (or the blob's own tag) catches it. */
 	load_refused(tampered(dump, "principals", 1, "enabled", cJSON_CreateTrue()),
