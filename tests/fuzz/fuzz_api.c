@@ -102,8 +102,7 @@ static void extra_settings(kd3_session *s, int initiator, int watch, uint8_t ext
 	FUZZ_CHECK(ret == (initiator ? KD3_E_STATE : choice == 3 ? KD3_E_ARG : KD3_OK));
 }
 
-static kd3_session *make_session(int initiator, int fs, int watch, uint8_t extra,
-                                 fixed_rng *rng)
+static kd3_session *make_session(int initiator, int fs, int watch, uint8_t extra, fixed_rng *rng)
 {
 	uint8_t secret[32];
 	kd3_key *key = NULL;
@@ -179,6 +178,7 @@ static int close_with_reason(kd3_session *s, fuzz_in *in)
 static int one_late_op(kd3_session *s, fuzz_in *in, uint8_t op, uint64_t now)
 {
 	uint8_t n8 = 0;
+	int ret;
 
 	switch (op % 8) {
 	case 0:
@@ -190,7 +190,10 @@ static int one_late_op(kd3_session *s, fuzz_in *in, uint8_t op, uint64_t now)
 		return kd3_session_set_suites(s, n8);
 	case 3:
 		fuzz_u8(in, &n8);
-		return kd3_session_set_observe_bytes(s, n8 & 1);
+		ret = kd3_session_set_observe_bytes(s, n8 & 1);
+		if (ret == KD3_OK) /* before any byte: it took */
+			bytes_observed = n8 & 1;
+		return ret;
 	default:
 		return KD3_OK;
 	}
