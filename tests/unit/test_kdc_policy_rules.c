@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "conf.h"
 #include "err.h"
 #include "policy.h"
 
@@ -191,6 +193,54 @@ static void test_bad_rules(void **state)
 	assert_int_equal(p.rule[0].require_fs, 1);
 }
 
+/* kdc.conf as the KDC reads it: n "deny" and n "rule" lines (rule k allows p<k>->r
+ * with lifetime k*10, deny k refuses d<k>->r). */
+static int load_lines(size_t n, kd3_conf_list *deny, kd3_conf_list *rules)
+{
+	char path[] = "/tmp/kd3-policy-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "[kdc]\n");
+	for (size_t k = 1; k <= n; k++)
+		fprintf(f, "deny = d%zu->r\nrule = allow p%zu->r lifetime=%zu\n", k, k, k * 10);
+	fclose(f);
+	const kd3_option opts[] = {{"deny", KD3_OPT_LIST, deny, 0, 0, ""},
+	                           {"rule", KD3_OPT_LIST, rules, 0, 0, ""}};
+	memset(deny, 0, sizeof(*deny));
+	memset(rules, 0, sizeof(*rules));
+	int ret = kd3_conf_load(path, "kdc", opts, 2, err, sizeof(err));
+	unlink(path);
+	return ret;
+}
+
+/* docs/OPERATIONS.md section 4: at most 64 rule entries and 64 deny entries. All 64 of
+ * each are enforced (the last of each decides its pair); a 65th is refused with the
+ * line that holds it. */
+static void test_rule_limit(void **state)
+{
+	static kd3_conf_list deny, rules;
+	static kdc_policy p;
+	(void)state;
+	assert_int_equal(KD3_CONF_LIST_MAX, 64);
+	assert_int_equal(load_lines(64, &deny, &rules), KD3_OK);
+	assert_int_equal(kdc_policy_init(&p, &deny, 3600, err, sizeof(err)), KD3_OK);
+	assert_int_equal(kdc_policy_add_rules(&p, &rules, "deny", err, sizeof(err)), KD3_OK);
+	assert_int_equal(p.nrules, 128);
+	kdc_verdict v = decide(&p, "p64", "r", KD3_SUITE_CHACHAPOLY, 0);
+	assert_int_equal(v.err, KD3_OK);
+	assert_int_equal(v.lifetime, 640);
+	assert_string_equal(v.rule->label, "rule[64]");
+	v = decide(&p, "d64", "r", KD3_SUITE_CHACHAPOLY, 0);
+	assert_int_equal(v.err, KD3_E_POLICY_DENIED);
+	assert_string_equal(v.rule->label, "deny[64]");
+
+	assert_int_equal(load_lines(65, &deny, &rules), KD3_E_CONFIG);
+	assert_non_null(strstr(err, ":130: "));
+	assert_non_null(strstr(err, "too many items (max 64)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +250,7 @@ int main(void)
 	    cmocka_unit_test(test_deny_entries_come_first),
 	    cmocka_unit_test(test_forward_secrecy_and_suites),
 	    cmocka_unit_test(test_bad_rules),
+	    cmocka_unit_test(test_rule_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
