@@ -110,6 +110,20 @@ static void accept_shed(kdc_worker *w)
 		listen_pause(w);
 }
 
+/* Out of descriptors, every refused connection is counted and the count logged at most
+ * once a second (a burst of 1,000 connects once made 571 lines). kdc_tcp_expire logs
+ * what is left when the second is over. */
+static void fd_log(kdc_worker *w, uint64_t now_ms)
+{
+	if (!w->fd_unlogged || now_ms < w->fd_log_next_ms)
+		return;
+	kd3_log_error("worker %u: tcp: out of file descriptors: %u connection%s refused (one "
+	              "such line a second at most)",
+	              w->id, w->fd_unlogged, w->fd_unlogged == 1 ? "" : "s");
+	w->fd_unlogged = 0;
+	w->fd_log_next_ms = now_ms + 1000;
+}
+
 static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 {
 	int one = 1;
@@ -156,7 +170,8 @@ void kdc_tcp_accept(kdc_worker *w)
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno == EMFILE || errno == ENFILE) {
-			kd3_log_error("tcp: out of file descriptors; a connection was refused");
+			w->fd_unlogged++;
+			fd_log(w, kd3_now_ms());
 			accept_shed(w);
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			kd3_log_error("tcp: accept failed: %s", strerror(errno));
@@ -243,10 +258,13 @@ void kdc_tcp_readable(kdc_worker *w, kdc_conn *c)
 int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 {
 	uint64_t wait = 1000;
+	fd_log(w, now_ms);
 	if (w->listen_resume_ms && w->listen_resume_ms <= now_ms)
 		listen_resume(w);
 	if (w->listen_resume_ms)
 		wait = w->listen_resume_ms - now_ms;
+	if (w->fd_unlogged && w->fd_log_next_ms - now_ms < wait) /* its count is due then */
+		wait = w->fd_log_next_ms - now_ms;
 	while (w->active_head && w->active_head->deadline_ms <= now_ms) {
 		kdc_conn *c = w->active_head;
 		char addr[64];
@@ -256,7 +274,7 @@ int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 	}
 	if (w->draining && w->drain_deadline_ms <= now_ms)
 		kdc_tcp_close_all(w);
-	if (!w->active_head && !w->listen_resume_ms)
+	if (!w->active_head && !w->listen_resume_ms && !w->fd_unlogged)
 		return -1; /* nothing to time: wait for an event */
 	if (w->active_head && w->active_head->deadline_ms - now_ms < wait)
 		wait = w->active_head->deadline_ms - now_ms;
@@ -267,6 +285,8 @@ int kdc_tcp_expire(kdc_worker *w, uint64_t now_ms)
 
 void kdc_tcp_close_all(kdc_worker *w)
 {
+	w->fd_log_next_ms = 0; /* stopping: the last count is logged now */
+	fd_log(w, kd3_now_ms());
 	while (w->active_head)
 		conn_close(w, w->active_head);
 }

@@ -90,6 +90,8 @@ typedef struct kdc_worker {
 	int spare_fd;              /* this worker's, given up to accept-and-close when out of
 	                            * descriptors; -1 when another thread took the slot */
 	uint64_t listen_resume_ms; /* 0, or when to watch tcp_fd again (out of descriptors) */
+	uint64_t fd_log_next_ms;   /* out of descriptors: the next line no sooner than this */
+	unsigned fd_unlogged;      /* connections refused since the last such line */
 	kd3_crypto crypto;
 	int crypto_ready;
 	kd3_kdc *kdc;

@@ -28,11 +28,18 @@ def wait_until(cond, timeout, what, step=0.05):
         time.sleep(step)
 
 
+def _nofile(limit):
+    """A preexec_fn that gives the child RLIMIT_NOFILE = limit (None: inherit)."""
+    if limit is None:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 class LoggedServer:
     """A kdc serve or responder started on a free port; stderr and stdout go to files
     in the realm's folder."""
 
-    def __init__(self, realm, role, *extra, ready):
+    def __init__(self, realm, role, *extra, ready, nofile=None):
         for attempt in range(5):
             self.port = k.free_port()
             self.log_path = os.path.join(realm.dir, f"{role}-{self.port}.log")
@@ -40,7 +47,7 @@ class LoggedServer:
             argv = self.argv(realm, role, self.port, extra)
             with open(self.log_path, "wb") as log, open(self.out_path, "wb") as out:
                 self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=log)
+                                          stderr=log, preexec_fn=_nofile(nofile))
             try:
                 self.wait_for(ready)
                 break
