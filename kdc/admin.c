@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "err.h"
+#include "hex.h"
 #include "keyfile.h"
 #include "log.h"
 #include "msg.h"
@@ -31,14 +32,32 @@ static int check_name(const char *name)
 	return KD3_E_USAGE;
 }
 
+/* A default key file name longer than a file name may be (255 bytes: NAME of 252 to
+ * 255 bytes + ".key") keeps the first KEYFILE_NAME_KEPT bytes of NAME, then '~' and 16
+ * hex digits of SHA-256(NAME), so that two such names never share a file. */
+#define KEYFILE_NAME_KEPT 230
+
 /* --keyfile, or ./NAME.key with any '/' in NAME written as '_'. */
 static void keyfile_path(const kdc_opts *o, const char *name, char path[PATH_MAX])
 {
+	size_t len = strlen(name);
+	int n;
+
 	if (o->keyfile[0]) {
 		snprintf(path, PATH_MAX, "%s", o->keyfile);
 		return;
 	}
-	int n = snprintf(path, PATH_MAX, "./%s.key", name);
+	if (len + 4 <= NAME_MAX) {
+		n = snprintf(path, PATH_MAX, "./%s.key", name);
+	} else {
+		uint8_t h[KD3_HASH_LEN];
+		char hex[2 * KD3_HASH_LEN + 1];
+		kd3_iov part = {name, len};
+		kd3_sha256(&part, 1, h);
+		kd3_hex_encode(h, 8, hex);
+		hex[16] = '\0';
+		n = snprintf(path, PATH_MAX, "./%.*s~%s.key", KEYFILE_NAME_KEPT, name, hex);
+	}
 	for (int i = 2; i < n && i < PATH_MAX; i++)
 		if (path[i] == '/')
 			path[i] = '_';

@@ -4,7 +4,9 @@
  * reaches the point named WHERE. Unset, a point costs one getenv; no secret is involved.
  * The points: init-stash-written, upgrade-stash-written, upgrade-before-commit,
  * import-before-commit,
- * rekey-stash-both, rekey-resealed, rekey-committed. */
+ * rekey-stash-both, rekey-resealed, rekey-committed; and in shared/privfile.c
+ * file-staged (a key file, a stash or a dump written under its staging name and
+ * synced, not moved into place yet). */
 #ifndef KDC_CRASH_H
 #define KDC_CRASH_H
 

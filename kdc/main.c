@@ -4,6 +4,7 @@
 
 #include "admin.h"
 #include "err.h"
+#include "leftovers.h"
 #include "log.h"
 #include "options.h"
 #include "proc.h"
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
 		}
 		if (o.help_shown)
 			return 0;
+		kdc_sweep_leftovers(&o);
 		return exit_code(commands[i].run(&o));
 	}
 	kd3_log_error("unknown command '%.32s'; see 'kdc --help'", argv[1]);

@@ -150,9 +150,13 @@ static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
 	    "config", KD3_OPT_STR, NULL,
 	    0,        0,           "read these settings from a kdc.conf first ([kdc] section)"};
 	if (cmd->takes & KDC_TAKES_KEYFILE)
-		shown[n++] = (kd3_option){
-		    "keyfile", KD3_OPT_STR, NULL,
-		    0,         0,           "key file to write (./NAME.key, '/' in NAME as '_')"};
+		shown[n++] = (kd3_option){"keyfile",
+		                          KD3_OPT_STR,
+		                          NULL,
+		                          0,
+		                          0,
+		                          "key file to write (./NAME.key, '/' in NAME as '_'; see "
+		                          "kdc(8) for long NAMEs)"};
 	kd3_conf_print_help(shown, n);
 	printf("\n");
 	if (cmd->takes & KDC_TAKES_KVNO)

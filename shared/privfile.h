@@ -6,8 +6,9 @@
  * KD3_PRIV_OWNER owned by this user (or root, with KD3_PRIV_ROOT_OK too) and not
  * readable or writable by group or others. A file that grows while it is read is
  * refused.
- * Writing: the whole content under a temporary name next to the target (mode 0600 from
- * creation), fsynced, then renamed into place (without overwrite, atomically refusing
+ * Writing: the whole content under a short temporary name next to the target (any
+ * valid file name can be a target), mode 0600 from creation, locked by its writer,
+ * fsynced, then renamed into place (without overwrite, atomically refusing
  * an existing name) and the directory fsynced: a crash leaves the old file or the new
  * one, never a part. Staging and publishing are separate steps for a caller whose own
  * commit decides whether the file lands (kdc add: the key file appears only once the
@@ -46,6 +47,7 @@ int kd3_privfile_each_line(const char *path, const char *text, size_t n, size_t 
 typedef struct kd3_staged_file {
 	char path[PATH_MAX]; /* the final name */
 	char tmp[PATH_MAX];  /* the staged file; "" when nothing is staged */
+	int fd;              /* with tmp: it, open and flock()ed until publish or discard */
 } kd3_staged_file;
 
 /* Writes data under a temporary name next to path. The staged file is removed on
@@ -55,7 +57,16 @@ int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, 
 /* Moves the staged file into place (KD3_E_EXISTS for an existing path unless
  * overwrite) and syncs the directory. */
 int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t err_len);
+/* Wipes (zeros, synced) and removes the staged file. */
 void kd3_privfile_discard(kd3_staged_file *st);
+/* Crash leftovers: staging files (ours, and those of kd3 before 0.2: NAME.key.tmp.*,
+ * DB.stash.tmp.*) in dir that no writer holds (a writer holds its flock until publish)
+ * are overwritten with zeros, synced and removed. fn is told each one: removed (why
+ * NULL), or left alone and why (another user's, not a regular file). Returns how many
+ * were removed. */
+typedef void (*kd3_privfile_sweep_fn)(void *ctx, const char *path, long long size, const char *why);
+int kd3_privfile_sweep(const char *dir, kd3_privfile_sweep_fn fn, void *ctx);
+
 /* stage + publish; without overwrite an existing path is refused before writing. */
 int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
                        size_t err_len);

@@ -226,9 +226,9 @@ def kdc(realm, *args, timeout=60, env=None):
     return run([exe("kdc"), *args, *realm.dbargs], timeout=timeout, env=env)
 
 
-def run(argv, input=None, timeout=30, check=False, env=None):
+def run(argv, input=None, timeout=30, check=False, env=None, cwd=None):
     p = subprocess.run(valgrind_wrap(argv), input=input, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=env)
+                       stderr=subprocess.PIPE, timeout=timeout, env=env, cwd=cwd)
     r = Result(p.returncode, p.stdout.decode("utf-8", "replace"),
                p.stderr.decode("utf-8", "replace"))
     if check and p.returncode != 0:

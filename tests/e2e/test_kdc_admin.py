@@ -43,13 +43,14 @@ class Kdc:
         self.stashes[store.db] = store.stash
         return store.db
 
-    def run(self, *args, db=None, env=None, timeout=60):
+    def run(self, *args, db=None, env=None, timeout=60, cwd=None):
         env = dict(os.environ, **(env or {}))
         db = db or self.db
         stash = []
         if kd3db.POSTGRES and "--stash" not in args and db in self.stashes:
             stash = ["--stash", self.stashes[db]]  # a URI has no path to put it beside
-        return k.run([k.exe("kdc"), *args, "--db", db, *stash], timeout=timeout, env=env)
+        return k.run([k.exe("kdc"), *args, "--db", db, *stash], timeout=timeout, env=env,
+                     cwd=cwd)
 
     def ok(self, *args, **kw):
         r = self.run(*args, **kw)
@@ -70,6 +71,12 @@ class Kdc:
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def staging_files(folder):
+    """What kdc stages files under: .kd3-stage.XXXXXX, and before 0.2 NAME.tmp.XXXXXX."""
+    return sorted(n for n in os.listdir(folder)
+                  if n.startswith(".kd3-stage.") or ".tmp." in n)
 
 
 def keyfile_keys(path):
@@ -474,8 +481,12 @@ class KilledAdmin(unittest.TestCase):
 
     def check_consistent(self, i, cmd):
         where = f"after kill {i} ({' '.join(cmd)})"
+        self.left_behind += len(staging_files(self.k.dir))
         r = self.k.run("list")
         self.assertEqual(r.rc, 0, f"{where}: {r}")
+        # The next command wiped and removed what the killed one had staged (a key, a
+        # whole master key): no secret is left under a temporary name.
+        self.assertEqual(staging_files(self.k.dir), [], f"{where}: {r.stderr}")
         r = self.k.run("dump", self.k.path("check.json"), "--force")
         self.assertEqual(r.rc, 0, f"{where}: {r}")  # every key and the secret open
         db = sqlite3.connect(f"file:{self.k.db}?mode=ro", uri=True)
@@ -504,7 +515,7 @@ class KilledAdmin(unittest.TestCase):
             self.k.ok("add", name, "--keyfile", self.k.path(f"{name}.key"))
         typical = self.typical_run_s()
         rnd = random.Random(int(os.environ.get("KD3_TEST_SEED", "0")) or None)
-        landed = two_keys = 0
+        landed = two_keys = self.left_behind = 0
         by_cmd = {}
         deadline = time.monotonic() + self.DEADLINE_S
         for i in range(self.KILLS):
@@ -523,7 +534,9 @@ class KilledAdmin(unittest.TestCase):
             two_keys += two and cmd[0] == "rekey-master" and p.returncode == -signal.SIGKILL
         print(f"\n{self.KILLS} kills (typical run {typical * 1000:.1f} ms): {landed} landed "
               f"mid-command {dict(sorted(by_cmd.items()))}; {two_keys} killed rekey-masters left "
-              "the stash with two master keys; the database was consistent after every one")
+              "the stash with two master keys; the database was consistent after every one; "
+              f"{self.left_behind} staging files left by kills, each removed by the next "
+              "command")
         self.assertGreaterEqual(landed, self.KILLS // 4, "too few kills landed to mean much")
         # alice and bob were never touched by the loop: their key files still work.
         self.k.ok("rekey-master")

@@ -1,0 +1,68 @@
+/* kdc leftovers (leftovers.h). */
+#include "leftovers.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "log.h"
+#include "privfile.h"
+#include "stash.h"
+
+#define SWEEP_DIRS_MAX 4
+
+static void told(void *ctx, const char *path, long long size, const char *why)
+{
+	(void)ctx;
+	if (why)
+		kd3_log_info("warning: %s looks like a kd3 staging file: %s", path, why);
+	else
+		kd3_log_info("removed %s (%lld bytes, overwritten with zeros first): a staging "
+		             "file left by a kdc command that did not finish",
+		             path, size);
+}
+
+/* The folder part of path ("." when it has none). */
+static void folder_of(const char *path, char out[PATH_MAX])
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(out, PATH_MAX, ".");
+	else if (slash == path)
+		snprintf(out, PATH_MAX, "/");
+	else
+		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+/* Adds the folder of path unless it is one already listed (the same inode). */
+static void add_folder(const char *path, char dirs[][PATH_MAX], struct stat *seen, size_t *n)
+{
+	struct stat sb;
+	if (*n >= SWEEP_DIRS_MAX || !path || !path[0])
+		return;
+	folder_of(path, dirs[*n]);
+	if (stat(dirs[*n], &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (seen[i].st_dev == sb.st_dev && seen[i].st_ino == sb.st_ino)
+			return;
+	seen[(*n)++] = sb;
+}
+
+void kdc_sweep_leftovers(const kdc_opts *o)
+{
+	char dirs[SWEEP_DIRS_MAX][PATH_MAX], stash[PATH_MAX];
+	struct stat seen[SWEEP_DIRS_MAX];
+	size_t n = 0;
+
+	if (kdc_stash_path(o->db, o->stash, stash) == KD3_OK)
+		add_folder(stash, dirs, seen, &n);
+	add_folder(o->keyfile, dirs, seen, &n);
+	if (o->cmd && strcmp(o->cmd->name, "dump") == 0 && o->nargs > 0)
+		add_folder(o->args[0], dirs, seen, &n);
+	add_folder("./x", dirs, seen, &n); /* the current folder: where ./NAME.key goes */
+	for (size_t i = 0; i < n; i++)
+		kd3_privfile_sweep(dirs[i], told, NULL);
+}

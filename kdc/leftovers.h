@@ -1,0 +1,13 @@
+/* kdc leftovers: the staging files of admin commands that were killed mid-write. */
+#ifndef KDC_LEFTOVERS_H
+#define KDC_LEFTOVERS_H
+
+#include "options.h"
+
+/* Before a command: every staging file (shared/privfile.h) nobody holds, in the
+ * folders this command writes to (the stash's, the key file's or FILE's for dump) and
+ * the current one, is wiped and removed, each with a log line. A killed `kdc add`
+ * left its key there, a killed `rekey-master` a whole master key. */
+void kdc_sweep_leftovers(const kdc_opts *o);
+
+#endif
