@@ -184,7 +184,7 @@ int kdc_cmd_init(kdc_opts *o)
 	}
 	if ((ret = init_stash(stash, master)) != KD3_OK)
 		goto out;
-	kdc_crash_point("init-stash-written");
+	kd3_crash_point("init-stash-written");
 	ret = kdc_admin_new_key("kd3 kdc realm secret", secret);
 	if (ret == KD3_OK &&
 	    (ret = kdc_db_create(o->db, stash, master, secret, &db, err, sizeof(err))) != KD3_OK)

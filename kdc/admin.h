@@ -6,7 +6,7 @@
 
 #include <limits.h>
 
-#include "crash.h"
+#include "crashpoint.h"
 #include "db.h"
 #include "options.h"
 

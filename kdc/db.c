@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crash.h"
+#include "crashpoint.h"
 #include "crypto.h"
 #include "err.h"
 #include "msg.h"
@@ -351,7 +351,7 @@ int kdc_db_upgrade(const char *path, const char *stash, size_t *nkeys, char *err
 	/* The stash first: a crash before the commit leaves it and the old database. */
 	if ((ret = upgrade_stash(stash, &s, err, err_len)) != KD3_OK)
 		goto out;
-	kdc_crash_point("upgrade-stash-written");
+	kd3_crash_point("upgrade-stash-written");
 	if ((ret = kdc_master_init(&db.master, s.key[0], 1)) != KD3_OK) {
 		snprintf(err, err_len, "%s: cannot set up the master key", stash);
 		goto out;
@@ -359,7 +359,7 @@ int kdc_db_upgrade(const char *path, const char *stash, size_t *nkeys, char *err
 	if ((ret = db.ops->begin(db.st, 1, err, err_len)) != KD3_OK)
 		goto out;
 	ret = upgrade_in_tx(&db, nkeys, err, err_len);
-	kdc_crash_point("upgrade-before-commit");
+	kd3_crash_point("upgrade-before-commit");
 	if (ret == KD3_OK)
 		ret = kdc_db_commit(&db, err, err_len);
 	else

@@ -173,7 +173,7 @@ static int import_text(kdc_db *db, const char *path, const char *text, size_t n,
 		kd3_log_error("%s; nothing imported", err);
 		return ret;
 	}
-	kdc_crash_point("import-before-commit");
+	kd3_crash_point("import-before-commit");
 	if ((ret = kdc_db_commit(db, err, sizeof(err))) != KD3_OK)
 		kd3_log_error("%s; nothing imported", err);
 	return ret;

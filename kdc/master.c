@@ -74,15 +74,15 @@ static int rekey_commit(kdc_db *db, const uint8_t next_key[KD3_KEY_LEN], kdc_mas
 	if (ret != KD3_OK)
 		return ret;
 	ret = stash_settle(db, next_key, err, len);
-	kdc_crash_point("rekey-stash-both");
+	kd3_crash_point("rekey-stash-both");
 	if (ret == KD3_OK)
 		ret = kdc_db_rekey(db, next, nkeys, err, len);
-	kdc_crash_point("rekey-resealed");
+	kd3_crash_point("rekey-resealed");
 	if (ret == KD3_OK)
 		ret = kdc_db_commit(db, err, len);
 	else
 		kdc_db_rollback(db);
-	kdc_crash_point("rekey-committed");
+	kd3_crash_point("rekey-committed");
 	return ret;
 }
 

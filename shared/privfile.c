@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
 #include "crypto.h"
 #include "err.h"
 
@@ -340,10 +340,8 @@ int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, 
 		return KD3_E_IO;
 	}
 	int ret = write_tmp(st, data, n);
-	/* The crash-safety tests' point (kdc/crash.h): staged and synced, not in place. */
-	const char *crash_at = getenv("KD3_KDC_CRASH_AT");
-	if (ret == KD3_OK && crash_at && strcmp(crash_at, "file-staged") == 0)
-		raise(SIGKILL);
+	if (ret == KD3_OK)
+		kd3_crash_point("file-staged"); /* staged and synced, not in place */
 	if (ret != KD3_OK) {
 		int saved = errno;
 		kd3_privfile_discard(st);
