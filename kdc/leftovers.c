@@ -2,7 +2,6 @@
 #include "leftovers.h"
 
 #include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -24,25 +23,13 @@ static void told(void *ctx, const char *path, long long size, const char *why)
 		             path, size);
 }
 
-/* The folder part of path ("." when it has none). */
-static void folder_of(const char *path, char out[PATH_MAX])
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(out, PATH_MAX, ".");
-	else if (slash == path)
-		snprintf(out, PATH_MAX, "/");
-	else
-		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
-}
-
 /* Adds the folder of path unless it is one already listed (the same inode). */
 static void add_folder(const char *path, char dirs[][PATH_MAX], struct stat *seen, size_t *n)
 {
 	struct stat sb;
 	if (*n >= SWEEP_DIRS_MAX || !path || !path[0])
 		return;
-	folder_of(path, dirs[*n]);
+	kd3_privfile_folder(path, dirs[*n]);
 	if (stat(dirs[*n], &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return;
 	for (size_t i = 0; i < *n; i++)
@@ -62,7 +49,7 @@ void kdc_sweep_leftovers(const kdc_opts *o)
 	add_folder(o->keyfile, dirs, seen, &n);
 	if (o->cmd && strcmp(o->cmd->name, "dump") == 0 && o->nargs > 0)
 		add_folder(o->args[0], dirs, seen, &n);
-	add_folder("./x", dirs, seen, &n); /* the current folder: where ./NAME.key goes */
+	add_folder("./NAME.key", dirs, seen, &n); /* the current folder: the default key file's */
 	for (size_t i = 0; i < n; i++)
 		kd3_privfile_sweep(dirs[i], told, NULL);
 }

@@ -216,17 +216,23 @@ static int write_all(int fd, const char *p, size_t n)
 	return KD3_OK;
 }
 
-static int fsync_dir_of(const char *path)
+void kd3_privfile_folder(const char *path, char out[PATH_MAX])
 {
-	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 
 	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
+		snprintf(out, PATH_MAX, ".");
 	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
+		snprintf(out, PATH_MAX, "/");
 	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+
+	kd3_privfile_folder(path, dir);
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return KD3_E_IO;

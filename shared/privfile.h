@@ -59,6 +59,9 @@ int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, 
 int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t err_len);
 /* Wipes (zeros, synced) and removes the staged file. */
 void kd3_privfile_discard(kd3_staged_file *st);
+/* The folder part of path into out: "." when it has none, "/" for the root. */
+void kd3_privfile_folder(const char *path, char out[PATH_MAX]);
+
 /* Crash leftovers: staging files (ours, and those of kd3 before 0.2: NAME.key.tmp.*,
  * DB.stash.tmp.*) in dir that no writer holds (a writer holds its flock until publish)
  * are overwritten with zeros, synced and removed. fn is told each one: removed (why
