@@ -170,6 +170,23 @@ def recv_frame(sock, timeout):
     return buf
 
 
+def tcp_request(port, alice, bob, timeout=5.0):
+    """(outcome, seconds) of one honest M2 over TCP: 'M3' (checked) or 'ERROR NAME (...)'."""
+    req = Request(alice, bob)
+    t = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req.frame)
+        data = recv_frame(s, timeout)
+    took = time.monotonic() - t
+    if data is None:
+        return "no answer", took
+    ftype, body = frame_split(data)
+    if ftype == T_ERROR:
+        return "ERROR " + error_text(body), took
+    req.check_m3(data)
+    return "M3", took
+
+
 def check_m4(data, ini, resp_name, m1, suite=SUITE_CHACHA):
     """(SK, TH) of a correct M4 answering our M1 (blob_i opens, confirm_r verifies)."""
     ftype, body = frame_split(data)

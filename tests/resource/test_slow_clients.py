@@ -80,23 +80,6 @@ class Honest(threading.Thread):
         return S.stats_ms(self.sessions), S.stats_ms(self.requests)
 
 
-def tcp_request(port, alice, bob, timeout=5.0):
-    """(outcome, seconds) of one honest M2 over TCP: 'M3' (checked) or 'ERROR NAME (...)'."""
-    req = P.Request(alice, bob)
-    t = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(req.frame)
-        data = P.recv_frame(s, timeout)
-    took = time.monotonic() - t
-    if data is None:
-        return "no answer", took
-    ftype, body = P.frame_split(data)
-    if ftype == P.T_ERROR:
-        return "ERROR " + P.error_text(body), took
-    req.check_m3(data)
-    return "M3", took
-
-
 def error_code(data):
     try:
         ftype, body = P.frame_split(data)
@@ -125,7 +108,7 @@ class SlowClients(unittest.TestCase):
     def kdc_attack(self, realm, kdc, resp):
         alice = P.load_keyfile(realm.keyfile("alice"))
         bob = P.load_keyfile(realm.keyfile("bob"))
-        self.assertEqual(tcp_request(kdc.port, alice, bob)[0], "M3")
+        self.assertEqual(P.tcp_request(kdc.port, alice, bob)[0], "M3")
         base_fds = S.wait_until(lambda: kdc.fds() if kdc.fds() else None, 5, "fd count")
         honest = Honest(realm, resp.port)
         honest.start()
@@ -133,14 +116,14 @@ class SlowClients(unittest.TestCase):
             loris = SlowLoris(kdc.port, CLIENTS, P.Request(alice, bob).frame)
             try:
                 peak_fds = kdc.fds()
-                busy_tcp = tcp_request(kdc.port, alice, bob)
+                busy_tcp = P.tcp_request(kdc.port, alice, bob)
                 closed = loris.run_until(lambda: loris.open_count() == 0, IDLE_MS / 1000 + 15)
                 open_left = loris.open_count()
                 back = loris.run_until(lambda: kdc.fds() <= base_fds, 10)
                 end_fds = kdc.fds()
             finally:
                 loris.close()
-            after_tcp = tcp_request(kdc.port, alice, bob)
+            after_tcp = P.tcp_request(kdc.port, alice, bob)
         finally:
             sessions, requests = honest.finish(self)
 
