@@ -12,24 +12,29 @@
 
 #define SWEEP_DIRS_MAX 4
 
-static void told(void *ctx, const char *path, long long size, const char *why)
+static void told(void *ctx, const char *path, int outcome, long long size, const char *why)
 {
 	(void)ctx;
-	if (why)
-		kd3_log_info("warning: %s looks like a kd3 staging file: %s", path, why);
-	else
+	if (outcome == KD3_SWEEP_WIPED)
 		kd3_log_info("removed %s (%lld bytes, overwritten with zeros first): a staging "
 		             "file left by a kdc command that did not finish",
 		             path, size);
+	else if (outcome == KD3_SWEEP_UNLINKED)
+		kd3_log_info("removed %s (%lld bytes; %s): a staging file left by a kdc command "
+		             "that did not finish",
+		             path, size, why);
+	else
+		kd3_log_info("warning: %s looks like a kd3 staging file but is left alone: %s",
+		             path, why);
 }
 
 /* Adds the folder of path unless it is one already listed (the same inode). */
 static void add_folder(const char *path, char dirs[][PATH_MAX], struct stat *seen, size_t *n)
 {
 	struct stat sb;
-	if (*n >= SWEEP_DIRS_MAX || !path || !path[0])
+	if (*n >= SWEEP_DIRS_MAX || !path || !path[0] ||
+	    kd3_privfile_folder(path, dirs[*n]) != KD3_OK)
 		return;
-	kd3_privfile_folder(path, dirs[*n]);
 	if (stat(dirs[*n], &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return;
 	for (size_t i = 0; i < *n; i++)
@@ -49,7 +54,10 @@ void kdc_sweep_leftovers(const kdc_opts *o)
 	add_folder(o->keyfile, dirs, seen, &n);
 	if (o->cmd && strcmp(o->cmd->name, "dump") == 0 && o->nargs > 0)
 		add_folder(o->args[0], dirs, seen, &n);
-	add_folder("./NAME.key", dirs, seen, &n); /* the current folder: the default key file's */
+	/* The current folder only for a command about to write ./NAME.key there: it may be
+	 * anyone's (/tmp), and is no business of `kdc list` run in it. */
+	if (o->cmd && (o->cmd->takes & KDC_TAKES_KEYFILE) && !o->keyfile[0])
+		add_folder("./NAME.key", dirs, seen, &n);
 	for (size_t i = 0; i < n; i++)
 		kd3_privfile_sweep(dirs[i], told, NULL);
 }

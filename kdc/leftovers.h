@@ -5,9 +5,9 @@
 #include "options.h"
 
 /* Before a command: every staging file (shared/privfile.h) nobody holds, in the
- * folders this command writes to (the stash's, the key file's or FILE's for dump) and
- * the current one, is wiped and removed, each with a log line. A killed `kdc add`
- * left its key there, a killed `rekey-master` a whole master key. */
+ * folders this command writes to (the stash's, the key file's, FILE's for dump, the
+ * current one for a default ./NAME.key), is wiped and removed, each with a log line.
+ * A killed `kdc add` left its key there, a killed `rekey-master` a whole master key. */
 void kdc_sweep_leftovers(const kdc_opts *o);
 
 #endif

@@ -20,8 +20,6 @@
 
 #define KEYFILE_LINE_MAX 512
 #define KEYFILE_SIZE_MAX (64 * 1024)
-#define KEYFILE_HEX_LEN  (2 * KD3_KEY_LEN)
-
 static void err_set(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -76,7 +74,7 @@ int kd3_keyfile_parse_key(const char *v, uint32_t *kvno, uint8_t key[KD3_KEY_LEN
 		return KD3_E_KEYFILE;
 	}
 	p++;
-	if (strlen(p) != KEYFILE_HEX_LEN) {
+	if (strlen(p) != KD3_KEYFILE_HEX_LEN) {
 		*why = "key must be exactly 64 hex digits";
 		return KD3_E_KEYFILE;
 	}
@@ -174,97 +172,5 @@ int kd3_keyfile_load(const char *path, kd3_keyfile *kf, char *err, size_t err_le
 	}
 	if (ret != KD3_OK)
 		kd3_keyfile_wipe(kf);
-	return ret;
-}
-
-/* ---- writing --------------------------------------------------------------- */
-
-static int keyfile_check(const kd3_keyfile *kf, const char *path, char *err, size_t len)
-{
-	if (!kd3_name_valid_cstr(kf->principal)) {
-		err_set(err, len, "%s: invalid principal name", path);
-		return KD3_E_KEYFILE;
-	}
-	if (kf->nkeys == 0 || kf->nkeys > KD3_KEYFILE_KEYS_MAX) {
-		err_set(err, len, "%s: a key file holds 1..%d keys, not %zu", path,
-		        KD3_KEYFILE_KEYS_MAX, kf->nkeys);
-		return KD3_E_KEYFILE;
-	}
-	for (size_t i = 0; i < kf->nkeys; i++) {
-		if (kf->keys[i].kvno == 0) {
-			err_set(err, len, "%s: kvno 0 is not valid", path);
-			return KD3_E_KEYFILE;
-		}
-		for (size_t j = 0; j < i; j++) {
-			if (kf->keys[j].kvno == kf->keys[i].kvno) {
-				err_set(err, len, "%s: duplicate kvno %u", path,
-				        (unsigned)kf->keys[i].kvno);
-				return KD3_E_KEYFILE;
-			}
-		}
-	}
-	return KD3_OK;
-}
-
-/* The file's text; out is wiped by the caller. */
-static int keyfile_render(const kd3_keyfile *kf, char *out, size_t cap, size_t *n)
-{
-	int w = snprintf(out, cap, "# kd3 key file: keep secret (mode 0600)\nprincipal = %s\n",
-	                 kf->principal);
-	if (w < 0 || (size_t)w >= cap)
-		return KD3_E_NO_SPACE;
-	size_t at = (size_t)w;
-	for (size_t i = 0; i < kf->nkeys; i++) {
-		w = snprintf(out + at, cap - at, "key = %u:", (unsigned)kf->keys[i].kvno);
-		if (w < 0 || (size_t)w >= cap - at || cap - at - (size_t)w < KEYFILE_HEX_LEN + 2)
-			return KD3_E_NO_SPACE;
-		at += (size_t)w;
-		kd3_hex_encode(kf->keys[i].key, KD3_KEY_LEN, out + at); /* room checked above */
-		at += KEYFILE_HEX_LEN;
-		out[at++] = '\n';
-	}
-	*n = at;
-	return KD3_OK;
-}
-
-int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_keyfile *kf,
-                            char *err, size_t err_len)
-{
-	char text[2048];
-	size_t n = 0;
-	int ret = keyfile_check(kf, path, err, err_len);
-
-	st->tmp[0] = '\0';
-	if (ret == KD3_OK && (ret = keyfile_render(kf, text, sizeof(text), &n)) != KD3_OK)
-		err_set(err, err_len, "%s: %s", path, kd3_strerror(ret));
-	if (ret == KD3_OK)
-		ret = kd3_privfile_stage(st, path, text, n, err, err_len);
-	kd3_wipe(text, sizeof(text));
-	return ret;
-}
-
-int kd3_keyfile_stage_publish(kd3_keyfile_stage *st, int overwrite, char *err, size_t err_len)
-{
-	return kd3_privfile_publish(st, overwrite, err, err_len);
-}
-
-void kd3_keyfile_stage_discard(kd3_keyfile_stage *st)
-{
-	kd3_privfile_discard(st);
-}
-
-int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, char *err,
-                      size_t err_len)
-{
-	kd3_keyfile_stage st;
-	struct stat sb;
-
-	if (!overwrite && lstat(path, &sb) == 0) { /* fail early; publish checks again */
-		err_set(err, err_len, "%s: already exists; refusing to overwrite it", path);
-		return KD3_E_EXISTS;
-	}
-	int ret = kd3_keyfile_stage_write(&st, path, kf, err, err_len);
-	if (ret == KD3_OK)
-		ret = kd3_keyfile_stage_publish(&st, overwrite, err, err_len);
 	return ret;
 }

@@ -6,8 +6,9 @@
  *   key = 2:<64 hex digits>
  *
  * Loading refuses a file that group or others can read, or that is not a regular
- * file, with a clear error; writing creates it with mode 0600 atomically (temp file,
- * fsync, rename), so a crash never leaves half a key file. */
+ * file, with a clear error (keyfile.c); writing creates it with mode 0600 atomically
+ * (staging file, fsync, rename: keyfile_write.c), so a crash never leaves half a key
+ * file. err must not be NULL for the writing calls. */
 #ifndef KD3_KEYFILE_H
 #define KD3_KEYFILE_H
 
@@ -19,6 +20,7 @@
 #include "wire.h"
 
 #define KD3_KEYFILE_KEYS_MAX 8
+#define KD3_KEYFILE_HEX_LEN  (2 * KD3_KEY_LEN) /* a key's hex digits */
 
 typedef struct kd3_keyfile_entry {
 	uint32_t kvno;

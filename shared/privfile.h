@@ -12,7 +12,8 @@
  * an existing name) and the directory fsynced: a crash leaves the old file or the new
  * one, never a part. Staging and publishing are separate steps for a caller whose own
  * commit decides whether the file lands (kdc add: the key file appears only once the
- * database has the key). Buffers that held the content are the caller's to wipe. */
+ * database has the key). Buffers that held the content are the caller's to wipe.
+ * Reading is privfile.c, writing and the sweep privfile_stage.c. */
 #ifndef KD3_PRIVFILE_H
 #define KD3_PRIVFILE_H
 
@@ -57,17 +58,25 @@ int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, 
 /* Moves the staged file into place (KD3_E_EXISTS for an existing path unless
  * overwrite) and syncs the directory. */
 int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t err_len);
-/* Wipes (zeros, synced) and removes the staged file. */
+/* Wipes (zeros, synced) and removes the staged file; a file with a second name is
+ * only unlinked. */
 void kd3_privfile_discard(kd3_staged_file *st);
-/* The folder part of path into out: "." when it has none, "/" for the root. */
-void kd3_privfile_folder(const char *path, char out[PATH_MAX]);
+/* The folder part of path into out: "." when it has none, "/" for the root.
+ * KD3_E_NO_SPACE when it does not fit. */
+int kd3_privfile_folder(const char *path, char out[PATH_MAX]);
 
-/* Crash leftovers: staging files (ours, and those of kd3 before 0.2: NAME.key.tmp.*,
- * DB.stash.tmp.*) in dir that no writer holds (a writer holds its flock until publish)
- * are overwritten with zeros, synced and removed. fn is told each one: removed (why
- * NULL), or left alone and why (another user's, not a regular file). Returns how many
- * were removed. */
-typedef void (*kd3_privfile_sweep_fn)(void *ctx, const char *path, long long size, const char *why);
+/* Crash leftovers: staging files in dir that no writer holds (a writer holds its flock
+ * until publish). Each is overwritten with zeros, synced and removed (WIPED), when it
+ * is the file's only name and mode 0600; with another name (a move into place cut
+ * between link and unlink, or a planted hard link) only the name goes (UNLINKED).
+ * kd3 0.1's names (NAME.key.tmp.*, DB.stash.tmp.*), whose writers held no lock, are
+ * taken the same way once 10 minutes old. Files that are another user's, not regular,
+ * on a file system without locks, or recent 0.1 ones are LEFT. fn is told each one,
+ * with the reason unless WIPED, and the size (-1 when unknown). Returns how many names
+ * were removed. Zeroing is as good as the file system's overwrite in place. */
+enum { KD3_SWEEP_WIPED, KD3_SWEEP_UNLINKED, KD3_SWEEP_LEFT };
+typedef void (*kd3_privfile_sweep_fn)(void *ctx, const char *path, int outcome, long long size,
+                                      const char *why);
 int kd3_privfile_sweep(const char *dir, kd3_privfile_sweep_fn fn, void *ctx);
 
 /* stage + publish; without overwrite an existing path is refused before writing. */

@@ -12,6 +12,7 @@ the default key file.
 import fcntl
 import os
 import signal
+import time
 import unittest
 
 import kd3db
@@ -30,14 +31,14 @@ class Leftovers(unittest.TestCase):
         self.k.ok("init")
         self.k.ok("add", "alice", "--keyfile", self.k.path("alice.key"))
 
-    def killed_then_swept(self, *cmd, cwd=None):
+    def killed_then_swept(self, *cmd, cwd=None, then=("list",)):
         r = self.k.run(*cmd, env=CRASH, cwd=cwd)
         self.assertEqual(r.rc, -signal.SIGKILL, r)
         left = staging_files(cwd or self.k.dir)
         self.assertEqual(len(left), 1, f"{cmd}: {left}")
         with open(os.path.join(cwd or self.k.dir, left[0])) as f:
             staged = f.read()
-        r = self.k.run("list", cwd=cwd)
+        r = self.k.run(*then, cwd=cwd)
         self.assertEqual(r.rc, 0, r)
         self.assertIn(f"{left[0]} (", r.stderr)
         self.assertIn(REMOVED, r.stderr)
@@ -61,8 +62,38 @@ class Leftovers(unittest.TestCase):
 
     def test_default_key_file_in_the_current_folder(self):
         """kdc add NAME writes ./NAME.key: killed, it leaves its staging file in the
-        current folder, which the next command run there sweeps."""
-        self.killed_then_swept("add", "carol", cwd=self.k.dir)
+        current folder. The current folder may be anyone's (/tmp), so only a command
+        that writes a default key file there sweeps it (add, rotate, export without
+        --keyfile), not `kdc list` run there."""
+        cwd = os.path.join(self.k.dir, "work")
+        os.mkdir(cwd)
+        self.k.run("add", "carol", env=CRASH, cwd=cwd)
+        self.assertEqual(len(staging_files(cwd)), 1)
+        r = self.k.run("list", cwd=cwd)
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn(REMOVED, r.stderr)
+        self.assertEqual(len(staging_files(cwd)), 1)
+        r = self.k.run("add", "dave", cwd=cwd)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(REMOVED, r.stderr)
+        self.assertEqual(staging_files(cwd), [])
+
+    def test_a_second_name_of_the_stash_is_not_zeroed(self):
+        """A staging name that is a second link to the live stash (what a move into
+        place on a file system without RENAME_NOREPLACE leaves when it is cut between
+        link() and unlink(), or a hard link planted in a shared folder): the next
+        command removes the name only. kd3 0.2's first sweep zeroed the file, and with
+        it the realm's master key."""
+        with open(self.k.stash, "rb") as f:
+            before = f.read()
+        os.link(self.k.stash, self.k.path(".kd3-stage.Li9kEd"))
+        r = self.k.run("list")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("another name links to the same file", r.stderr)
+        self.assertEqual(staging_files(self.k.dir), [])
+        with open(self.k.stash, "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.k.ok("dump", self.k.path("check.json"))  # the master key still opens
 
     def test_serve_sweeps_too(self):
         self.k.run("rekey-master", env=CRASH)
@@ -93,16 +124,23 @@ class Leftovers(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
 
     def test_kd3_0_1_leftovers(self):
-        """The names kd3 0.1 staged under: removed, their bytes overwritten first."""
+        """The names kd3 0.1 staged under, whose writers held no lock: once 10 minutes
+        old, removed, their bytes overwritten first; younger, perhaps a 0.1 command
+        between its write and its rename, reported and left."""
         names = ["alice.key.tmp.Xy12Zw", os.path.basename(self.k.stash) + ".tmp.Qr34St"]
-        for n in names:
+        for n in names + ["bob.key.tmp.Young1"]:
             fd = os.open(self.k.path(n), os.O_CREAT | os.O_WRONLY, 0o600)
             os.write(fd, b"master = 1:" + b"11" * 32 + b"\n")
             os.close(fd)
+        old = time.time() - 3600
+        for n in names:
+            os.utime(self.k.path(n), (old, old))
         r = self.k.run("list")
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.stderr.count(REMOVED), 2, r.stderr)
-        self.assertEqual(staging_files(self.k.dir), [])
+        self.assertIn("bob.key.tmp.Young1 looks like a kd3 staging file but is left alone: "
+                      "written in the last 10 minutes", r.stderr)
+        self.assertEqual(staging_files(self.k.dir), ["bob.key.tmp.Young1"])
 
     def test_every_name_length(self):
         """Names of 1 to 255 bytes with the default key file (./NAME.key): up to 251
