@@ -107,7 +107,8 @@ int main(int argc, char **argv)
 		}
 		if (o.help_shown)
 			return 0;
-		kdc_sweep_leftovers(&o);
+		if ((ret = kdc_sweep_leftovers(&o)) != KD3_OK)
+			return exit_code(ret);
 		return exit_code(commands[i].run(&o));
 	}
 	kd3_log_error("unknown command '%.32s'; see 'kdc --help'", argv[1]);

@@ -4,7 +4,7 @@
  * reaches the point named WHERE. Unset, a point costs one getenv; no secret is involved.
  * The points: init-stash-written, upgrade-stash-written, upgrade-before-commit,
  * import-before-commit, rekey-stash-both, rekey-resealed, rekey-committed (kdc/), and
- * file-staged (shared/privfile.c: a key file, a stash or a dump written under its
+ * file-staged (shared/privfile_stage.c: a key file, a stash or a dump written under its
  * staging name and synced, not moved into place yet). */
 #ifndef KD3_CRASHPOINT_H
 #define KD3_CRASHPOINT_H

@@ -69,6 +69,7 @@ int kd3_keyfile_stage_write(kd3_keyfile_stage *st, const char *path, const kd3_k
 	int ret = keyfile_check(kf, path, err, err_len);
 
 	st->tmp[0] = '\0';
+	st->fd = -1;
 	if (ret == KD3_OK && (ret = keyfile_render(kf, text, sizeof(text), &n)) != KD3_OK)
 		snprintf(err, err_len, "%s: %s", path, kd3_strerror(ret));
 	if (ret == KD3_OK)

@@ -66,18 +66,26 @@ void kd3_privfile_discard(kd3_staged_file *st);
 int kd3_privfile_folder(const char *path, char out[PATH_MAX]);
 
 /* Crash leftovers: staging files in dir that no writer holds (a writer holds its flock
- * until publish). Each is overwritten with zeros, synced and removed (WIPED), when it
- * is the file's only name and mode 0600; with another name (a move into place cut
- * between link and unlink, or a planted hard link) only the name goes (UNLINKED).
- * kd3 0.1's names (NAME.key.tmp.*, DB.stash.tmp.*), whose writers held no lock, are
- * taken the same way once 10 minutes old. Files that are another user's, not regular,
- * on a file system without locks, or recent 0.1 ones are LEFT. fn is told each one,
- * with the reason unless WIPED, and the size (-1 when unknown). Returns how many names
- * were removed. Zeroing is as good as the file system's overwrite in place. */
+ * until publish). Each name is removed, then the file overwritten with zeros and
+ * synced (WIPED) when no name reaches it and it is mode 0600; with another name (a move
+ * into place cut between link and unlink, or a planted hard link) only the name goes
+ * (UNLINKED). kd3 0.1's names (NAME.key.tmp.*, DB.stash.tmp.*), whose writers held no
+ * lock, are taken the same way once 10 minutes old. Files that are another user's, not
+ * regular, on a file system without locks, or recent 0.1 ones are LEFT. fn is told
+ * each one, with the reason unless WIPED, and the size (-1 when unknown). Returns how
+ * many names were removed. Zeroing is as good as the file system's overwrite in place. */
 enum { KD3_SWEEP_WIPED, KD3_SWEEP_UNLINKED, KD3_SWEEP_LEFT };
 typedef void (*kd3_privfile_sweep_fn)(void *ctx, const char *path, int outcome, long long size,
                                       const char *why);
 int kd3_privfile_sweep(const char *dir, kd3_privfile_sweep_fn fn, void *ctx);
+
+/* 1 when path's last component has the form of a staging file's name (ours,
+ * .kd3-stage.XXXXXX, or kd3 0.1's *.key.tmp.XXXXXX, *.stash.tmp.XXXXXX): a file of such
+ * a name is taken for a crash's leftover, so none may be a target. */
+int kd3_privfile_is_staging_name(const char *path);
+#define KD3_PRIVFILE_STAGING_REFUSED                                                               \
+	"names of this form (.kd3-stage.XXXXXX, NAME.key.tmp.XXXXXX, NAME.stash.tmp.XXXXXX) "      \
+	"are kd3's staging files, which kdc removes as crash leftovers; choose another name"
 
 /* stage + publish; without overwrite an existing path is refused before writing. */
 int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,

@@ -62,12 +62,14 @@ static int fsync_dir_of(const char *path)
 	return ret;
 }
 
-/* A file system without flock (some NFS and FUSE mounts) cannot hold the writer's
- * lock: writing goes on without it, and the sweep leaves such files alone, since it
- * cannot tell a writer at work from a leftover there. */
+/* A file system without flock (some FUSE mounts) cannot hold the writer's lock:
+ * writing goes on without it, and the sweep leaves such files alone, since it cannot
+ * tell a writer at work from a leftover there. ENOLCK is not that: it also means a
+ * full lock table or an NFS lock manager that did not answer, and a writer without
+ * its lock could then lose its file to a sweep on another host; it fails. */
 static int no_locks_here(int err)
 {
-	return err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL;
+	return err == EOPNOTSUPP || err == ENOSYS;
 }
 
 /* fd is the file the name names now (the same device and inode, still linked). */
@@ -122,7 +124,7 @@ static int create_locked(char tmp[PATH_MAX], const char *path)
  * staging file held (a key, a master key) is not left in its blocks by us. (Only as
  * far as the file system overwrites in place: a copy-on-write one such as btrfs or
  * ZFS, or a flash drive's remapping, may keep the old blocks.) */
-static void zero_fill(int fd, off_t n)
+static int zero_fill(int fd, off_t n)
 {
 	static const uint8_t zeros[4096];
 	for (off_t at = 0; at < n;) {
@@ -131,17 +133,18 @@ static void zero_fill(int fd, off_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			break;
+			return -1;
 		at += w;
 	}
-	(void)fsync(fd);
+	return fsync(fd);
 }
 
-/* Only a file of which this is the one name may be zeroed: with a second link it is
- * (or may be) a live file too, such as one a move into place left linked twice. */
-static int only_name(const struct stat *sb, dev_t folder_dev)
+/* Only a file that no name reaches any more may be zeroed (its name is unlinked
+ * first): with a second link it is, or may be, a live file too, such as one a move
+ * into place left linked twice, and one renamed into place meanwhile is live. */
+static int unreachable(const struct stat *sb, dev_t folder_dev)
 {
-	return sb->st_nlink == 1 && sb->st_dev == folder_dev && (sb->st_mode & 07777) == STAGE_MODE;
+	return sb->st_nlink == 0 && sb->st_dev == folder_dev && (sb->st_mode & 07777) == STAGE_MODE;
 }
 
 /* The whole content in a new staging file, mode 0600 from creation, synced; st->fd
@@ -160,11 +163,9 @@ static int write_tmp(kd3_staged_file *st, const void *data, size_t n)
 	return KD3_E_IO;
 }
 
-/* Moves tmp to path; without overwrite, atomically refuses an existing path.
- * *tmp_kept (with errno): path is in place, but tmp is still a second name of it. */
-static int move_into_place(const char *tmp, const char *path, int overwrite, int *tmp_kept)
+/* Moves tmp to path; without overwrite, atomically refuses an existing path. */
+static int move_into_place(const char *tmp, const char *path, int overwrite)
 {
-	*tmp_kept = 0;
 	if (overwrite)
 		return rename(tmp, path) == 0 ? KD3_OK : KD3_E_IO;
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
@@ -175,11 +176,36 @@ static int move_into_place(const char *tmp, const char *path, int overwrite, int
 		return KD3_E_IO;
 	/* A file system without RENAME_NOREPLACE: link() refuses an existing name too. In
 	 * between the two calls the file has two names; a sweep that finds the staging
-	 * one then only unlinks it (only_name). */
+	 * one then only unlinks it (unreachable). So does the next sweep when this
+	 * unlink fails: the file is in place either way. */
 	if (link(tmp, path) != 0)
 		return errno == EEXIST ? KD3_E_EXISTS : KD3_E_IO;
-	*tmp_kept = unlink(tmp) != 0;
+	(void)unlink(tmp);
 	return KD3_OK;
+}
+
+enum { NOT_STAGING, STAGING, LEGACY };
+
+/* Ours: STAGE_PREFIX + 6, or what kd3 0.1 staged under. */
+static int staging_kind(const char *name)
+{
+	size_t n = strlen(name), pre = strlen(STAGE_PREFIX);
+	static const char *const legacy[] = {".key.tmp.", ".stash.tmp."};
+
+	if (n == pre + 6 && strncmp(name, STAGE_PREFIX, pre) == 0)
+		return STAGING;
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+		size_t l = strlen(legacy[i]);
+		if (n > l + 6 && strncmp(name + n - 6 - l, legacy[i], l) == 0)
+			return LEGACY;
+	}
+	return NOT_STAGING;
+}
+
+int kd3_privfile_is_staging_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return staging_kind(slash ? slash + 1 : path) != NOT_STAGING;
 }
 
 int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, size_t n, char *err,
@@ -189,6 +215,10 @@ int kd3_privfile_stage(kd3_staged_file *st, const char *path, const void *data, 
 	st->fd = -1;
 	if (snprintf(st->path, sizeof(st->path), "%s", path) >= (int)sizeof(st->path)) {
 		snprintf(err, err_len, "%.200s...: path is too long", path);
+		return KD3_E_IO;
+	}
+	if (kd3_privfile_is_staging_name(path)) { /* the next sweep would take it */
+		snprintf(err, err_len, "%s: %s", path, KD3_PRIVFILE_STAGING_REFUSED);
 		return KD3_E_IO;
 	}
 	int ret = write_tmp(st, data, n);
@@ -209,17 +239,11 @@ int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t e
 		snprintf(err, err_len, "%s: nothing was staged", st->path);
 		return KD3_E_IO;
 	}
-	int tmp_kept;
-	int ret = move_into_place(st->tmp, st->path, overwrite, &tmp_kept);
+	int ret = move_into_place(st->tmp, st->path, overwrite);
 	if (ret == KD3_E_EXISTS)
 		snprintf(err, err_len, "%s: already exists; refusing to overwrite it", st->path);
 	else if (ret != KD3_OK)
 		snprintf(err, err_len, "%s: %s", st->path, strerror(errno));
-	else if (tmp_kept)
-		snprintf(err, err_len,
-		         "%s: in place, but its staging name %s could not be removed (%s); the "
-		         "next kdc command run there removes it",
-		         st->path, st->tmp, strerror(errno));
 	if (ret != KD3_OK) {
 		kd3_privfile_discard(st);
 		return ret;
@@ -227,8 +251,6 @@ int kd3_privfile_publish(kd3_staged_file *st, int overwrite, char *err, size_t e
 	st->tmp[0] = '\0'; /* published: never discarded, not even when named twice */
 	close(st->fd);     /* and unlocked: it is no staging file any more */
 	st->fd = -1;
-	if (tmp_kept)
-		return KD3_E_IO;
 	if (fsync_dir_of(st->path) != KD3_OK) {
 		snprintf(err, err_len, "%s: cannot sync its directory: %s", st->path,
 		         strerror(errno));
@@ -241,14 +263,15 @@ void kd3_privfile_discard(kd3_staged_file *st)
 {
 	struct stat sb;
 
-	/* Still our file under our name, and its only name: then its bytes go first. */
-	if (st->tmp[0] && is_named(st->fd, AT_FDCWD, st->tmp)) {
-		if (fstat(st->fd, &sb) == 0 && only_name(&sb, sb.st_dev))
-			zero_fill(st->fd, sb.st_size);
-		unlink(st->tmp);
-	}
-	if (st->fd >= 0)
+	/* Only with tmp is fd ours: a {0} struct's fd is 0, stdin. Our name unlinked
+	 * when it still is our file; the bytes zeroed when no name reaches them now. */
+	if (st->tmp[0]) {
+		if (is_named(st->fd, AT_FDCWD, st->tmp))
+			(void)unlink(st->tmp);
+		if (fstat(st->fd, &sb) == 0 && unreachable(&sb, sb.st_dev))
+			(void)zero_fill(st->fd, sb.st_size);
 		close(st->fd);
+	}
 	st->tmp[0] = '\0';
 	st->fd = -1;
 }
@@ -271,24 +294,6 @@ int kd3_privfile_write(const char *path, const void *data, size_t n, int overwri
 
 /* ---- leftovers ---------------------------------------------------------------------- */
 
-enum { NOT_STAGING, STAGING, LEGACY };
-
-/* Ours: STAGE_PREFIX + 6, or what kd3 0.1 staged under. */
-static int staging_kind(const char *name)
-{
-	size_t n = strlen(name), pre = strlen(STAGE_PREFIX);
-	static const char *const legacy[] = {".key.tmp.", ".stash.tmp."};
-
-	if (n == pre + 6 && strncmp(name, STAGE_PREFIX, pre) == 0)
-		return STAGING;
-	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
-		size_t l = strlen(legacy[i]);
-		if (n > l + 6 && strncmp(name + n - 6 - l, legacy[i], l) == 0)
-			return LEGACY;
-	}
-	return NOT_STAGING;
-}
-
 typedef struct sweep {
 	int dirfd;
 	dev_t dev; /* the folder's */
@@ -306,39 +311,44 @@ static void tell(sweep *sw, const char *name, int outcome, long long size, const
 	sw->fn(sw->ctx, path, outcome, size, why);
 }
 
-/* The name removed, its bytes zeroed first when it was the file's only name. */
-static void remove_leftover(sweep *sw, int fd, const char *name, int may_zero)
+/* The name removed; then, when no name reaches the file any more (none other, and it
+ * was not renamed into place meanwhile), its bytes zeroed. */
+static void remove_leftover(sweep *sw, int fd, const char *name)
 {
-	struct stat sb;
+	struct stat sb = {0};
+	const char *why = NULL;
 
-	if (fstat(fd, &sb) != 0)
-		return;
-	int zero = may_zero && only_name(&sb, sw->dev);
-	if (zero)
-		zero_fill(fd, sb.st_size);
 	if (unlinkat(sw->dirfd, name, 0) != 0) {
-		tell(sw, name, KD3_SWEEP_LEFT, (long long)sb.st_size, strerror(errno));
+		tell(sw, name, KD3_SWEEP_LEFT, -1, strerror(errno));
 		return;
 	}
 	sw->removed++;
-	tell(sw, name, zero ? KD3_SWEEP_WIPED : KD3_SWEEP_UNLINKED, (long long)sb.st_size,
-	     zero              ? NULL
-	     : sb.st_nlink > 1 ? "another name links to the same file, whose bytes are kept"
-	                       : "not mode 0600 or on another device: bytes not overwritten");
+	if (fstat(fd, &sb) != 0)
+		why = strerror(errno);
+	else if (sb.st_nlink > 0)
+		why = "another name links to the same file, whose bytes are kept";
+	else if (!unreachable(&sb, sw->dev))
+		why = "not mode 0600: bytes not overwritten";
+	else if (zero_fill(fd, sb.st_size) != 0)
+		why = "overwriting it with zeros failed";
+	tell(sw, name, why ? KD3_SWEEP_UNLINKED : KD3_SWEEP_WIPED, (long long)sb.st_size, why);
 }
 
 /* One of our staging files: removed when nobody holds it and the name is still it. */
 static void sweep_staging(sweep *sw, int fd, const char *name)
 {
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno != EWOULDBLOCK) /* else its writer is at work */
-			tell(sw, name, KD3_SWEEP_LEFT, -1,
-			     "this file system has no file locks, so a writer at work cannot be "
-			     "told from a leftover; remove it by hand when no kdc command runs");
+		if (errno == EWOULDBLOCK) /* its writer is at work */
+			return;
+		tell(sw, name, KD3_SWEEP_LEFT, -1,
+		     no_locks_here(errno)
+		         ? "this file system has no file locks, so a writer at work cannot be "
+		           "told from a leftover; remove it by hand when no kdc command runs"
+		         : strerror(errno));
 		return;
 	}
 	if (is_named(fd, sw->dirfd, name))
-		remove_leftover(sw, fd, name, 1);
+		remove_leftover(sw, fd, name);
 }
 
 static void sweep_legacy(sweep *sw, int fd, const char *name, const struct stat *sb)
@@ -348,7 +358,7 @@ static void sweep_legacy(sweep *sw, int fd, const char *name, const struct stat 
 		     "written in the last 10 minutes, perhaps by a kd3 0.1 command at work");
 		return;
 	}
-	remove_leftover(sw, fd, name, 1);
+	remove_leftover(sw, fd, name);
 }
 
 /* One candidate, looked at before it is opened (a FIFO or a device is never opened),
@@ -364,8 +374,11 @@ static void sweep_one(sweep *sw, const char *name, int kind)
 		return;
 	}
 	int fd = openat(sw->dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return; /* gone meanwhile, or not ours to write */
+	if (fd < 0) {
+		if (errno != ENOENT) /* else gone meanwhile */
+			tell(sw, name, KD3_SWEEP_LEFT, -1, strerror(errno));
+		return;
+	}
 	if (fstat(fd, &opened) == 0 && opened.st_dev == named.st_dev &&
 	    opened.st_ino == named.st_ino) {
 		if (kind == STAGING)

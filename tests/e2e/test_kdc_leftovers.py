@@ -123,6 +123,29 @@ class Leftovers(unittest.TestCase):
         self.assertIn(REMOVED, r.stderr)
         self.assertFalse(os.path.exists(path))
 
+    def test_staging_names_are_refused_as_targets(self):
+        """A stash, database, key file or dump under a staging file's name would be
+        swept as a leftover (a stash named .kd3-stage.Master was zeroed by the next
+        command): refused, with the reason, before anything is written or swept."""
+        other = self.k.path("other")
+        os.mkdir(other)
+        cases = [  # (command, database)
+            (("init", "--stash", os.path.join(other, ".kd3-stage.Master")),
+             os.path.join(other, "r.db")),
+            (("init",), os.path.join(other, ".kd3-stage.DbFile")),
+            (("export", "alice", "--keyfile", self.k.path(".kd3-stage.abcdef")), None),
+            (("add", "zed", "--keyfile", self.k.path("zed.key.tmp.backup")), None),
+            (("dump", self.k.path("x.stash.tmp.Ab12Cd")), None),
+        ]
+        for cmd, db in cases:
+            r = self.k.run(*cmd, db=db)
+            self.assertEqual(r.rc, 2, f"{cmd}: {r}")
+            self.assertIn("are kd3's staging files, which kdc removes as crash leftovers",
+                          r.stderr)
+        self.assertEqual(os.listdir(other), [])
+        self.assertEqual(staging_files(self.k.dir), [])
+        self.assertNotIn("zed", self.k.ok("list").stdout)
+
     def test_kd3_0_1_leftovers(self):
         """The names kd3 0.1 staged under, whose writers held no lock: once 10 minutes
         old, removed, their bytes overwritten first; younger, perhaps a 0.1 command

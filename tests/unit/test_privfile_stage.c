@@ -319,7 +319,48 @@ static void test_discard_wipes(void **state)
 	kd3_privfile_discard(&st);
 	assert_true(only_zeros(fd));
 	close(fd);
+	assert_int_equal(staging_count(), 0);
 	assert_false(exists(target));
+}
+
+/* A target named as a staging file would be taken for a leftover by the next sweep
+ * (a stash called .kd3-stage.Master was zeroed): refused before anything is written. */
+static void test_staging_names_are_no_targets(void **state)
+{
+	const char *bad[] = {".kd3-stage.Master", "x.key.tmp.backup", "kd3.db.stash.tmp.Ab12Cd"};
+	kd3_staged_file st;
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char target[PATH_MAX];
+		in_dir(target, bad[i]);
+		assert_int_equal(kd3_privfile_is_staging_name(target), 1);
+		assert_int_equal(
+		    kd3_privfile_write(target, SECRET, strlen(SECRET), 0, err, sizeof(err)),
+		    KD3_E_IO);
+		assert_non_null(strstr(err, "are kd3's staging files"));
+		assert_int_equal(kd3_privfile_stage(&st, target, "x", 1, err, sizeof(err)),
+		                 KD3_E_IO);
+		assert_false(exists(target));
+	}
+	assert_int_equal(staging_count(), 0);
+	assert_int_equal(kd3_privfile_is_staging_name("/x/.kd3-stage.Ab12Cd/k.key"), 0);
+}
+
+/* A kd3_staged_file = {0} that never staged has fd 0: discarding it must not close
+ * standard input (kdc add's early errors did). */
+static void test_discard_of_nothing_keeps_stdin(void **state)
+{
+	kd3_staged_file st = {0};
+	(void)state;
+	int opened = -1;
+	if (fcntl(0, F_GETFD) < 0)
+		opened = open("/dev/null", O_RDONLY); /* becomes 0 */
+	assert_true(fcntl(0, F_GETFD) >= 0);
+	kd3_privfile_discard(&st);
+	assert_true(fcntl(0, F_GETFD) >= 0);
+	assert_int_equal(st.fd, -1);
+	if (opened == 0)
+		close(opened);
 }
 
 static void test_folder(void **state)
@@ -354,6 +395,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_discard_spares_a_second_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_discard_wipes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_staging_names_are_no_targets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_discard_of_nothing_keeps_stdin, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
