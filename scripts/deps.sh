@@ -7,6 +7,7 @@ packages=(
 	build-essential cmake pkg-config
 	libmbedtls-dev libsqlite3-dev libpq-dev postgresql-15 libinih-dev libcjson-dev libcmocka-dev libedit-dev
 	python3 python3-cryptography python3-pyte python3-jsonschema tshark valgrind gdb groff-base man-db file
+	debhelper lintian systemd
 )
 
 missing=()

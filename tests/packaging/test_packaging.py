@@ -3,12 +3,15 @@
   - `cmake --install` into a scratch prefix puts the three programs, the man pages,
     the examples, the docs, the Wireshark dissector and the completions where they
     belong, and the installed programs run;
-  - `cpack -G DEB` makes three packages: libkd3-0 (the shared library by its SONAME,
-    with a shlibs file), libkd3-dev (headers, the .so link, libkd3.a, kd3.pc, kd3(3),
-    depending on exactly this libkd3-0), and kd3_VERSION_ARCH.deb whose Depends name the runtime
-    libraries the programs link (each an installed Debian package), whose files sit
-    under /usr, and which, unpacked into a scratch root, runs `kdc --version`; in CI
-    (root) it is also installed for real with apt and removed again;
+  - `dpkg-buildpackage` (debian/) makes three packages, lintian-clean: libkd3-0 (the
+    shared library by its SONAME in the multiarch folder, with shlibs, a symbols file
+    equal to tests/lib/abi.txt and an ldconfig trigger), libkd3-dev (headers, the .so
+    link, libkd3.a, kd3.pc, kd3(3), depending on exactly this libkd3-0), and kd3, whose
+    Depends name the runtime libraries the programs link (each an installed Debian
+    package), with the unit in /lib/systemd/system running /usr/bin/kdc, /etc/kd3/kdc.conf
+    a conffile, and programs that run from a scratch root; in CI (root) they are
+    installed for real with apt (the kd3 user, /var/lib/kd3, systemd-analyze verify)
+    and purged;
   - every man page renders with `man -l`;
   - the completion offers kdc's commands and each program's options from --help.
 
@@ -102,109 +105,191 @@ class Install(unittest.TestCase):
                                    "--exec=", "yes no"])
 
 
+def source_copy(dest):
+    """The source tree as git knows it (tracked and new files, no build folders) in
+    dest: dpkg-buildpackage writes into its tree and beside it."""
+    if os.path.isdir(os.path.join(SRC, ".git")):
+        files = run(["git", "-C", SRC, "ls-files", "-co", "--exclude-standard", "-z"]).stdout
+        for rel in filter(None, files.split("\0")):
+            if rel.startswith("build") or not os.path.isfile(os.path.join(SRC, rel)):
+                continue
+            os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
+            shutil.copy2(os.path.join(SRC, rel), os.path.join(dest, rel))
+    else:
+        shutil.copytree(SRC, dest, ignore=shutil.ignore_patterns("build*", "obj-*"))
+
+
 class DebianPackage(unittest.TestCase):
+    """debian/: dpkg-buildpackage makes kd3, libkd3-0 and libkd3-dev; lintian finds no
+    error or warning in them; they hold what they should where Debian wants it."""
+
     @classmethod
     def setUpClass(cls):
         cls.out = tempfile.mkdtemp(prefix="kd3-deb-")
-        r = run(["cpack", "-G", "DEB", "-B", cls.out, "--config",
-                 os.path.join(BIN, "CPackConfig.cmake")], cwd=BIN)
-        assert r.returncode == 0, r.stdout + r.stderr
-        debs = glob.glob(os.path.join(cls.out, "kd3_*.deb"))
-        assert len(debs) == 1, debs
-        cls.deb = debs[0]
+        tree = os.path.join(cls.out, "kd3")
+        source_copy(tree)
+        env = {**os.environ, "DEB_BUILD_OPTIONS": f"nocheck parallel={os.cpu_count() or 2}"}
+        r = run(["dpkg-buildpackage", "-b", "-us", "-uc"], cwd=tree, env=env, timeout=900)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+        cls.debs = {}
+        for name in ("kd3", "libkd3-0", "libkd3-dev"):
+            found = glob.glob(os.path.join(cls.out, f"{name}_*.deb"))
+            assert len(found) == 1, (name, found)
+            cls.debs[name] = found[0]
+        cls.deb = cls.debs["kd3"]
+        cls.changes = glob.glob(os.path.join(cls.out, "*.changes"))[0]
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.out, ignore_errors=True)
 
-    def field(self, name):
-        r = run(["dpkg-deb", "-f", self.deb, name])
+    def field(self, name, deb=None):
+        r = run(["dpkg-deb", "-f", deb or self.deb, name])
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout.strip()
+
+    def names(self, package):
+        r = run(["dpkg-deb", "-c", self.debs[package]])
+        return {line.split()[5] for line in r.stdout.splitlines()}
+
+    def control_file(self, package, member):
+        r = run(["dpkg-deb", "--info", self.debs[package], member])
+        return r.stdout if r.returncode == 0 else None
+
+    def test_lintian_clean(self):
+        """No error and no warning, pedantic tags shown (each override in debian/ says
+        why)."""
+        r = run(["lintian", "--fail-on", "error,warning", "--pedantic", "--info",
+                 self.changes], timeout=600)
+        tags = [l for l in r.stdout.splitlines() if l[:2] in ("E:", "W:")]
+        self.assertEqual((r.returncode, tags), (0, []), r.stdout + r.stderr)
 
     def test_control(self):
         self.assertEqual(self.field("Package"), "kd3")
         self.assertEqual(self.field("Version"), version())
         fields = self.field("Depends").split(", ")
         depends = [d.split()[0] for d in fields]
-        for lib in ("libmbedcrypto7", "libsqlite3-0", "libinih1", "libcjson1", "libedit2"):
+        for lib in ("libmbedcrypto7", "libsqlite3-0", "libinih1", "libcjson1", "libedit2",
+                    "adduser"):
             self.assertIn(lib, depends)
-        # The initiator links libkd3.so.0: the library package of this very build.
-        self.assertIn(f"libkd3-0 (= {version()})", fields)
+        # The initiator links libkd3.so.0: the library package, by its symbols file.
+        self.assertIn(f"libkd3-0 (>= {version()})", fields)
         for d in depends:  # each other one a real Debian package, installed here
             if d == "libkd3-0":
                 continue
             r = run(["dpkg-query", "-W", "-f=${Status}", d])
             self.assertIn("install ok installed", r.stdout, d)
+        for package in self.debs:  # a summary and a paragraph each
+            self.assertGreater(len(self.field("Description", self.debs[package]).splitlines()), 2)
 
     def test_contents_and_run_from_a_scratch_root(self):
-        r = run(["dpkg-deb", "-c", self.deb])
-        names = {line.split()[-1] for line in r.stdout.splitlines()}
+        names = self.names("kd3")
         for p in PROGRAMS:
             self.assertIn(f"./usr/bin/{p}", names)
-        self.assertIn("./usr/share/man/man8/kdc.8", names)
+        for page in ("man8/kdc.8", "man8/responder.8", "man1/initiator.1", "man5/kd3.conf.5"):
+            self.assertIn(f"./usr/share/man/{page}.gz", names)
+        for doc in ("copyright", "changelog.gz", "README.md.gz", "examples/kdc.conf"):
+            self.assertIn(f"./usr/share/doc/kd3/{doc}", names)
         self.assertTrue(any(n.endswith("/wireshark/plugins/kd3.lua") for n in names))
-        self.assertTrue(all(n.startswith("./usr/") or n in ("./",) or n.startswith("./usr")
-                            for n in names), names)
+        self.assertIn("./lib/systemd/system/kdc.service", names)
+        self.assertIn("./etc/kd3/kdc.conf", names)
+        self.assertEqual(self.control_file("kd3", "conffiles").split(), ["/etc/kd3/kdc.conf"])
+        self.assertTrue(all(n.startswith(("./usr/", "./etc/kd3/", "./lib/systemd/"))
+                            or n.endswith("/") for n in names), names)
         root = tempfile.mkdtemp(prefix="kd3-root-")
         try:
-            self.assertEqual(run(["dpkg", "-x", self.deb, root]).returncode, 0)
-            r = run([os.path.join(root, "usr/bin/kdc"), "--version"])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn(version(), r.stdout + r.stderr)
-            # The initiator finds the libkd3.so.0 of the library package beside it.
-            lib = glob.glob(os.path.join(self.out, "libkd3-0_*.deb"))
-            self.assertEqual(run(["dpkg", "-x", lib[0], root]).returncode, 0)
-            r = run([os.path.join(root, "usr/bin/initiator"), "--version"])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn(version(), r.stdout + r.stderr)
+            for package in ("kd3", "libkd3-0"):
+                self.assertEqual(run(["dpkg", "-x", self.debs[package], root]).returncode, 0)
+            with open(os.path.join(root, "lib/systemd/system/kdc.service")) as f:
+                unit = f.read()
+            self.assertIn("\nExecStart=/usr/bin/kdc serve --config /etc/kd3/kdc.conf "
+                          "--db /var/lib/kd3/kd3.db\n", unit)
+            self.assertIn("\nConditionPathExists=/var/lib/kd3/kd3.db\n", unit)
+            env = {**os.environ, "LD_LIBRARY_PATH": glob.glob(os.path.join(root, "usr/lib/*"))[0]}
+            for p in PROGRAMS:
+                r = run([os.path.join(root, "usr/bin", p), "--version"], env=env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(version(), r.stdout + r.stderr)
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    def library_package(self, name):
-        debs = glob.glob(os.path.join(self.out, f"{name}_*.deb"))
-        self.assertEqual(len(debs), 1, debs)
-        r = run(["dpkg-deb", "-c", debs[0]])
-        return debs[0], {line.split()[5] for line in r.stdout.splitlines()}
+    def test_maintainer_scripts(self):
+        postinst = self.control_file("kd3", "postinst")
+        self.assertIn("adduser --system --group", postinst)
+        self.assertIn("install -d -m 0700 -o kd3 -g kd3 /var/lib/kd3", postinst)
+        self.assertIn("rmdir /var/lib/kd3", self.control_file("kd3", "postrm"))
 
     def test_library_packages(self):
-        deb, names = self.library_package("libkd3-0")
-        fields = run(["dpkg-deb", "-f", deb, "Package", "Section"]).stdout
-        self.assertIn("Package: libkd3-0", fields)
-        self.assertIn("Section: libs", fields)
-        libs = {os.path.basename(n) for n in names if "/lib/" in n and not n.endswith("/")}
-        self.assertEqual(libs, {"libkd3.so.0", f"libkd3.so.{version()}"})
-        r = run(["dpkg-deb", "-I", deb, "shlibs"])
-        self.assertIn("libkd3 0 libkd3-0", r.stdout)
-        deb, names = self.library_package("libkd3-dev")
-        self.assertEqual(run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip(),
-                         f"libkd3-0 (= {version()})")
+        deb = self.debs["libkd3-0"]
+        self.assertEqual(self.field("Section", deb), "libs")
+        self.assertEqual(self.field("Multi-Arch", deb), "same")
+        names = self.names("libkd3-0")
+        libs = {n for n in names if "/libkd3.so" in n}
+        self.assertEqual({os.path.basename(n) for n in libs},
+                         {"libkd3.so.0", f"libkd3.so.{version()}"})
+        # The multiarch folder, and ldconfig by trigger, not by maintainer script.
+        self.assertTrue(all(re.match(r"\./usr/lib/[a-z0-9_]+-linux-gnu[a-z]*/", n) for n in libs),
+                        libs)
+        self.assertIn("libkd3 0 libkd3-0", self.control_file("libkd3-0", "shlibs"))
+        self.assertIn("activate-noawait ldconfig", self.control_file("libkd3-0", "triggers"))
+        self.assertIsNone(self.control_file("libkd3-0", "postinst"))
+        symbols = self.control_file("libkd3-0", "symbols")
+        with open(os.path.join(SRC, "tests/lib/abi.txt")) as f:
+            abi = {l.strip() for l in f if l.strip() and not l.startswith("#")}
+        self.assertEqual({l.split()[0].split("@")[0] for l in symbols.splitlines()
+                          if l.startswith(" kd3_")}, abi)
+
+        deb = self.debs["libkd3-dev"]
+        self.assertEqual(self.field("Depends", deb).split(", ")[0], f"libkd3-0 (= {version()})")
+        names = self.names("libkd3-dev")
         for want in ("/usr/include/kd3/kd3.h", "/usr/include/kd3/error.h", "/libkd3.so",
-                     "/libkd3.a", "/pkgconfig/kd3.pc", "/usr/share/man/man3/kd3.3",
-                     "/examples/lib/echo_client.c"):
+                     "/libkd3.a", "-linux-gnu/pkgconfig/kd3.pc", "/usr/share/man/man3/kd3.3.gz",
+                     "/libkd3-dev/examples/lib/echo_client.c", "/libkd3-dev/LIBRARY.md.gz"):
             self.assertTrue(any(n.endswith(want) for n in names), (want, names))
         self.assertFalse(any(n.startswith("./usr/bin/") for n in names), names)
-        _, names = self.library_package("kd3")
-        self.assertFalse(any("libkd3" in n or "/include/" in n for n in names), names)
+        self.assertFalse(any("libkd3" in n or "/include/" in n for n in self.names("kd3")))
 
-    @unittest.skipUnless(IN_CI, "installs the package system-wide: CI only (root)")
-    def test_apt_install_for_real(self):
-        # The programs' package with the library package it depends on (the initiator
-        # links libkd3.so.0), both from this build.
-        lib = glob.glob(os.path.join(self.out, "libkd3-0_*.deb"))
-        self.assertEqual(len(lib), 1, lib)
-        r = run(["apt-get", "install", "-y", self.deb, lib[0]],
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    @unittest.skipUnless(IN_CI, "installs the packages system-wide: CI only (root)")
+    def test_install_and_purge_for_real(self):
+        """Installed with apt: the kd3 user, /var/lib/kd3 (0700, kd3's), the conffile,
+        a unit systemd-analyze verifies, a database kd3 can create. Purged: the
+        programs and /etc/kd3 gone; /var/lib/kd3 kept while it holds a database, and
+        removed once empty."""
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", self.deb, self.debs["libkd3-0"]]
+        purge = ["dpkg", "--purge", "kd3", "libkd3-0"]
+        r = run(install, env=apt)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         try:
-            r = run(["/usr/bin/kdc", "--version"])
+            user = run(["getent", "passwd", "kd3"]).stdout.strip().split(":")
+            self.assertEqual((user[5], user[6]), ("/var/lib/kd3", "/usr/sbin/nologin"), user)
+            st = os.stat("/var/lib/kd3")
+            self.assertEqual((st.st_mode & 0o777, st.st_uid), (0o700, int(user[2])))
+            r = run(["dpkg-query", "-W", "-f=${Conffiles}", "kd3"])
+            self.assertIn("/etc/kd3/kdc.conf", r.stdout)
+            r = run(["systemd-analyze", "verify", "/lib/systemd/system/kdc.service"])
+            self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+            r = run(["runuser", "-u", "kd3", "--", "/usr/bin/kdc", "init",
+                     "--db", "/var/lib/kd3/kd3.db"])
             self.assertEqual(r.returncode, 0, r.stderr)
-            r = run(["/usr/bin/initiator", "--version"])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            r = run(["man", "-w", "kdc"])
-            self.assertIn("/usr/share/man/man8/kdc.8", r.stdout)
+            r = run(install, env=apt)  # again: the user and the folder are kept
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            r = run(purge)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("/var/lib/kd3 is not empty", r.stderr)
+            self.assertTrue(os.path.exists("/var/lib/kd3/kd3.db"))
+            for gone in ("/usr/bin/kdc", "/etc/kd3", "/lib/systemd/system/kdc.service"):
+                self.assertFalse(os.path.exists(gone), gone)
+            shutil.rmtree("/var/lib/kd3")
+            r = run(install, env=apt)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            r = run(purge)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertFalse(os.path.exists("/var/lib/kd3"))
         finally:
-            run(["dpkg", "-r", "kd3", "libkd3-0"])
+            run(purge)
+            shutil.rmtree("/var/lib/kd3", ignore_errors=True)
+            run(["deluser", "--system", "kd3"])
 
 
 if __name__ == "__main__":
