@@ -41,6 +41,7 @@ typedef struct kdc_opts {
 	int log_requests;
 	int trace;
 	char transcript[KD3_CONF_STR_MAX]; /* "" = none */
+	char metrics[KD3_CONF_STR_MAX];    /* "" = none; PORT or IP:PORT */
 	int reveal_keys;
 	kd3_conf_list rule;                    /* allow|deny INITIATOR->RESPONDER [options] */
 	char policy_default[KD3_CONF_STR_MAX]; /* allow | deny: pairs no rule matches */

@@ -100,3 +100,17 @@ int kdc_ratelimit_take(kdc_ratelimit *r, const kd3_addr *peer, uint32_t rate, ui
 	}
 	return 0;
 }
+
+size_t kdc_ratelimit_empty(const kdc_ratelimit *r, uint32_t rate, uint32_t burst, uint64_t now_ms)
+{
+	uint64_t t = ((now_ms - r->epoch_ms) & TIME_MASK) + 1, refill_t;
+	uint64_t cap =
+	    (uint64_t)(burst > KDC_RATE_BURST_MAX ? KDC_RATE_BURST_MAX : burst) * TOKEN_UNIT;
+	size_t empty = 0;
+
+	for (size_t i = 0; i <= r->mask; i++) {
+		uint64_t word = atomic_load_explicit(&r->slot[i], memory_order_relaxed);
+		empty += word != 0 && bucket_tokens(word, t, rate, cap, &refill_t) < TOKEN_UNIT;
+	}
+	return empty;
+}

@@ -35,4 +35,8 @@ void kdc_ratelimit_free(kdc_ratelimit *r);
 int kdc_ratelimit_take(kdc_ratelimit *r, const kd3_addr *peer, uint32_t rate, uint32_t burst,
                        uint64_t now_ms);
 
+/* How many buckets are empty now (their next request is refused): the sources being
+ * limited, for the metrics. Reads the whole table (512 KiB): off the request path. */
+size_t kdc_ratelimit_empty(const kdc_ratelimit *r, uint32_t rate, uint32_t burst, uint64_t now_ms);
+
 #endif

@@ -87,6 +87,7 @@ static void keep_restart_only(kdc_opts *next, const kdc_opts *cur, char *changed
 	    {"status-file", next->status_file, cur->status_file, NULL, NULL, 0},
 	    {"listen", next->listen, cur->listen, NULL, NULL, 0},
 	    {"transcript", next->transcript, cur->transcript, NULL, NULL, 0},
+	    {"metrics", next->metrics, cur->metrics, NULL, NULL, 0},
 	    {"syslog-socket", next->syslog_socket, cur->syslog_socket, NULL, NULL, 0},
 	    {"workers", NULL, NULL, &next->workers, &cur->workers, sizeof(cur->workers)},
 	    {"max-conns", NULL, NULL, &next->max_conns, &cur->max_conns, sizeof(cur->max_conns)},
@@ -245,6 +246,7 @@ static int reload_now(kdc_reloader *r, unsigned why)
 			    reason_text(why), err, (unsigned long long)r->generation,
 			    (long long)(time(NULL) - r->loaded_at));
 		snprintf(r->last_err, sizeof(r->last_err), "%s", err);
+		kd3_count(&r->gauges.reload_failures, 1);
 		r->pending |= why;
 		r->retry_ms = kd3_now_ms() + KDC_RELOAD_RETRY_MS;
 		return 0;
@@ -353,6 +355,20 @@ int kdc_reloader_flush(kdc_reloader *r)
 	return ret;
 }
 
+/* The figures the metrics show (kdc/metrics.h), current after every tick. */
+static void gauges_tick(kdc_reloader *r)
+{
+	const kdc_snapshot *s = kdc_rcu_current(r->rcu);
+	kdc_reload_gauges *g = &r->gauges;
+	kd3_gauge_set(&g->generation, r->generation);
+	kd3_gauge_set(&g->loaded_at, (uint64_t)r->loaded_at);
+	kd3_gauge_set(&g->principals, s->table.n);
+	kd3_gauge_set(&g->keys, s->table.nkeys);
+	kd3_gauge_set(&g->database_ok, r->db_ok && !r->pending);
+	kd3_gauge_set(&g->rate_limit, s->cfg.rate_limit);
+	kd3_gauge_set(&g->rate_burst, s->cfg.rate_burst);
+}
+
 /* The status file (--status-file): rewritten when something in it changed and every
  * KDC_STATUS_HEARTBEAT_S, so that a stale one shows a server that stopped. */
 static void status_tick(kdc_reloader *r)
@@ -409,6 +425,7 @@ int kdc_reloader_tick(kdc_reloader *r)
 	if (r->sharing && r->watching)
 		kdc_lockshare_tick(&r->share, &r->watch, &kdc_rcu_current(r->rcu)->cfg.lockout);
 	status_tick(r);
+	gauges_tick(r);
 	return published;
 }
 
@@ -438,6 +455,7 @@ static void wake(kdc_reloader *r)
 int kdc_reloader_start(kdc_reloader *r)
 {
 	status_tick(r); /* there before the first tick: kdc status works from the start */
+	gauges_tick(r);
 	if (pthread_create(&r->thread, NULL, reloader_main, r) != 0)
 		return KD3_E_IO;
 	r->started = 1;

@@ -26,6 +26,7 @@
 #include "live.h"
 #include "lockout.h"
 #include "lockshare.h"
+#include "metrics.h"
 #include "options.h"
 #include "status.h"
 
@@ -65,6 +66,7 @@ typedef struct kdc_reloader {
 	atomic_int hup;
 	atomic_int stop;
 	atomic_uint_fast64_t reloads; /* snapshots published */
+	kdc_reload_gauges gauges;     /* for the metrics; written by this thread alone */
 	pthread_t thread;
 	int started;
 } kdc_reloader;

@@ -301,6 +301,8 @@ static void lockout_account(kdc_worker *w, const kd3_kdc_result *res, uint64_t n
 	int locked = kdc_lockout_failure(l, cfg, name, len, tag, now_ms);
 	if (locked == 0)
 		return;
+	if (locked > 0)
+		kd3_count(&w->metrics.lockouts, 1);
 	kd3_log_safe_name(name, len, shown);
 	if (locked > 0)
 		kd3_log_info("principal %s locked out for %llu s after %u failed authentications "
@@ -358,8 +360,11 @@ static int request_refuse(kdc_worker *w, const char *transport, const kd3_addr *
 	if (*out_len > 0 && kd3_trace_enabled())
 		kd3_trace_frame("KDC->R", out, *out_len, 0, -1);
 	int logged = code != KD3_E_BUSY || busy_log_allowed(w, start_us / 1000);
+	uint64_t took = kd3_now_us() - start_us;
+	kd3_count(code == KD3_E_BUSY ? &w->metrics.rate_limited : &w->metrics.lockout_refused, 1);
+	kdc_metrics_request(&w->metrics, transport, code, *out_len > 0, 0, took);
 	if (w->snap->cfg.log_requests && logged)
-		request_log(w, transport, peer, &res, kd3_now_us() - start_us);
+		request_log(w, transport, peer, &res, took);
 	if (kd3_transcript_on(w->cfg->transcript))
 		request_transcript(w, transport, peer, in, in_len, out, *out_len, &res);
 	return *out_len > 0;
@@ -394,6 +399,7 @@ int kdc_request(kdc_worker *w, const char *transport, const kd3_addr *peer, cons
 	lockout_account(w, &res, start / 1000);
 	uint64_t took = kd3_now_us() - start;
 	int send = res.reply && *out_len > 0;
+	kdc_metrics_request(&w->metrics, transport, res.err, send, res.from_cache, took);
 	if (send && kd3_trace_enabled())
 		kd3_trace_frame("KDC->R", out, *out_len, 0, -1);
 	if (cfg->log_requests)

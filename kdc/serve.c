@@ -18,6 +18,8 @@
 #include "live.h"
 #include "lockout.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "ratelimit.h"
 #include "reload.h"
@@ -43,6 +45,10 @@ struct serve {
 	kdc_worker *workers;
 	size_t nworkers;
 	kd3_transcript transcript; /* --transcript; shared by the workers, under its lock */
+	kd3_addr metrics_addr;     /* --metrics */
+	int metrics_on;
+	kdc_metrics_view metrics_view;
+	kd3_metrics_http *metrics;
 };
 
 static int serve_settings(struct serve *s, const kdc_opts *o)
@@ -59,6 +65,19 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 		kd3_log_error("%s%s%s", o->config[0] ? o->config : "", o->config[0] ? ": " : "",
 		              err);
 		return KD3_E_USAGE;
+	}
+	if (o->metrics[0]) {
+		int public = 0;
+		if (kd3_metrics_addr_parse(o->metrics, &s->metrics_addr, &public, err,
+		                           sizeof(err)) != KD3_OK) {
+			kd3_log_error("%s", err);
+			return KD3_E_USAGE;
+		}
+		if (public)
+			kd3_log_info("warning: metrics on %s, not a loopback address: anyone who "
+			             "reaches it reads them (no authentication)",
+			             o->metrics);
+		s->metrics_on = 1;
 	}
 	if (o->reveal_keys && !o->transcript[0]) {
 		kd3_log_error(
@@ -146,7 +165,11 @@ static int serve_workers_init(struct serve *s, const kdc_opts *o)
 		kd3_log_error("%s", err);
 		return ret;
 	}
-	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	/* Aligned: each worker's counters have cache lines of their own (kdc/metrics.h). */
+	size_t bytes = s->nworkers * sizeof(*s->workers);
+	s->workers = aligned_alloc(_Alignof(kdc_worker), bytes);
+	if (s->workers)
+		memset(s->workers, 0, bytes);
 	if (!s->workers) {
 		kd3_log_error("out of memory for %zu workers", s->nworkers);
 		return KD3_E_NOMEM;
@@ -179,6 +202,29 @@ static void block_signals(sigset_t *set)
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
+/* --metrics: the endpoint, reading every worker's counters and the reload thread's. */
+static int serve_metrics_start(struct serve *s)
+{
+	char err[SERVE_ERR_MAX], addr[64];
+	kdc_metrics_view *v = &s->metrics_view;
+	if (!s->metrics_on)
+		return KD3_OK;
+	v->first = &s->workers[0].metrics;
+	v->nworkers = s->nworkers;
+	v->stride = sizeof(s->workers[0]);
+	v->reload = &s->reloader.gauges;
+	v->ratelimit = &s->ratelimit;
+	v->started = (int64_t)time(NULL);
+	if (kd3_metrics_http_start(&s->metrics, &s->metrics_addr, kdc_metrics_render, v, err,
+	                           sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s", err);
+		return KD3_E_IO;
+	}
+	kd3_addr_format(&s->metrics_addr, addr, sizeof(addr));
+	kd3_log_info("metrics at http://%s/metrics", addr);
+	return KD3_OK;
+}
+
 static int serve_start(struct serve *s)
 {
 	char addr[64], status[160];
@@ -194,6 +240,8 @@ static int serve_start(struct serve *s)
 		kd3_log_error("cannot start the reload thread");
 		return KD3_E_IO;
 	}
+	if (serve_metrics_start(s) != KD3_OK)
+		return KD3_E_IO;
 	kd3_addr_format(&s->addr, addr, sizeof(addr));
 	kd3_log_info("serving on %s (udp+tcp), %zu workers, %zu principals", addr, s->nworkers, n);
 	snprintf(status, sizeof(status),
@@ -266,6 +314,8 @@ static int serve_run(struct serve *s, sigset_t *set)
 
 static void serve_free(struct serve *s, int ret)
 {
+	kd3_metrics_http_stop(s->metrics); /* first: it reads the workers and the reloader */
+	s->metrics = NULL;
 	if (s->reloader_ready)
 		kdc_reloader_free(&s->reloader);
 	for (size_t i = 0; s->workers && i < s->nworkers; i++)

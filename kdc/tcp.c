@@ -59,6 +59,7 @@ static void conn_close(kdc_worker *w, kdc_conn *c)
 	kd3_stream_wipe(&c->in);
 	active_unlink(w, c);
 	w->active--;
+	kd3_gauge_set(&w->metrics.tcp_open, w->active);
 	c->next = w->free_list;
 	w->free_list = c;
 }
@@ -135,6 +136,7 @@ static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 		if (kd3_error_encode(&bw, KD3_E_BUSY, "KDC busy: too many connections") == KD3_OK)
 			(void)send(fd, busy, bw.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);
+		kd3_count(&w->metrics.tcp_refused, 1);
 		kd3_log_debug("tcp: %zu connections open, one more refused", w->active);
 		return;
 	}
@@ -146,6 +148,8 @@ static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 	c->deadline_ms = kd3_now_ms() + w->cfg->idle_ms;
 	active_append(w, c);
 	w->active++;
+	kd3_count(&w->metrics.tcp_accepted, 1);
+	kd3_gauge_set(&w->metrics.tcp_open, w->active);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 	ev.data.u64 = KDC_TAG_CONN + (uint64_t)(c - w->conns);
@@ -170,6 +174,7 @@ void kdc_tcp_accept(kdc_worker *w)
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno == EMFILE || errno == ENFILE) {
+			kd3_count(&w->metrics.tcp_refused, 1);
 			w->fd_unlogged++;
 			fd_log(w, kd3_now_ms());
 			accept_shed(w);

@@ -23,6 +23,7 @@
 #include "kdc_core.h"
 #include "live.h"
 #include "lockout.h"
+#include "metrics.h"
 #include "net.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -84,6 +85,7 @@ typedef struct kdc_udp_batch {
 } kdc_udp_batch;
 
 typedef struct kdc_worker {
+	kdc_metrics metrics; /* first: its own cache lines (the struct is allocated aligned) */
 	unsigned id;
 	const kdc_serve_cfg *cfg;
 	int epfd, udp_fd, tcp_fd, stop_fd;
