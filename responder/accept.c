@@ -32,6 +32,7 @@ static void accept_one(resp_server *srv, int fd, const kd3_addr *from, uint64_t 
 		return;
 	}
 	if (srv->nsessions >= srv->opts->max_sessions) {
+		kd3_count(&srv->metrics.refused, 1);
 		resp_refuse(srv, fd, from, now);
 		return;
 	}
@@ -42,6 +43,8 @@ static void accept_one(resp_server *srv, int fd, const kd3_addr *from, uint64_t 
 		return;
 	resp_session_link(&srv->sessions, s);
 	srv->nsessions++;
+	kd3_count(&srv->metrics.accepted, 1);
+	kd3_gauge_set(&srv->metrics.open, kd3_counter_get(&srv->metrics.open) + 1);
 }
 
 void resp_accept(resp_server *srv, uint64_t now)

@@ -16,6 +16,7 @@
 #define RESP_LINGER_MS 2000
 
 struct resp_outlet;
+struct resp_metrics;
 
 /* What each session's kd3_session is set up with (include/kd3/kd3.h). */
 typedef struct resp_settings {
@@ -39,6 +40,7 @@ typedef struct resp_ctx {
 	int json;                          /* --json: events on stdout (report.h) */
 	uint64_t start_us;                 /* kd3_now_us at start: the events' t_us */
 	struct kd3_transcript *transcript; /* --transcript, or NULL */
+	struct resp_metrics *metrics;      /* always counted; shown with --metrics */
 	uint8_t msg[KD3_PAYLOAD_MAX];      /* one message read from a session, delivered at once */
 } resp_ctx;
 

@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "report.h"
 #include "trace.h"
@@ -149,6 +150,8 @@ static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 	if (x->confirming)
 		return kdcx_unconfirmed(x, epfd, why);
 	resp_kdcx_peer(x, addr, sizeof(addr));
+	if (x->metrics && x->idx < RESP_KDC_MAX)
+		kd3_count(&x->metrics->kdc_failed[x->idx], 1);
 	kd3_log_info("session %llu: KDC %s: %s%s", (unsigned long long)x->sid, addr, why,
 	             x->pos + 1 < x->norder ? "; trying the next KDC" : "");
 	health_failed(x, now);

@@ -79,7 +79,8 @@ typedef struct resp_kdcx {
 	int unconfirmed; /* the reply is that UDP ERROR: TCP could not confirm it */
 	uint8_t udp_error[RESP_KDC_REPLY_MAX];
 	size_t udp_error_len;
-	char confirm_failed[96]; /* why TCP could not confirm (unconfirmed) */
+	char confirm_failed[96];      /* why TCP could not confirm (unconfirmed) */
+	struct resp_metrics *metrics; /* failovers counted per KDC; NULL: none */
 } resp_kdcx;
 
 void resp_kdcx_init(resp_kdcx *x, uint64_t sid, const kd3_addr *kdcs, size_t nkdcs,

@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "msg.h"
 #include "wire.h"
 
@@ -49,6 +50,8 @@ static size_t opts_table(resp_opts *o, kd3_option *t)
 	     "print every protocol frame to stderr (also KD3_TRACE=1)"},
 	    {"json", KD3_OPT_BOOL, &o->json, 0, 0,
 	     "stdout: one JSON object per line per event, with its session"},
+	    {"metrics", KD3_OPT_STR, o->metrics, 0, 0,
+	     "serve OpenMetrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT (none)"},
 	    {"transcript", KD3_OPT_STR, o->transcript, 0, 0,
 	     "write a JSON record of every frame to FILE (docs/TRANSCRIPT.md)"},
 	    {"reveal-keys", KD3_OPT_BOOL, &o->reveal_keys, 0, 0,
@@ -187,6 +190,8 @@ static int opts_second_pass(int argc, char **argv, const struct option *lo, cons
 /* Rules across fields, and the addresses. */
 static int opts_finish(resp_opts *o)
 {
+	char err[160];
+
 	if (!o->listen[0])
 		snprintf(o->listen, sizeof(o->listen), "%s", RESP_LISTEN_DEFAULT);
 	if (o->kdc.n == 0) {
@@ -220,6 +225,18 @@ static int opts_finish(resp_opts *o)
 		}
 	}
 	o->nkdc = o->kdc.n;
+	if (o->metrics[0]) {
+		int public = 0;
+		if (kd3_metrics_addr_parse(o->metrics, &o->metrics_addr, &public, err,
+		                           sizeof(err)) != KD3_OK) {
+			kd3_log_error("--%s", err);
+			return KD3_E_USAGE;
+		}
+		if (public)
+			kd3_log_info("warning: metrics on %s, not a loopback address: anyone who "
+			             "reaches it reads them (no authentication)",
+			             o->metrics);
+	}
 	return KD3_OK;
 }
 

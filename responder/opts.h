@@ -33,6 +33,7 @@ typedef struct resp_opts {
 	int trace;
 	int json;                          /* stdout: JSON events (responder/report.h) */
 	char transcript[KD3_CONF_STR_MAX]; /* "" = none */
+	char metrics[KD3_CONF_STR_MAX];    /* "" = none; PORT or IP:PORT */
 	int reveal_keys;
 
 	/* Command line only. */
@@ -40,6 +41,7 @@ typedef struct resp_opts {
 
 	/* Parsed from the above by resp_opts_parse. */
 	kd3_addr listen_addr;
+	kd3_addr metrics_addr; /* with metrics */
 	kd3_addr kdc_addr[KD3_CONF_LIST_MAX];
 	size_t nkdc;
 } resp_opts;

@@ -178,6 +178,8 @@ static void note_key_update(resp_session *s, const kd3_note *n)
 	                .direction = k.direction,
 	                .generation = (uint32_t)n->generation};
 
+	kd3_count(n->sent ? &s->ctx->metrics->key_updates_out : &s->ctx->metrics->key_updates_in,
+	          1);
 	if (!n->sent)
 		kd3_log_debug("session %llu: the initiator moved to its next key",
 		              (unsigned long long)s->id);

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -77,6 +78,27 @@ static void server_ready_line(resp_server *srv)
 	kd3_log_info("listening on %s as %s", addr, srv->ctx.self);
 }
 
+/* --metrics: the endpoint, on its own thread, reading what the loop counts. */
+static int server_metrics(resp_server *srv)
+{
+	char err[256], addr[64];
+	resp_metrics_view *v = &srv->metrics_view;
+	if (!srv->opts->metrics[0])
+		return KD3_OK;
+	v->m = &srv->metrics;
+	v->kdcs = srv->ctx.kdcs;
+	v->nkdcs = srv->ctx.nkdcs;
+	v->started = (int64_t)time(NULL);
+	if (kd3_metrics_http_start(&srv->metrics_http, &srv->opts->metrics_addr,
+	                           resp_metrics_render, v, err, sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s", err);
+		return KD3_E_IO;
+	}
+	kd3_addr_format(&srv->opts->metrics_addr, addr, sizeof(addr));
+	kd3_log_info("metrics at http://%s/metrics", addr);
+	return KD3_OK;
+}
+
 int resp_server_open(resp_server *srv, const resp_opts *o, const resp_settings *set,
                      const char *self, struct kd3_transcript *transcript)
 {
@@ -87,6 +109,7 @@ int resp_server_open(resp_server *srv, const resp_opts *o, const resp_settings *
 	srv->ctx.set = set;
 	srv->ctx.self = self;
 	srv->ctx.transcript = transcript;
+	srv->ctx.metrics = &srv->metrics;
 	srv->ctx.json = o->json;
 	srv->ctx.start_us = kd3_now_us();
 	srv->ctx.kdcs = o->kdc_addr;
@@ -115,12 +138,16 @@ int resp_server_open(resp_server *srv, const resp_opts *o, const resp_settings *
 	}
 	if (!srv->ctx.exec_cmd)
 		resp_broadcast_open(srv);
+	if ((ret = server_metrics(srv)) != KD3_OK)
+		return ret;
 	server_ready_line(srv);
 	return KD3_OK;
 }
 
 void resp_server_close(resp_server *srv)
 {
+	kd3_metrics_http_stop(srv->metrics_http); /* first: it reads the counters */
+	srv->metrics_http = NULL;
 	while (srv->sessions) {
 		resp_session *s = srv->sessions;
 		resp_session_unlink(&srv->sessions, s);

@@ -20,6 +20,8 @@
 
 #include "ctx.h"
 #include "linebuf.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "opts.h"
 #include "outlet.h"
 #include "session.h"
@@ -41,6 +43,9 @@ typedef struct resp_refused {
 
 typedef struct resp_server {
 	resp_ctx ctx;
+	resp_metrics metrics;
+	resp_metrics_view metrics_view;
+	kd3_metrics_http *metrics_http; /* --metrics */
 	const resp_opts *opts;
 	resp_watch listen;
 	resp_watch sig;

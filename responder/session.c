@@ -55,11 +55,13 @@ resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_add
 	}
 	s->ctx = ctx;
 	s->id = id;
+	s->opened_us = kd3_now_us();
 	kd3_addr_format(from, s->addr, sizeof(s->addr));
 	resp_watch_init(&s->sock, RESP_W_PEER, s);
 	s->sock.fd = fd;
 	resp_outq_init(&s->out);
 	resp_kdcx_init(&s->kdc, id, ctx->kdcs, ctx->nkdcs, ctx->kdc_timeout_ms, s);
+	s->kdc.metrics = ctx->metrics;
 	if (ctx->exec_cmd && (s->child = malloc(sizeof(*s->child))) != NULL)
 		resp_child_init(s->child, s);
 	s->hs_deadline = now + ctx->handshake_ms;
@@ -115,6 +117,7 @@ static void session_log_end(resp_session *s, int err, const char *why)
 		return;
 	s->ended_logged = 1;
 	resp_report_end(s, err, why);
+	resp_metrics_end(s->ctx->metrics, err);
 	if (!name)
 		snprintf(head, sizeof(head), "session %llu", id);
 	else if (s->established)

@@ -18,6 +18,7 @@
 
 #include "child.h"
 #include "kdcx.h"
+#include "metrics.h"
 #include "outq.h"
 #include "session.h"
 #include "wire.h"
@@ -82,6 +83,7 @@ struct resp_session {
 	int kdc_answered; /* an answer was given to the session */
 
 	uint64_t hs_deadline;    /* handshake must finish by then; 0 once established */
+	uint64_t opened_us;      /* accepted (kd3_now_us): the handshake's start */
 	uint64_t close_deadline; /* our CLOSE is out: the peer's must come by then */
 	uint64_t end_deadline;   /* draining or lingering ends by then */
 

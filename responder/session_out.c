@@ -55,9 +55,11 @@ void resp_out_data(resp_session *s, const uint8_t *p, size_t len, uint64_t now)
 	int ret = kd3_session_write(s->ks, p, len, now); /* a KEY_UPDATE may go first */
 	if (resp_out_take(s) != KD3_OK)
 		return;
-	if (ret == KD3_OK)
+	if (ret == KD3_OK) {
+		kd3_count(&s->ctx->metrics->records_out, 1);
+		kd3_count(&s->ctx->metrics->bytes_out, len);
 		resp_report_sent(s, len);
-	else /* the session wrote the CLOSE that says why (EXPIRED: the key's lifetime) */
+	} else /* the session wrote the CLOSE that says why (EXPIRED: the key's lifetime) */
 		resp_session_finish(s, ret, NULL, now);
 }
 

@@ -169,6 +169,8 @@ static void proto_mark_established(resp_session *s)
 	s->just_established = 0;
 	s->hs_deadline = 0;
 	s->established = 1;
+	kd3_count(&s->ctx->metrics->established, 1);
+	kd3_hist_observe(&s->ctx->metrics->handshake, kd3_now_us() - s->opened_us);
 	if (kd3_session_stats(s->ks, &st) == KD3_OK)
 		s->expires_ms = st.expires_ms;
 	kd3_log_info("session %llu with %s established (%s, forward secrecy %s, key lifetime %u s)",
@@ -204,6 +206,8 @@ static void proto_deliver(resp_session *s, kd3_view data, uint64_t now)
 {
 	resp_outlet *o = s->ctx->outlet;
 
+	kd3_count(&s->ctx->metrics->records_in, 1);
+	kd3_count(&s->ctx->metrics->bytes_in, data.len);
 	if (s->ctx->exec_cmd) {
 		resp_report_received(s, data.len); /* --json: the size; the data is CMD's */
 		resp_exec_deliver(s, data);
@@ -324,6 +328,10 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	}
 	if (s->kdc.confirming || s->kdc.unconfirmed)
 		proto_log_confirmation(s, &s->kdc, kind == KD3_E_PEER_ERROR, kdc);
+	if (s->kdc.idx < RESP_KDC_MAX) /* the answer taken (a UDP ERROR only once confirmed) */
+		kd3_count(kind == KD3_OK ? &s->ctx->metrics->kdc_m3[s->kdc.idx]
+		                         : &s->ctx->metrics->kdc_error[s->kdc.idx],
+		          1);
 	uint64_t ms = now - s->kdc.started_ms;
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd); /* one M3 per n_r: the exchange is over */
 	s->kdc_answered = 1;
