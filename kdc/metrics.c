@@ -97,16 +97,29 @@ static void gauge_family(kd3_expo *e, const char *name, const char *help, double
 	kd3_expo_gauge(e, name, "", v);
 }
 
-static void render_guards(const kdc_metrics_view *v, kd3_expo *e)
+/* Buckets empty now, scanned at most once a second. */
+static size_t rate_limited_sources(kdc_metrics_view *v)
+{
+	uint32_t rate = (uint32_t)kd3_counter_get(&v->reload->rate_limit);
+	uint32_t burst = (uint32_t)kd3_counter_get(&v->reload->rate_burst);
+	uint64_t now = kd3_now_ms();
+	if (!rate)
+		return 0;
+	if (v->empty_at_ms == 0 || now - v->empty_at_ms >= 1000) {
+		v->empty = kdc_ratelimit_empty(v->ratelimit, rate, burst, now);
+		v->empty_at_ms = now;
+	}
+	return v->empty;
+}
+
+static void render_guards(kdc_metrics_view *v, kd3_expo *e)
 {
 	counter_family(e, "kd3_kdc_cache_hits", "M3s answered from the lookaside cache.",
 	               SUM(v, cache_hits));
 	counter_family(e, "kd3_kdc_rate_limited_requests",
 	               "Requests answered BUSY for their source's rate limit.",
 	               SUM(v, rate_limited));
-	uint32_t rate = (uint32_t)kd3_counter_get(&v->reload->rate_limit);
-	uint32_t burst = (uint32_t)kd3_counter_get(&v->reload->rate_burst);
-	size_t empty = rate ? kdc_ratelimit_empty(v->ratelimit, rate, burst, kd3_now_ms()) : 0;
+	size_t empty = rate_limited_sources(v);
 	gauge_family(e, "kd3_kdc_rate_limited_sources",
 	             "Sources (rate-limit buckets) whose next request would get BUSY now.",
 	             (double)empty);
@@ -155,7 +168,7 @@ static void render_snapshot(const kdc_metrics_view *v, kd3_expo *e)
 
 void kdc_metrics_render(void *view, kd3_expo *e)
 {
-	const kdc_metrics_view *v = view;
+	kdc_metrics_view *v = view;
 	render_requests(v, e);
 	render_guards(v, e);
 	render_tcp(v, e);

@@ -55,6 +55,10 @@ typedef struct kdc_metrics_view {
 	const kdc_reload_gauges *reload;
 	const struct kdc_ratelimit *ratelimit;
 	int64_t started; /* Unix seconds */
+	/* The metrics thread's alone: the rate-limit table's scan, kept a second, so that
+	 * scrapes in a tight loop do not keep pulling its 512 KiB from the workers. */
+	uint64_t empty_at_ms;
+	size_t empty;
 } kdc_metrics_view;
 
 /* kd3_metrics_render_fn for a kdc_metrics_view. */

@@ -413,6 +413,7 @@ void kdc_request_refused(kdc_worker *w, const char *transport, const kd3_addr *p
                          const char *why, int replied)
 {
 	kd3_kdc_result res;
+	kdc_metrics_request(&w->metrics, transport, KD3_E_MALFORMED, replied, 0, 0);
 	if (!w->snap || !w->snap->cfg.log_requests)
 		return;
 	memset(&res, 0, sizeof(res));

@@ -44,7 +44,7 @@ static void accept_one(resp_server *srv, int fd, const kd3_addr *from, uint64_t 
 	resp_session_link(&srv->sessions, s);
 	srv->nsessions++;
 	kd3_count(&srv->metrics.accepted, 1);
-	kd3_gauge_set(&srv->metrics.open, kd3_counter_get(&srv->metrics.open) + 1);
+	kd3_gauge_set(&srv->metrics.open, srv->nsessions); /* what max-sessions counts */
 }
 
 void resp_accept(resp_server *srv, uint64_t now)

@@ -77,6 +77,7 @@ static void loop_free_dead(resp_server *srv)
 		if (resp_session_dead(s)) {
 			resp_session_unlink(&srv->sessions, s);
 			srv->nsessions--;
+			kd3_gauge_set(&srv->metrics.open, srv->nsessions);
 			pid_t pid = resp_session_live_child(s);
 			resp_session_free(s);
 			if (pid > 0)

@@ -9,12 +9,12 @@
 
 void resp_metrics_end(resp_metrics *m, int err)
 {
+	int known =
+	    err > 0 && err < RESP_CAUSES && strcmp(kd3_events_err_name(err), "UNKNOWN") != 0;
 	if (err == KD3_OK)
 		kd3_count(&m->closed, 1);
 	else
-		kd3_count(&m->failed[err > 0 && err < RESP_CAUSES ? err : 0], 1);
-	uint64_t open = kd3_counter_get(&m->open);
-	kd3_gauge_set(&m->open, open ? open - 1 : 0);
+		kd3_count(&m->failed[known ? err : 0], 1); /* 0: shown as UNKNOWN */
 }
 
 static void counter_family(kd3_expo *e, const char *name, const char *help, const kd3_counter *c)

@@ -16,7 +16,7 @@
 
 typedef struct resp_metrics {
 	kd3_counter accepted, refused; /* refused: max-sessions, ERROR BUSY */
-	kd3_counter open;              /* gauge: sessions now */
+	kd3_counter open;              /* gauge: sessions held, as max-sessions counts them */
 	kd3_counter established, closed;
 	kd3_counter failed[RESP_CAUSES];
 	kd3_histogram handshake; /* accept to FINISHED verified */
@@ -25,7 +25,8 @@ typedef struct resp_metrics {
 	kd3_counter key_updates_in, key_updates_out;
 } resp_metrics;
 
-/* A session ended: closed (err KD3_OK) or failed with err; established or not. */
+/* A session ended: closed (err KD3_OK) or failed with err; established or not. (It
+ * leaves the open gauge once freed, after its last frames drained.) */
 void resp_metrics_end(resp_metrics *m, int err);
 
 /* What the renderer reads: the counters and the KDC list they are kept for. */

@@ -196,8 +196,9 @@ int kd3_metrics_http_start(kd3_metrics_http **out, const kd3_addr *addr, kd3_met
 	                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)KD3_METRICS_REQUEST_MAX,
 	                     MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 	if (!h->daemon) {
-		snprintf(err, len, "metrics: the HTTP server did not start: %s", strerror(errno));
-		close(fd);
+		/* Not closed here: some of libmicrohttpd's failure paths close it already,
+		 * and the descriptor may be another thread's by now. The caller exits. */
+		snprintf(err, len, "metrics: the HTTP server (libmicrohttpd) did not start");
 		free(h);
 		return KD3_E_IO;
 	}

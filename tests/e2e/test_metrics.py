@@ -134,13 +134,18 @@ class KdcMetrics(unittest.TestCase):
             sock.send(P.Request(ghost, self.bob).frame)
             self.assertIn("UNKNOWN_PRINCIPAL", P.error_text(P.frame_split(sock.recv(2048))[1]))
         sock.send(b"\x01\x02\x00\x01x")  # too short to answer: no reply
+        sock.send(b"\x01\x02" + b"\xff" * 3000)  # longer than any request: refused unread
         for _ in range(2):  # over TCP, a connection each
             self.assertEqual(P.tcp_request(self.realm.kdc_port, self.alice, self.bob)[0], "M3")
+        with socket.create_connection(("127.0.0.1", self.realm.kdc_port), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")  # not a kd3 frame header
+            ftype, body = P.frame_split(P.recv_frame(c, 5))
+            self.assertEqual((ftype, P.error_text(body)), (P.T_ERROR, "MALFORMED (bad frame header)"))
 
         def settled():
             s = Scrape(self.mport)
             self.assertEqual(s.get("kd3_kdc_tcp_connections_open"), 0)
-            self.assertEqual(s.total("kd3_kdc_requests_total"), 15)
+            self.assertEqual(s.total("kd3_kdc_requests_total"), 17)
             return s
 
         s = wait_until(settled)
@@ -149,16 +154,18 @@ class KdcMetrics(unittest.TestCase):
         self.assertEqual(s.get("kd3_kdc_requests_total", outcome="BAD_AUTH", **udp), 3)
         self.assertEqual(s.get("kd3_kdc_requests_total", outcome="UNKNOWN_PRINCIPAL", **udp), 2)
         self.assertEqual(s.get("kd3_kdc_requests_total", outcome="OK", transport="tcp"), 2)
-        self.assertEqual(s.total("kd3_kdc_requests_total", transport="tcp"), 2)
-        # The runt: counted under its outcome, and as unanswered.
-        self.assertEqual(s.total("kd3_kdc_requests_total", **udp), 13)
-        self.assertEqual(s.get("kd3_kdc_requests_unanswered_total", **udp), 1)
+        # The bad frame header over TCP: MALFORMED, answered with its ERROR.
+        self.assertEqual(s.get("kd3_kdc_requests_total", outcome="MALFORMED", transport="tcp"), 1)
+        self.assertEqual(s.total("kd3_kdc_requests_total", transport="tcp"), 3)
         self.assertEqual(s.get("kd3_kdc_requests_unanswered_total", transport="tcp"), 0)
+        # The runt and the oversized one: counted under their outcome, and unanswered.
+        self.assertEqual(s.total("kd3_kdc_requests_total", **udp), 14)
+        self.assertEqual(s.get("kd3_kdc_requests_unanswered_total", **udp), 2)
         self.assertEqual(s.get("kd3_kdc_cache_hits_total"), 1)
-        self.assertEqual(s.get("kd3_kdc_request_duration_seconds_count", **udp), 13)
-        self.assertEqual(s.get("kd3_kdc_request_duration_seconds_bucket", le="+Inf", **udp), 13)
+        self.assertEqual(s.get("kd3_kdc_request_duration_seconds_count", **udp), 14)
+        self.assertEqual(s.get("kd3_kdc_request_duration_seconds_bucket", le="+Inf", **udp), 14)
         self.assertGreater(s.get("kd3_kdc_request_duration_seconds_sum", **udp), 0)
-        self.assertEqual(s.get("kd3_kdc_tcp_connections_accepted_total"), 2)
+        self.assertEqual(s.get("kd3_kdc_tcp_connections_accepted_total"), 3)
         self.assertEqual(s.get("kd3_kdc_lockouts_total"), 0)
 
         # A new principal: the reload thread publishes generation 2 with 4 principals.
@@ -203,7 +210,16 @@ class KdcMetrics(unittest.TestCase):
         self.assertEqual(fetch(port, "/")[0], 404)
         self.assertEqual(fetch(port, "/metricsx")[0], 404)
         self.assertEqual(fetch(port, method="POST", data=b"x=1")[0], 405)
-        self.assertEqual(fetch(port, method="HEAD")[:2][0], 200)
+        # HEAD: the headers of a GET (its Content-Length), and no body after them.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+            head, _, body = got.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+            self.assertIn(b"Content-Length: ", head)
+            self.assertEqual(body, b"")
         # A client that half-closes after its request gets the answer and the close at
         # once (libmicrohttpd's epoll mode held it for the whole idle timeout).
         for request in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01garbage"):
