@@ -209,15 +209,12 @@ out:
 static int add_in_tx(kdc_db *db, const char *name, const char *path, kd3_keyfile *kf,
                      kd3_keyfile_stage *stage, char *err, size_t len)
 {
-	struct stat sb;
 	int64_t now = (int64_t)time(NULL);
 	int ret = kdc_db_principal_insert(db, name, 1, now, err, len);
 	if (ret == KD3_OK)
 		ret = kdc_db_key_insert(db, name, kf->keys[0].kvno, kf->keys[0].key, now, err, len);
-	if (ret == KD3_OK && lstat(path, &sb) == 0) { /* publishing checks again, atomically */
-		snprintf(err, len, "%.500s: already exists; refusing to overwrite it", path);
-		ret = KD3_E_EXISTS;
-	}
+	if (ret == KD3_OK) /* publishing checks again, atomically */
+		ret = kd3_privfile_refuse_existing(path, 0, err, len);
 	if (ret == KD3_OK)
 		ret = kd3_keyfile_stage_write(stage, path, kf, err, len);
 	return ret;

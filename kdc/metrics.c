@@ -85,18 +85,6 @@ static void render_requests(const kdc_metrics_view *v, kd3_expo *e)
 	}
 }
 
-static void counter_family(kd3_expo *e, const char *name, const char *help, uint64_t v)
-{
-	kd3_expo_family(e, name, "counter", help);
-	kd3_expo_counter(e, name, "", v);
-}
-
-static void gauge_family(kd3_expo *e, const char *name, const char *help, double v)
-{
-	kd3_expo_family(e, name, "gauge", help);
-	kd3_expo_gauge(e, name, "", v);
-}
-
 /* Buckets empty now, scanned at most once a second. */
 static size_t rate_limited_sources(kdc_metrics_view *v)
 {
@@ -114,56 +102,58 @@ static size_t rate_limited_sources(kdc_metrics_view *v)
 
 static void render_guards(kdc_metrics_view *v, kd3_expo *e)
 {
-	counter_family(e, "kd3_kdc_cache_hits", "M3s answered from the lookaside cache.",
-	               SUM(v, cache_hits));
-	counter_family(e, "kd3_kdc_rate_limited_requests",
-	               "Requests answered BUSY for their source's rate limit.",
-	               SUM(v, rate_limited));
+	kd3_expo_counter_one(e, "kd3_kdc_cache_hits", "M3s answered from the lookaside cache.",
+	                     SUM(v, cache_hits));
+	kd3_expo_counter_one(e, "kd3_kdc_rate_limited_requests",
+	                     "Requests answered BUSY for their source's rate limit.",
+	                     SUM(v, rate_limited));
 	size_t empty = rate_limited_sources(v);
-	gauge_family(e, "kd3_kdc_rate_limited_sources",
-	             "Sources (rate-limit buckets) whose next request would get BUSY now.",
-	             (double)empty);
-	counter_family(e, "kd3_kdc_lockout_refused_requests",
-	               "Requests refused because a principal was locked out.",
-	               SUM(v, lockout_refused));
-	counter_family(e, "kd3_kdc_lockouts", "Principals locked out after failed authentications.",
-	               SUM(v, lockouts));
+	kd3_expo_gauge_one(e, "kd3_kdc_rate_limited_sources",
+	                   "Sources (rate-limit buckets) whose next request would get BUSY now.",
+	                   (double)empty);
+	kd3_expo_counter_one(e, "kd3_kdc_lockout_refused_requests",
+	                     "Requests refused because a principal was locked out.",
+	                     SUM(v, lockout_refused));
+	kd3_expo_counter_one(e, "kd3_kdc_lockouts",
+	                     "Principals locked out after failed authentications.",
+	                     SUM(v, lockouts));
 }
 
 static void render_tcp(const kdc_metrics_view *v, kd3_expo *e)
 {
-	counter_family(e, "kd3_kdc_tcp_connections_accepted", "TCP connections accepted.",
-	               SUM(v, tcp_accepted));
-	counter_family(e, "kd3_kdc_tcp_connections_refused",
-	               "TCP connections refused: max-conns reached, or out of descriptors.",
-	               SUM(v, tcp_refused));
-	gauge_family(e, "kd3_kdc_tcp_connections_open", "TCP connections open now.",
-	             (double)SUM(v, tcp_open));
+	kd3_expo_counter_one(e, "kd3_kdc_tcp_connections_accepted", "TCP connections accepted.",
+	                     SUM(v, tcp_accepted));
+	kd3_expo_counter_one(e, "kd3_kdc_tcp_connections_refused",
+	                     "TCP connections refused: max-conns reached, or out of descriptors.",
+	                     SUM(v, tcp_refused));
+	kd3_expo_gauge_one(e, "kd3_kdc_tcp_connections_open", "TCP connections open now.",
+	                   (double)SUM(v, tcp_open));
 }
 
 static void render_snapshot(const kdc_metrics_view *v, kd3_expo *e)
 {
 	const kdc_reload_gauges *g = v->reload;
 	int64_t loaded = (int64_t)kd3_counter_get(&g->loaded_at), now = (int64_t)time(NULL);
-	gauge_family(e, "kd3_kdc_snapshot_generation",
-	             "Snapshots of the database published since start (1: the first).",
-	             (double)kd3_counter_get(&g->generation));
-	gauge_family(e, "kd3_kdc_snapshot_age_seconds",
-	             "Seconds since the snapshot in force was read from the database.",
-	             (double)(now > loaded ? now - loaded : 0));
-	gauge_family(e, "kd3_kdc_principals", "Principals in the snapshot in force.",
-	             (double)kd3_counter_get(&g->principals));
-	gauge_family(e, "kd3_kdc_keys", "Key versions in the snapshot in force.",
-	             (double)kd3_counter_get(&g->keys));
-	gauge_family(e, "kd3_kdc_database_ok",
-	             "1 when the last look at the database could read it.",
-	             (double)kd3_counter_get(&g->database_ok));
-	counter_family(e, "kd3_kdc_reload_failures",
-	               "Reloads that failed (the snapshot in force kept serving).",
-	               kd3_counter_get(&g->reload_failures));
-	gauge_family(e, "kd3_kdc_workers", "Worker threads serving requests.", (double)v->nworkers);
-	gauge_family(e, "kd3_kdc_start_time_seconds", "When kdc serve started (Unix time).",
-	             (double)v->started);
+	kd3_expo_gauge_one(e, "kd3_kdc_snapshot_generation",
+	                   "Snapshots of the database published since start (1: the first).",
+	                   (double)kd3_counter_get(&g->generation));
+	kd3_expo_gauge_one(e, "kd3_kdc_snapshot_age_seconds",
+	                   "Seconds since the snapshot in force was read from the database.",
+	                   (double)(now > loaded ? now - loaded : 0));
+	kd3_expo_gauge_one(e, "kd3_kdc_principals", "Principals in the snapshot in force.",
+	                   (double)kd3_counter_get(&g->principals));
+	kd3_expo_gauge_one(e, "kd3_kdc_keys", "Key versions in the snapshot in force.",
+	                   (double)kd3_counter_get(&g->keys));
+	kd3_expo_gauge_one(e, "kd3_kdc_database_ok",
+	                   "1 when the last look at the database could read it.",
+	                   (double)kd3_counter_get(&g->database_ok));
+	kd3_expo_counter_one(e, "kd3_kdc_reload_failures",
+	                     "Reloads that failed (the snapshot in force kept serving).",
+	                     kd3_counter_get(&g->reload_failures));
+	kd3_expo_gauge_one(e, "kd3_kdc_workers", "Worker threads serving requests.",
+	                   (double)v->nworkers);
+	kd3_expo_gauge_one(e, "kd3_kdc_start_time_seconds", "When kdc serve started (Unix time).",
+	                   (double)v->started);
 }
 
 void kdc_metrics_render(void *view, kd3_expo *e)

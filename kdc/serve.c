@@ -67,16 +67,11 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 		return KD3_E_USAGE;
 	}
 	if (o->metrics[0]) {
-		int public = 0;
-		if (kd3_metrics_addr_parse(o->metrics, &s->metrics_addr, &public, err,
-		                           sizeof(err)) != KD3_OK) {
+		if (kd3_metrics_addr_parse(o->metrics, &s->metrics_addr, err, sizeof(err)) !=
+		    KD3_OK) {
 			kd3_log_error("%s", err);
 			return KD3_E_USAGE;
 		}
-		if (public)
-			kd3_log_info("warning: metrics on %s, not a loopback address: anyone who "
-			             "reaches it reads them (no authentication)",
-			             o->metrics);
 		s->metrics_on = 1;
 	}
 	if (o->reveal_keys && !o->transcript[0]) {

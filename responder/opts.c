@@ -225,17 +225,10 @@ static int opts_finish(resp_opts *o)
 		}
 	}
 	o->nkdc = o->kdc.n;
-	if (o->metrics[0]) {
-		int public = 0;
-		if (kd3_metrics_addr_parse(o->metrics, &o->metrics_addr, &public, err,
-		                           sizeof(err)) != KD3_OK) {
-			kd3_log_error("--%s", err);
-			return KD3_E_USAGE;
-		}
-		if (public)
-			kd3_log_info("warning: metrics on %s, not a loopback address: anyone who "
-			             "reaches it reads them (no authentication)",
-			             o->metrics);
+	if (o->metrics[0] &&
+	    kd3_metrics_addr_parse(o->metrics, &o->metrics_addr, err, sizeof(err)) != KD3_OK) {
+		kd3_log_error("--%s", err);
+		return KD3_E_USAGE;
 	}
 	return KD3_OK;
 }

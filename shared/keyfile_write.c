@@ -4,7 +4,6 @@
 #include "keyfile.h"
 
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include "crypto.h"
 #include "err.h"
@@ -92,13 +91,10 @@ int kd3_keyfile_write(const char *path, const kd3_keyfile *kf, int overwrite, ch
                       size_t err_len)
 {
 	kd3_keyfile_stage st;
-	struct stat sb;
+	int ret = kd3_privfile_refuse_existing(path, overwrite, err, err_len);
 
-	if (!overwrite && lstat(path, &sb) == 0) { /* fail early; publish checks again */
-		snprintf(err, err_len, "%s: already exists; refusing to overwrite it", path);
-		return KD3_E_EXISTS;
-	}
-	int ret = kd3_keyfile_stage_write(&st, path, kf, err, err_len);
+	if (ret == KD3_OK)
+		ret = kd3_keyfile_stage_write(&st, path, kf, err, err_len);
 	if (ret == KD3_OK)
 		ret = kd3_keyfile_stage_publish(&st, overwrite, err, err_len);
 	return ret;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 
 struct kd3_metrics_http {
 	struct MHD_Daemon *daemon;
@@ -43,7 +44,7 @@ static int all_digits(const char *s)
 	return 1;
 }
 
-int kd3_metrics_addr_parse(const char *text, kd3_addr *a, int *public, char *err, size_t len)
+int kd3_metrics_addr_parse(const char *text, kd3_addr *a, char *err, size_t len)
 {
 	char with_host[96];
 	const char *what = text;
@@ -60,11 +61,25 @@ int kd3_metrics_addr_parse(const char *text, kd3_addr *a, int *public, char *err
 		         text);
 		return KD3_E_USAGE;
 	}
-	*public = !is_loopback(a);
+	if (!is_loopback(a))
+		kd3_log_info(
+		    "warning: metrics on %s, not a loopback address: anyone who reaches it "
+		    "reads them (no authentication)",
+		    text);
 	return KD3_OK;
 }
 
 /* ---- answers ------------------------------------------------------------------------- */
+
+/* r with its Content-Type, queued; the connection holds it from here. */
+static enum MHD_Result send_response(struct MHD_Connection *c, unsigned status,
+                                     struct MHD_Response *r, const char *type)
+{
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
 {
@@ -72,12 +87,9 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
 	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_response(c, status, r, "text/plain; charset=utf-8");
 }
 
 /* Whether the scraper asked for OpenMetrics (Prometheus does, first, in its Accept). */
@@ -102,12 +114,9 @@ static enum MHD_Result reply_metrics(kd3_metrics_http *h, struct MHD_Connection 
 		kd3_expo_free(&e);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	                        e.openmetrics ? KD3_EXPO_TYPE_OM : KD3_EXPO_TYPE_TEXT);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_response(c, MHD_HTTP_OK, r,
+	                     e.openmetrics ? KD3_EXPO_TYPE_OM : KD3_EXPO_TYPE_TEXT);
 }
 
 /* A Content-Length other than 0, or a chunked body. */

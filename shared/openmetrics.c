@@ -114,6 +114,18 @@ void kd3_expo_gauge(kd3_expo *e, const char *name, const char *labels, double v)
 	expo_sample(e, name, "", labels, text);
 }
 
+void kd3_expo_counter_one(kd3_expo *e, const char *name, const char *help, uint64_t v)
+{
+	kd3_expo_family(e, name, "counter", help);
+	kd3_expo_counter(e, name, "", v);
+}
+
+void kd3_expo_gauge_one(kd3_expo *e, const char *name, const char *help, double v)
+{
+	kd3_expo_family(e, name, "gauge", help);
+	kd3_expo_gauge(e, name, "", v);
+}
+
 void kd3_expo_histogram(kd3_expo *e, const char *name, const char *labels, const kd3_hist_read *h)
 {
 	char le[160], text[40];

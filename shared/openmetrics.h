@@ -82,6 +82,9 @@ void kd3_expo_family(kd3_expo *e, const char *name, const char *type, const char
  * kd3_expo_escape). A counter's sample gets its _total. */
 void kd3_expo_counter(kd3_expo *e, const char *name, const char *labels, uint64_t v);
 void kd3_expo_gauge(kd3_expo *e, const char *name, const char *labels, double v);
+/* A family of one unlabelled sample: its # TYPE and # HELP, then the value. */
+void kd3_expo_counter_one(kd3_expo *e, const char *name, const char *help, uint64_t v);
+void kd3_expo_gauge_one(kd3_expo *e, const char *name, const char *help, double v);
 /* name_bucket{labels,le=...} for each bound and +Inf (cumulative), name_count and
  * name_sum (seconds). */
 void kd3_expo_histogram(kd3_expo *e, const char *name, const char *labels, const kd3_hist_read *h);

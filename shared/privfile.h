@@ -87,6 +87,10 @@ int kd3_privfile_is_staging_name(const char *path);
 	"names of this form (.kd3-stage.XXXXXX, NAME.key.tmp.XXXXXX, NAME.stash.tmp.XXXXXX) "      \
 	"are kd3's staging files, which kdc removes as crash leftovers; choose another name"
 
+/* Without overwrite, KD3_E_EXISTS (said) when path exists: a writer's early refusal,
+ * before it writes anything (publish checks again, atomically). */
+int kd3_privfile_refuse_existing(const char *path, int overwrite, char *err, size_t err_len);
+
 /* stage + publish; without overwrite an existing path is refused before writing. */
 int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
                        size_t err_len);

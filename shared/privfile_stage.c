@@ -276,17 +276,24 @@ void kd3_privfile_discard(kd3_staged_file *st)
 	st->fd = -1;
 }
 
+int kd3_privfile_refuse_existing(const char *path, int overwrite, char *err, size_t err_len)
+{
+	struct stat sb;
+
+	if (overwrite || lstat(path, &sb) != 0)
+		return KD3_OK;
+	snprintf(err, err_len, "%s: already exists; refusing to overwrite it", path);
+	return KD3_E_EXISTS;
+}
+
 int kd3_privfile_write(const char *path, const void *data, size_t n, int overwrite, char *err,
                        size_t err_len)
 {
 	kd3_staged_file st;
-	struct stat sb;
+	int ret = kd3_privfile_refuse_existing(path, overwrite, err, err_len);
 
-	if (!overwrite && lstat(path, &sb) == 0) { /* fail early; publish checks again */
-		snprintf(err, err_len, "%s: already exists; refusing to overwrite it", path);
-		return KD3_E_EXISTS;
-	}
-	int ret = kd3_privfile_stage(&st, path, data, n, err, err_len);
+	if (ret == KD3_OK)
+		ret = kd3_privfile_stage(&st, path, data, n, err, err_len);
 	if (ret == KD3_OK)
 		ret = kd3_privfile_publish(&st, overwrite, err, err_len);
 	return ret;

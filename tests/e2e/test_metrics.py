@@ -43,6 +43,14 @@ def fetch(port, path="/metrics", accept=None, method="GET", data=None):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
 
 
+def read_to_eof(sock):
+    """Everything the server sends until it closes (the socket's timeout bounds each read)."""
+    got = b""
+    while chunk := sock.recv(65536):
+        got += chunk
+    return got
+
+
 class Scrape:
     """One scrape in both formats: {(sample name, frozenset(labels)): value}, checked to
     say the same thing."""
@@ -213,9 +221,7 @@ class KdcMetrics(unittest.TestCase):
         # HEAD: the headers of a GET (its Content-Length), and no body after them.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             c.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            got = b""
-            while chunk := c.recv(65536):
-                got += chunk
+            got = read_to_eof(c)
             head, _, body = got.partition(b"\r\n\r\n")
             self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
             self.assertIn(b"Content-Length: ", head)
@@ -227,9 +233,7 @@ class KdcMetrics(unittest.TestCase):
                 t = time.monotonic()
                 c.sendall(request)
                 c.shutdown(socket.SHUT_WR)
-                got = b""
-                while chunk := c.recv(65536):
-                    got += chunk
+                got = read_to_eof(c)
                 self.assertLess(time.monotonic() - t, 2.0, request)
                 if request.startswith(b"GET"):
                     self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:40])

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -85,13 +84,6 @@ static void server_once(void)
 		kd3_hist_observe(&hist, us);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int connect_server(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -122,9 +114,9 @@ static void send_input(int fd, const uint8_t *data, size_t size)
 static size_t read_reply(int fd, char *buf, size_t cap)
 {
 	size_t got = 0;
-	uint64_t deadline = now_ms() + ANSWER_WAIT_MS;
+	uint64_t deadline = kd3_now_ms() + ANSWER_WAIT_MS;
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = kd3_now_ms();
 		FUZZ_CHECK(now < deadline);
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, (int)(deadline - now)) <= 0)
