@@ -117,11 +117,18 @@ class Adv:
         """The log line of rule number `rule` whose text matches pattern (a regex)."""
         return self.proc.wait_for(rf"^kd3adv: rule {rule}: {pattern}", timeout=timeout).string
 
-    def actions(self, rule):
-        """The actions rule number `rule` took while armed."""
-        with self.proc.cond:
+    def actions(self, rule, expect=0, timeout=5.0):
+        """The actions rule number `rule` took while armed. With expect, first waits (up
+        to timeout) until that many are logged: kd3adv's stderr is read by a pump
+        thread, which may not have passed on the last line yet when the test asks."""
+        def taken():
             return [l for l in self.proc.lines
                     if l.startswith(f"kd3adv: rule {rule}: ") and "[disarmed" not in l]
+        deadline = time.monotonic() + timeout
+        with self.proc.cond:
+            while len(taken()) < expect and time.monotonic() < deadline:
+                self.proc.cond.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            return taken()
 
     def disarm(self):
         self.proc.p.send_signal(signal.SIGUSR1)

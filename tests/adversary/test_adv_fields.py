@@ -92,7 +92,7 @@ class Fields(AdvTest):
         net = self.net("ids_swap_m2")
         self.kdc_refused(net, "i")
         self.kdc_logged("bob -> alice", "1/1", rf"BAD_AUTH \({T_AUTH_I}\)")
-        self.assertEqual(len(net.adv.actions(1)), 2)  # UDP, then TCP to confirm
+        self.assertEqual(len(net.adv.actions(1, expect=2)), 2)  # UDP, then TCP to confirm
         self.disarmed("ids_swap_m2", [1])
 
     def test_initiator_renamed(self):

@@ -70,7 +70,7 @@ class Replays(AdvTest):
         self.refused_handshake(net, EXIT_HANDSHAKE, TIMEOUT_I,
                                rf"session 2 \(claiming alice\) failed: {T_NO_KDC} \(1 KDC tried",
                                session=2, before=first)
-        self.assertEqual(len(net.adv.actions(1)), 4)
+        self.assertEqual(len(net.adv.actions(1, expect=4)), 4)
         net.adv.fired(1, r"KDC->R/tcp M3#5: replaced by KDC->R:M3#1 \(136 bytes\)$")
         self.gave_up(net, 2)
         self.disarmed("replay_m3_same_run", [1], first=True)
@@ -81,7 +81,7 @@ class Replays(AdvTest):
         net = self.net("replay_m3_later", load=rec)
         self.refused_handshake(net, EXIT_HANDSHAKE, TIMEOUT_I,
                                rf"session 1 \(claiming alice\) failed: {T_NO_KDC} \(1 KDC tried")
-        self.assertEqual(len(net.adv.actions(1)), 4)
+        self.assertEqual(len(net.adv.actions(1, expect=4)), 4)
         self.gave_up(net, 1)
         self.disarmed("replay_m3_later", [1], load=rec)
 
@@ -181,7 +181,7 @@ class ReplaysWithoutCache(AdvTest):
         self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
         self.assertIn(TIMEOUT_I, r.stderr)
         net.resp_log(rf"session 2 \(claiming alice\) failed: {T_NO_KDC} \(1 KDC tried")
-        self.assertEqual(len(net.adv.actions(1)), 4)
+        self.assertEqual(len(net.adv.actions(1, expect=4)), 4)
         self.kdc_said(r"alice -> bob kvno 1/1 OK \d+us$", count=5)
         tape = read_tape(rec)
         self.same_m3s(tape, 2, 5, tape_frame(tape, "KDC->R", "M3", 1))
@@ -196,7 +196,7 @@ class ReplaysWithoutCache(AdvTest):
         net = self.net("replay_m2_later", load=rec, record=now)
         self.refused_handshake(net, EXIT_HANDSHAKE, TIMEOUT_I,
                                rf"session 1 \(claiming alice\) failed: {T_NO_KDC} \(1 KDC tried")
-        self.assertEqual(len(net.adv.actions(1)), 4)
+        self.assertEqual(len(net.adv.actions(1, expect=4)), 4)
         self.same_m3s(read_tape(now), 1, 4, tape_frame(read_tape(rec), "KDC->R", "M3", 1))
         self.disarmed("replay_m2_later", [1], load=rec)
 
