@@ -101,7 +101,7 @@ static void print_help(const kd3_option *t)
 	       "  so that they behave the same when started from a terminal.\n"
 	       "\n"
 	       "options (each is also a key in the [initiator] section of --config FILE;\n"
-	       "a yes|no option given alone means yes):\n",
+	       "a yes|no option given alone means yes; --trace no is --trace=no):\n",
 	       KD3_PAYLOAD_MAX);
 	kd3_conf_print_help(t, INI_NOPTS);
 	printf("  %-24s  %s\n  %-24s  %s\n  %-24s  %s\n", "--config=FILE",
@@ -160,7 +160,11 @@ static int scan_args(int argc, char **argv, const struct option *lo, const kd3_o
 			*done = 1;
 			return KD3_OK;
 		}
-		if (c == OPT_CONFIG) {
+		if (c >= OPT_TABLE_BASE) {
+			/* Steps past a "--trace no" value as apply_args will. */
+			(void)kd3_conf_arg_take(&t[c - OPT_TABLE_BASE], optarg, argc, argv,
+			                        &optind);
+		} else if (c == OPT_CONFIG) {
 			*config = optarg;
 		} else if (c == '?' || c == ':') {
 			kd3_log_error("bad option '%s' (unknown, or missing its value; see --help)",
@@ -187,7 +191,7 @@ static int apply_args(int argc, char **argv, const struct option *lo, const kd3_
 		if (c < OPT_TABLE_BASE)
 			continue;
 		const kd3_option *o = &t[c - OPT_TABLE_BASE];
-		const char *value = kd3_conf_arg_value(optarg);
+		const char *value = kd3_conf_arg_take(o, optarg, argc, argv, &optind);
 		if (kd3_conf_set(t, INI_NOPTS, o->name, value, err, sizeof(err)) != KD3_OK) {
 			kd3_log_error("%s", err);
 			return KD3_E_USAGE;

@@ -145,6 +145,8 @@ static void print_help(const kdc_cmd *cmd, const kd3_option *table, size_t nt)
 
 	printf("usage: kdc %s%s%s [options]\n  %s\n\noptions:\n", cmd->name, cmd->nargs ? " " : "",
 	       cmd->args, cmd->summary);
+	if (cmd->takes & KDC_TAKES_SERVE)
+		printf("(a yes|no option given alone means yes; --trace no is --trace=no)\n");
 	for (size_t i = 0; i < nt; i++)
 		if (cmd_takes_option(cmd, &table[i]))
 			shown[n++] = table[i];
@@ -256,7 +258,8 @@ static int parse_argv(const kdc_cmd *cmd, int argc, char **argv, kdc_opts *o,
 				return KD3_E_USAGE;
 			}
 			cli[*ncli].index = (size_t)(c - OPT_TABLE);
-			cli[(*ncli)++].value = kd3_conf_arg_value(optarg);
+			cli[(*ncli)++].value =
+			    kd3_conf_arg_take(&table[c - OPT_TABLE], optarg, argc, argv, &optind);
 		} else if (c == ':') {
 			snprintf(err, len, "kdc %s: option '%s' needs a value", cmd->name,
 			         argv[optind - 1]);

@@ -110,7 +110,7 @@ static void opts_usage(const kd3_option *t, size_t n)
 	       "  it exited, what it left running may hold its stdout 1 s at most.\n"
 	       "\n"
 	       "options (each is also a key in the [responder] section of --config FILE;\n"
-	       "a yes|no option given alone means yes):\n");
+	       "a yes|no option given alone means yes; --trace no is --trace=no):\n");
 	kd3_conf_print_help(t, n);
 	printf("  %-*s  read options from FILE first (the command line wins)\n", w,
 	       "--config=FILE");
@@ -136,12 +136,16 @@ static void opts_longopts(const kd3_option *t, size_t n, struct option *lo)
 }
 
 /* First pass: --help, --version and --config, before anything else is applied. */
-static int opts_first_pass(int argc, char **argv, const struct option *lo, resp_opts *o, int *want)
+static int opts_first_pass(int argc, char **argv, const struct option *lo, const kd3_option *t,
+                           size_t n, resp_opts *o, int *want)
 {
 	int c;
 	opterr = 0;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
+		/* Steps past a "--trace no" value as the second pass will. */
+		if (c >= OPT_TABLE_VAL && c < OPT_TABLE_VAL + (int)n)
+			(void)kd3_conf_arg_take(&t[c - OPT_TABLE_VAL], optarg, argc, argv, &optind);
 		if (c == OPT_HELP || c == OPT_VERSION)
 			*want = c;
 		if (c == OPT_CONFIG && snprintf(o->config, sizeof(o->config), "%s", optarg) >=
@@ -174,7 +178,7 @@ static int opts_second_pass(int argc, char **argv, const struct option *lo, cons
 			o->kdc.n = 0;
 			kdc_seen = 1;
 		}
-		const char *value = kd3_conf_arg_value(optarg);
+		const char *value = kd3_conf_arg_take(opt, optarg, argc, argv, &optind);
 		if (kd3_conf_set(t, n, opt->name, value, err, sizeof(err)) != KD3_OK) {
 			kd3_log_error("%s", err);
 			return KD3_E_USAGE;
@@ -245,7 +249,7 @@ int resp_opts_parse(int argc, char **argv, resp_opts *o, int *done)
 	opts_defaults(o);
 	size_t n = opts_table(o, table);
 	opts_longopts(table, n, longopts);
-	if ((ret = opts_first_pass(argc, argv, longopts, o, &want)) != KD3_OK)
+	if ((ret = opts_first_pass(argc, argv, longopts, table, n, o, &want)) != KD3_OK)
 		return ret;
 	if (want == OPT_HELP || want == OPT_VERSION) {
 		if (want == OPT_HELP)

@@ -92,22 +92,30 @@ static int set_uint(const kd3_option *o, const char *v, char *why, size_t len)
 	return KD3_OK;
 }
 
-static int set_bool(const kd3_option *o, const char *v, char *why, size_t len)
+/* The words a boolean takes, each with its value; 1 when v is one of them. */
+static int bool_word(const char *v, int *value)
 {
 	static const char *const yes[] = {"yes", "true", "on", "1"};
 	static const char *const no[] = {"no", "false", "off", "0"};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(v, yes[i]) == 0) {
-			*(int *)o->dst = 1;
-			return KD3_OK;
-		}
-		if (strcasecmp(v, no[i]) == 0) {
-			*(int *)o->dst = 0;
-			return KD3_OK;
+		if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+			*value = strcasecmp(v, yes[i]) == 0;
+			return 1;
 		}
 	}
-	why_set(why, len, "'%.*s' is not yes/no, true/false, on/off or 1/0", CONF_QUOTE_MAX, v);
-	return KD3_E_CONFIG;
+	return 0;
+}
+
+static int set_bool(const kd3_option *o, const char *v, char *why, size_t len)
+{
+	int value = 0;
+	if (!bool_word(v, &value)) {
+		why_set(why, len, "'%.*s' is not yes/no, true/false, on/off or 1/0", CONF_QUOTE_MAX,
+		        v);
+		return KD3_E_CONFIG;
+	}
+	*(int *)o->dst = value;
+	return KD3_OK;
 }
 
 int kd3_suite_parse(const char *name, uint8_t *suite)
@@ -443,7 +451,13 @@ struct option kd3_conf_longopt(const kd3_option *o, int val)
 	return (struct option){o->name, has, NULL, val};
 }
 
-const char *kd3_conf_arg_value(const char *arg)
+const char *kd3_conf_arg_take(const kd3_option *o, const char *arg, int argc, char *const *argv,
+                              int *next)
 {
-	return arg ? arg : "yes";
+	int value = 0;
+	if (arg || o->type != KD3_OPT_BOOL)
+		return arg;
+	if (*next < argc && argv[*next] && bool_word(argv[*next], &value))
+		return argv[(*next)++];
+	return "yes";
 }

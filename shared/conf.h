@@ -45,11 +45,18 @@ int kd3_conf_load(const char *path, const char *section, const kd3_option *opts,
 int kd3_conf_set(const kd3_option *opts, size_t nopts, const char *name, const char *value,
                  char *err, size_t err_len);
 /* The command-line form of a table option, the same in every executable: its
- * getopt_long entry (a boolean takes an optional value: --trace, --trace=no; every
- * other type a required one), and the value to set for what getopt returned (a bare
- * boolean means "yes"). */
+ * getopt_long entry (a boolean takes an optional value, so that --trace alone means
+ * yes; every other type a required one). */
 struct option kd3_conf_longopt(const kd3_option *o, int val);
-const char *kd3_conf_arg_value(const char *arg);
+/* The value of table option o that getopt_long just returned with optarg arg.
+ * getopt gives a boolean's value only after '=' (--trace=no): when arg is NULL and the
+ * next word, argv[*next] (pass &optind), is a boolean word (yes/no, true/false, on/off,
+ * 1/0), that word is the value and *next steps past it, so "--trace no" is
+ * "--trace=no"; any other next word stays where it is and the bare boolean means
+ * "yes". Every getopt loop over one argv must call it for every table option, even a
+ * loop that ignores the values, or the loops disagree on which words are arguments. */
+const char *kd3_conf_arg_take(const kd3_option *o, const char *arg, int argc, char *const *argv,
+                              int *next);
 
 /* Prints "  --name=VALUE   help" lines for --help. */
 void kd3_conf_print_help(const kd3_option *opts, size_t nopts);

@@ -285,5 +285,67 @@ class Busy(unittest.TestCase):
             self.assertEqual(hold.returncode, EXIT_OK)
 
 
+class BoolWords(unittest.TestCase):
+    """A yes|no option followed by its value as the next word ("--log-requests no") is
+    taken as "--log-requests=no" by each program; a next word that is no boolean word
+    is not taken (it stays a positional argument, which these programs refuse)."""
+
+    REQUEST_LINE = r"alice -> bob kvno \d+/\d+ OK"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.realm = k.Realm(("alice", "bob"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.realm.close()
+
+    def session(self, kdc, *initiator_args, resp_args=()):
+        resp = self.realm.start_responder(*resp_args, kdc=[f"127.0.0.1:{kdc.port}"])
+        r = self.realm.run_initiator(resp.port, ["x"], *initiator_args)
+        resp.stop()
+        return r, resp
+
+    def test_kdc_log_requests_no(self):
+        quiet = self.realm.start_kdc("--log-requests", "no", "--trace", "off")
+        loud = self.realm.start_kdc("--log-requests", "yes")
+        for kdc in (quiet, loud):
+            r, _ = self.session(kdc)
+            self.assertEqual(r.rc, EXIT_OK, r)
+        loud.wait_for(self.REQUEST_LINE)
+        quiet.stop()
+        self.assertNotRegex(quiet.text(), self.REQUEST_LINE)
+        self.assertNotIn("M2", quiet.text())  # --trace off: no frame printed
+        r = k.run([k.exe("kdc"), "serve", *self.realm.dbargs, "--trace", "extra"])
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertIn("unexpected argument 'extra'", r.stderr)
+
+    def test_initiator_forward_secret_no(self):
+        kdc = self.realm.start_kdc()
+        for word, on in (("no", "off"), ("off", "off"), ("yes", "on"), ("1", "on")):
+            with self.subTest(word=word):
+                r, _ = self.session(kdc, "--forward-secret", word, "--batch", "yes")
+                self.assertEqual(r.rc, EXIT_OK, r)
+                self.assertIn(f"forward secrecy {on}", r.stderr)
+        r = self.realm.run_initiator(kdc.port, ["x"], "--trace", "trace.out")
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertIn("unexpected argument 'trace.out'", r.stderr)
+
+    def test_responder_require_forward_secret_yes(self):
+        kdc = self.realm.start_kdc()
+        r, _ = self.session(kdc, "--forward-secret", "no",
+                            resp_args=("--require-forward-secret", "yes"))
+        self.assertEqual(r.rc, EXIT_HANDSHAKE, r)
+        self.assertIn("forward-secret", r.stderr)
+        r, resp = self.session(kdc, "--forward-secret", "no",
+                               resp_args=("--require-forward-secret", "no", "--trace", "false"))
+        self.assertEqual(r.rc, EXIT_OK, r)
+        self.assertNotIn("M1", resp.text())  # --trace false: no frame printed
+        r = k.run([k.exe("responder"), "--keyfile", self.realm.keyfile("bob"), "--json",
+                   "somefile"])
+        self.assertEqual(r.rc, EXIT_USAGE, r)
+        self.assertIn("unexpected argument 'somefile'", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <getopt.h>
 
 #include "conf.h"
 #include "err.h"
@@ -444,6 +445,107 @@ static void test_print_help(void **state)
 	assert_int_equal(lines, NOPTS);
 }
 
+/* kd3_conf_arg_take alone: a bare boolean takes the next word when it is a boolean
+ * word, and only then; "=value" and the other types are left as getopt gave them. */
+static void test_arg_take(void **state)
+{
+	const kd3_option *flag = &opts[3], *name = &opts[0];
+	char *words[] = {"prog", "--flag", "no", "--flag", "file", "--flag", "OFF", "--flag"};
+	int argc = 8, next = 2;
+	(void)state;
+	assert_string_equal(kd3_conf_arg_take(flag, NULL, argc, words, &next), "no");
+	assert_int_equal(next, 3);
+	next = 4; /* "file" is not a boolean word: it stays, the flag means yes */
+	assert_string_equal(kd3_conf_arg_take(flag, NULL, argc, words, &next), "yes");
+	assert_int_equal(next, 4);
+	next = 6;
+	assert_string_equal(kd3_conf_arg_take(flag, NULL, argc, words, &next), "OFF");
+	assert_int_equal(next, 7);
+	next = 8; /* last word: nothing follows */
+	assert_string_equal(kd3_conf_arg_take(flag, NULL, argc, words, &next), "yes");
+	assert_int_equal(next, 8);
+	next = 2; /* --flag=on: the word after it is not looked at */
+	assert_string_equal(kd3_conf_arg_take(flag, "on", argc, words, &next), "on");
+	assert_int_equal(next, 2);
+	next = 2; /* a string option's value is getopt's */
+	assert_string_equal(kd3_conf_arg_take(name, "x", argc, words, &next), "x");
+	assert_int_equal(next, 2);
+	const char *each[] = {"yes", "no", "true", "false", "on", "off", "1", "0", "Yes", "NO"};
+	for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++) {
+		char *w[] = {"prog", "--flag", (char *)each[i]};
+		next = 2;
+		assert_ptr_equal(kd3_conf_arg_take(flag, NULL, 3, w, &next), each[i]);
+		assert_int_equal(next, 3);
+	}
+	char *not_bool[] = {"prog", "--flag", "nope", "--flag", "", "-", "2"};
+	for (int at = 2; at < 7; at++) {
+		next = at;
+		assert_string_equal(kd3_conf_arg_take(flag, NULL, 7, not_bool, &next), "yes");
+		assert_int_equal(next, at);
+	}
+}
+
+/* One getopt_long pass over argv, as the programs run it: table values applied, the
+ * words left over (positional arguments) copied into rest. */
+static int getopt_pass(int argc, char **argv, char rest[][32], int *nrest)
+{
+	struct option lo[NOPTS + 1];
+	char why[256];
+	int c;
+	for (size_t i = 0; i < NOPTS; i++)
+		lo[i] = kd3_conf_longopt(&opts[i], 256 + (int)i);
+	lo[NOPTS] = (struct option){NULL, 0, NULL, 0};
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (c < 256)
+			return KD3_E_USAGE;
+		const kd3_option *o = &opts[c - 256];
+		const char *v = kd3_conf_arg_take(o, optarg, argc, argv, &optind);
+		if (kd3_conf_set(opts, NOPTS, o->name, v, why, sizeof(why)) != KD3_OK)
+			return KD3_E_CONFIG;
+	}
+	*nrest = 0;
+	for (int i = optind; i < argc; i++)
+		snprintf(rest[(*nrest)++], 32, "%s", argv[i]);
+	return KD3_OK;
+}
+
+/* "--flag no" through getopt_long itself, which permutes argv (positional words move
+ * to the end): twice over the same argv, as the responder and the initiator parse it
+ * (--config first, then the rest), both passes agree; a word that is no boolean stays
+ * positional. */
+static void test_bool_next_word_getopt(void **state)
+{
+	char a0[] = "prog", a1[] = "first", a2[] = "--flag", a3[] = "no", a4[] = "--name",
+	     a5[] = "n", a6[] = "--flag", a7[] = "trace.out", a8[] = "--flag", a9[] = "off";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, NULL};
+	char rest[8][32];
+	int nrest = 0;
+	(void)state;
+	for (int pass = 0; pass < 2; pass++) {
+		S.flag = 1;
+		assert_int_equal(getopt_pass(10, argv, rest, &nrest), KD3_OK);
+		assert_int_equal(S.flag, 0); /* the last one, "--flag off", wins */
+		assert_string_equal(S.name, "n");
+		assert_int_equal(nrest, 2);
+		assert_string_equal(rest[0], "first");
+		assert_string_equal(rest[1], "trace.out");
+	}
+	/* Alone at the end, and with '=': unchanged. */
+	char b2[] = "--flag", b3[] = "--flag=no", b4[] = "--flag";
+	char *argv2[] = {a0, b3, b2, NULL};
+	S.flag = 0;
+	assert_int_equal(getopt_pass(3, argv2, rest, &nrest), KD3_OK);
+	assert_int_equal(S.flag, 1);
+	assert_int_equal(nrest, 0);
+	char *argv3[] = {a0, b4, a3, b3, NULL};
+	S.flag = 1;
+	assert_int_equal(getopt_pass(4, argv3, rest, &nrest), KD3_OK);
+	assert_int_equal(S.flag, 0);
+	assert_int_equal(nrest, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +568,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_suites, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_command_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_arg_take, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bool_next_word_getopt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_print_help, setup, teardown),
 	};
