@@ -413,11 +413,17 @@ class Bench:
             self.add(("rtt",), run_json([self.t.sessload, "--mode", "rtt", "--rounds",
                                          "500" if self.args.smoke else "5000"]))
             for th in threads:
-                res = run_json([self.t.sessload, "--mode", "handshake", "--connect",
-                                f"127.0.0.1:{port}", "--keys", realm.keys_list, "--peer", "svc",
-                                "--threads", str(th), "--sessions", str(n),
-                                "--seconds", str(self.secs)])
-                self.add(("hs", th), res)
+                # Plain and forward-secret mode back to back, the first of the two
+                # alternating by round, so that a drift of the machine hits both.
+                for fs in (False, True) if r % 2 == 0 else (True, False):
+                    res = run_json([self.t.sessload, "--mode", "handshake", "--connect",
+                                    f"127.0.0.1:{port}", "--keys", realm.keys_list, "--peer",
+                                    "svc", "--threads", str(th), "--sessions", str(n),
+                                    "--seconds", str(self.secs)]
+                                   + (["--forward-secret"] if fs else []))
+                    self.add(("hs-fs" if fs else "hs", th), res)
+            self.add(("x25519",), run_json([self.t.sessload, "--mode", "x25519", "--rounds",
+                                            "200" if self.args.smoke else "2000"]))
             self.add(("spawn",), self.spawn_initiators(realm, port, spawns))
         del kdc
 
@@ -780,6 +786,39 @@ def made_in(d, n):
     return f"{fmt(d['made_s'], 1)} s (one kdc import)"
 
 
+def forward_secret_table(R, w):
+    """Section 2's forward-secret mode beside plain mode, measured in the same rounds."""
+    keys = sorted(k for k in R if k[0] == "hs-fs")
+    if not keys:
+        return
+    w("Forward-secret mode (X25519: the initiator's key pair before M1, the responder's "
+      "before M2 and its shared secret before M4, the initiator's shared secret after M4) "
+      "beside plain mode, same run, same responder and KDC, the two modes back to back "
+      "with the first alternating by round:\n")
+    w("| initiators at once | sessions/s plain | sessions/s forward-secret | "
+      "forward-secret / plain | open p50 us plain | open p50 us forward-secret | "
+      "verified p50 us plain | verified p50 us forward-secret | verified p99 us plain | "
+      "verified p99 us forward-secret |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key in keys:
+        plain, fs = R.get(("hs", key[1]), []), R[key]
+        sp, sf = med_field(plain, "sessions_per_s"), med_field(fs, "sessions_per_s")
+        w(f"| {key[1]} | {fmt(sp)} | {fmt(sf)} | {fmt(ratio(sf, sp), 2)}x | "
+          f"{fmt(med_field(plain, 'open_p50_us'))} | {fmt(med_field(fs, 'open_p50_us'))} | "
+          f"{fmt(med_field(plain, 'verified_p50_us'))} | "
+          f"{fmt(med_field(fs, 'verified_p50_us'))} | "
+          f"{fmt(med_field(plain, 'verified_p99_us'))} | "
+          f"{fmt(med_field(fs, 'verified_p99_us'))} |")
+    x = R.get(("x25519",))
+    if x:
+        w("")
+        w(f"X25519 alone, one side of a handshake (`sessload --mode x25519`: a private key "
+          f"from the DRBG, its public key, one shared secret; Mbed TLS's ecp module, one "
+          f"core): p50 {fmt(med_field(x, 'p50_us'))} us, p99 {fmt(med_field(x, 'p99_us'))} "
+          f"us, mean {fmt(med_field(x, 'mean_us'))} us. Both sides do it, one after the "
+          "other, on the handshake's critical path.")
+
+
 def report(b, info):
     R = b.results
     q = "--quick" if b.args.quick else "full"
@@ -918,6 +957,8 @@ def report(b, info):
         targets.append(("Handshake p50 within 3x of three loopback round trips", r is not None
                         and r <= 3, f"{fmt(r, 2)}x ({fmt(med_field(hs1, 'open_p50_us'))} us vs "
                         f"3 x {fmt(tcp_rtt, 1)} us)"))
+    w("")
+    forward_secret_table(R, w)
     sp = R.get(("spawn",))
     if sp:
         w("")

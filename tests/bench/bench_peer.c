@@ -141,7 +141,8 @@ static int connect_loopback(const struct sockaddr_in *sa)
 }
 
 int bp_open(bp_conn *c, kd3_crypto *crypto, const struct sockaddr_in *responder,
-            const b_principal *self, const char *peer_name, uint8_t suite, const char **why)
+            const b_principal *self, const char *peer_name, uint8_t suite, int forward_secret,
+            const char **why)
 {
 	kd3_peer_config cfg;
 	kd3_peer_out out;
@@ -156,6 +157,7 @@ int bp_open(bp_conn *c, kd3_crypto *crypto, const struct sockaddr_in *responder,
 	cfg.keys[0].sub = self->sub;
 	cfg.nkeys = 1;
 	cfg.suite = suite;
+	cfg.forward_secret = forward_secret ? 1 : 0;
 	cfg.suites_allowed = (1u << KD3_SUITE_AES256GCM) | (1u << KD3_SUITE_CHACHAPOLY);
 	cfg.rekey_records = KD3_REKEY_RECORDS_DEFAULT;
 

@@ -26,9 +26,11 @@ typedef struct bp_conn {
 } bp_conn;
 
 /* Connects to a responder and runs the exchange up to and including FINISHED sent,
- * as initiator self towards responder peer_name. 0, or -1 with why set. */
+ * as initiator self towards responder peer_name, in forward-secret mode (X25519) when
+ * forward_secret is set. 0, or -1 with why set. */
 int bp_open(bp_conn *c, kd3_crypto *crypto, const struct sockaddr_in *responder,
-            const b_principal *self, const char *peer_name, uint8_t suite, const char **why);
+            const b_principal *self, const char *peer_name, uint8_t suite, int forward_secret,
+            const char **why);
 /* Sends our CLOSE and waits (bounded) for the responder's: proof that it verified our
  * FINISHED and every record before it. 0, or -1 with why set. */
 int bp_close(bp_conn *c, const char **why);

@@ -258,7 +258,7 @@ static bp_conn *session_open(const opts *o, kd3_crypto *c)
 	if (b_principal_load(c, o->keyfile, &self) != 0)
 		exit(2);
 	conn->fd = -1;
-	if (bp_open(conn, c, &o->responder, &self, o->peer_name, o->suite, &why) != 0)
+	if (bp_open(conn, c, &o->responder, &self, o->peer_name, o->suite, 0, &why) != 0)
 		b_die(1, "session: %s", why);
 	kd3_wipe(&self, sizeof(self));
 	return conn;

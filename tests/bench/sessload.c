@@ -11,6 +11,10 @@
  *   --mode=rtt        loopback round trips of 100 bytes through an in-process echo
  *                     server: TCP (the floor of a handshake is about three of these)
  *                     and UDP.
+ *   --mode=x25519     what forward-secret mode adds to each side of a handshake, alone:
+ *                     a key pair (random private key, public key) and one shared
+ *                     secret, --rounds times on one core.
+ * --forward-secret: handshake and idle sessions ask for forward-secret mode (X25519).
  * One JSON object on stdout per run. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "bench_peer.h"
+#include "crypto.h"
 #include "err.h"
 
 #define PRINCIPALS_MAX 1024
@@ -39,6 +44,7 @@ typedef struct opts {
 	long threads, sessions, rounds;
 	double seconds, hold;
 	uint8_t suite;
+	int forward_secret;
 } opts;
 
 typedef struct hs_shared {
@@ -82,7 +88,7 @@ static void *hs_main(void *arg)
 		uint64_t t0 = b_now_ns();
 		c->fd = -1;
 		int ret = bp_open(c, &crypto, &sh->o->responder, self, sh->o->peer_name,
-		                  sh->o->suite, &why);
+		                  sh->o->suite, sh->o->forward_secret, &why);
 		if (ret == 0)
 			ret = bp_close(c, &why);
 		uint64_t t1 = b_now_ns();
@@ -150,6 +156,7 @@ static int mode_handshake(const opts *o, b_principal *pr, size_t npr)
 	b_json_begin();
 	b_json_str("tool", "sessload");
 	b_json_str("mode", "handshake");
+	b_json_int("forward_secret", o->forward_secret);
 	b_json_int("threads", o->threads);
 	b_json_int("sessions", ok);
 	b_json_int("bad", failed);
@@ -184,7 +191,7 @@ static int mode_idle(const opts *o, b_principal *pr, size_t npr)
 			b_die(1, "out of memory");
 		conns[k]->fd = -1;
 		if (bp_open(conns[k], &crypto, &o->responder, &pr[(size_t)k % npr], o->peer_name,
-		            o->suite, &why) != 0) {
+		            o->suite, o->forward_secret, &why) != 0) {
 			bp_free(conns[k]);
 			free(conns[k]);
 			conns[k] = NULL;
@@ -344,9 +351,51 @@ static int mode_rtt(const opts *o)
 	return 0;
 }
 
+/* One side's X25519 work in forward-secret mode, timed per round: a fresh private key
+ * from the DRBG, its public key, and the shared secret with the other side's public key
+ * (a fixed one: its cost does not depend on the value). */
+static int mode_x25519(const opts *o)
+{
+	kd3_crypto crypto;
+	uint8_t priv[KD3_DH_LEN], pub[KD3_DH_LEN], peer_priv[KD3_DH_LEN], peer_pub[KD3_DH_LEN];
+	uint8_t shared[KD3_DH_LEN];
+	b_lat lat;
+
+	if (kd3_crypto_init(&crypto, "sessload x25519", 1) != KD3_OK ||
+	    b_lat_init(&lat, (size_t)o->rounds) ||
+	    kd3_crypto_rng(&crypto, peer_priv, sizeof(peer_priv)) != KD3_OK ||
+	    kd3_x25519_public(peer_priv, peer_pub) != KD3_OK)
+		b_die(1, "cannot set up");
+	uint64_t start = b_now_ns();
+	for (long k = 0; k < o->rounds; k++) {
+		uint64_t t0 = b_now_ns();
+		if (kd3_crypto_rng(&crypto, priv, sizeof(priv)) != KD3_OK ||
+		    kd3_x25519_public(priv, pub) != KD3_OK ||
+		    kd3_x25519_shared(priv, peer_pub, shared) != KD3_OK)
+			b_die(1, "x25519 failed");
+		b_lat_add(&lat, b_now_ns() - t0);
+	}
+	double elapsed = (double)(b_now_ns() - start) / 1e9;
+	b_lat_sort(&lat);
+	b_json_begin();
+	b_json_str("tool", "sessload");
+	b_json_str("mode", "x25519");
+	b_json_int("rounds", o->rounds);
+	b_json_num("mean_us", elapsed * 1e6 / (double)o->rounds);
+	b_json_num("p50_us", b_lat_pct_us(&lat, 0.50));
+	b_json_num("p99_us", b_lat_pct_us(&lat, 0.99));
+	b_json_end();
+	kd3_wipe(priv, sizeof(priv));
+	kd3_wipe(peer_priv, sizeof(peer_priv));
+	kd3_wipe(shared, sizeof(shared));
+	b_lat_free(&lat);
+	kd3_crypto_free(&crypto);
+	return 0;
+}
+
 static void usage(void)
 {
-	fputs("usage: sessload --mode=handshake|idle|rtt [options]\n"
+	fputs("usage: sessload --mode=handshake|idle|rtt|x25519 [options]\n"
 	      "  --connect=127.0.0.1:PORT  the responder (handshake, idle)\n"
 	      "  --keys=LIST               initiators' key files, one path per line\n"
 	      "  --peer=NAME               the responder's principal\n"
@@ -354,7 +403,9 @@ static void usage(void)
 	      "  --sessions=N              sessions at most (2000)\n"
 	      "  --seconds=S               handshake: time at most (3)\n"
 	      "  --hold=S                  idle: hold the sessions at most this long (60)\n"
-	      "  --rounds=N                rtt: round trips of each kind (5000)\n"
+	      "  --rounds=N                rtt: round trips of each kind; x25519: key pairs\n"
+	      "                            and shared secrets (5000)\n"
+	      "  --forward-secret          handshake, idle: forward-secret mode (X25519)\n"
 	      "  --suite=chacha20-poly1305|aes-256-gcm\n",
 	      stderr);
 	exit(2);
@@ -362,13 +413,19 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"mode", required_argument, 0, 'm'},    {"connect", required_argument, 0, 'c'},
-	    {"keys", required_argument, 0, 'K'},    {"peer", required_argument, 0, 'p'},
-	    {"threads", required_argument, 0, 't'}, {"sessions", required_argument, 0, 'n'},
-	    {"seconds", required_argument, 0, 's'}, {"hold", required_argument, 0, 'H'},
-	    {"rounds", required_argument, 0, 'r'},  {"suite", required_argument, 0, 'S'},
-	    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+	static const struct option lopts[] = {{"mode", required_argument, 0, 'm'},
+	                                      {"connect", required_argument, 0, 'c'},
+	                                      {"keys", required_argument, 0, 'K'},
+	                                      {"peer", required_argument, 0, 'p'},
+	                                      {"threads", required_argument, 0, 't'},
+	                                      {"sessions", required_argument, 0, 'n'},
+	                                      {"seconds", required_argument, 0, 's'},
+	                                      {"hold", required_argument, 0, 'H'},
+	                                      {"rounds", required_argument, 0, 'r'},
+	                                      {"suite", required_argument, 0, 'S'},
+	                                      {"forward-secret", no_argument, 0, 'F'},
+	                                      {"help", no_argument, 0, 'h'},
+	                                      {0, 0, 0, 0}};
 	opts o = {.threads = 1,
 	          .sessions = 2000,
 	          .rounds = 5000,
@@ -407,6 +464,9 @@ int main(int argc, char **argv)
 		case 'r':
 			o.rounds = b_arg_long("--rounds", optarg, 1, 10000000);
 			break;
+		case 'F':
+			o.forward_secret = 1;
+			break;
 		case 'S':
 			if (strcmp(optarg, "chacha20-poly1305") == 0)
 				o.suite = KD3_SUITE_CHACHAPOLY;
@@ -424,6 +484,8 @@ int main(int argc, char **argv)
 		usage();
 	if (strcmp(o.mode, "rtt") == 0)
 		return mode_rtt(&o);
+	if (strcmp(o.mode, "x25519") == 0)
+		return mode_x25519(&o);
 	if (!connect_to || !o.keys || !o.peer_name)
 		usage();
 	if (b_parse_loopback(connect_to, &o.responder) != 0)
