@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(
 	build-essential cmake pkg-config
-	libmbedtls-dev libsqlite3-dev libpq-dev postgresql-15 libinih-dev libcjson-dev libcmocka-dev libedit-dev libmicrohttpd-dev
-	python3 python3-cryptography python3-pyte python3-jsonschema python3-prometheus-client tshark valgrind gdb groff-base man-db file
+	libmbedtls-dev libsqlite3-dev libpq-dev postgresql-15 libinih-dev libcjson-dev libcmocka-dev libedit-dev libmicrohttpd-dev libc-ares-dev
+	python3 python3-cryptography python3-pyte python3-jsonschema python3-prometheus-client tshark valgrind gdb groff-base man-db file dnsmasq-base
 	debhelper lintian systemd
 )
 
