@@ -75,7 +75,11 @@ int kdc_socket_tcp(const kd3_addr *addr, int *fd, char *err, size_t err_len)
 	int ret = sock_new(addr, SOCK_STREAM, 1, fd, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
-	if (listen(*fd, KDC_LISTEN_BACKLOG) != 0) {
+	int one = 1; /* every accepted connection inherits it */
+	if (setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+		ret = sock_fail(addr, "set TCP_NODELAY on", *fd, err, err_len);
+		*fd = -1;
+	} else if (listen(*fd, KDC_LISTEN_BACKLOG) != 0) {
 		ret = sock_fail(addr, "listen on", *fd, err, err_len);
 		*fd = -1;
 	}

@@ -53,7 +53,8 @@ static void conn_close(kdc_worker *w, kdc_conn *c)
 {
 	if (c->fd < 0)
 		return;
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/* close() takes it out of the epoll set: no descriptor of ours is ever duplicated or
+	 * inherited (the KDC never forks), so an EPOLL_CTL_DEL first would be a wasted call. */
 	close(c->fd);
 	c->fd = -1;
 	kd3_stream_wipe(&c->in);
@@ -125,9 +126,10 @@ static void fd_log(kdc_worker *w, uint64_t now_ms)
 	w->fd_log_next_ms = now_ms + 1000;
 }
 
-static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
+/* A slot for fd; NULL (fd closed) at the cap. TCP_NODELAY comes from the listening
+ * socket: Linux copies it to every accepted one. */
+static kdc_conn *conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 {
-	int one = 1;
 	kdc_conn *c = w->free_list;
 	if (!c) { /* the cap: one ERROR BUSY if the socket takes it now, then close */
 		uint8_t busy[KD3_HDR_LEN + KD3_ERROR_BODY_MAX];
@@ -138,7 +140,7 @@ static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 		close(fd);
 		kd3_count(&w->metrics.tcp_refused, 1);
 		kd3_log_debug("tcp: %zu connections open, one more refused", w->active);
-		return;
+		return NULL;
 	}
 	w->free_list = c->next;
 	c->fd = fd;
@@ -150,15 +152,24 @@ static void conn_open(kdc_worker *w, int fd, const kd3_addr *peer)
 	w->active++;
 	kd3_count(&w->metrics.tcp_accepted, 1);
 	kd3_gauge_set(&w->metrics.tcp_open, w->active);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+static void conn_watch(kdc_worker *w, kdc_conn *c)
+{
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 	ev.data.u64 = KDC_TAG_CONN + (uint64_t)(c - w->conns);
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
 		kd3_log_error("tcp: cannot watch a connection: %s", strerror(errno));
 		conn_close(w, c);
 	}
 }
 
+/* One connection per wake-up, as nginx does by default: the listening socket is level
+ * triggered, so epoll reports it again while the backlog holds more, and the usual case
+ * (one client connecting) costs no accept() that fails with EAGAIN. A client sends its
+ * request right after connecting, so it is often here already: it is read at once,
+ * before the connection is watched, which saves a trip through epoll_wait. */
 void kdc_tcp_accept(kdc_worker *w)
 {
 	for (;;) {
@@ -168,8 +179,12 @@ void kdc_tcp_accept(kdc_worker *w)
 		int fd = accept4(w->tcp_fd, (struct sockaddr *)&peer.ss, &peer.len,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			conn_open(w, fd, &peer);
-			continue;
+			kdc_conn *c = conn_open(w, fd, &peer);
+			if (c)
+				kdc_tcp_readable(w, c);
+			if (c && c->fd >= 0)
+				conn_watch(w, c);
+			return;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
