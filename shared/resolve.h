@@ -10,7 +10,8 @@
  * "IPv6" (port 53 when none); unset or empty: resolv.conf. Anything else makes every
  * name lookup fail with KD3_E_CONFIG ("KD3_DNS_SERVER: ..."); IP literals never read it.
  * Names are looked up in the hosts file first, then DNS, whatever nsswitch.conf says;
- * "localhost" is always the loopback addresses and never goes to DNS (RFC 6761). */
+ * "localhost" (any case, a trailing dot or not) is always 127.0.0.1 then ::1 (where
+ * the system has it), with no hosts file, no DNS and no KD3_DNS_SERVER read (RFC 6761). */
 #ifndef KD3_RESOLVE_H
 #define KD3_RESOLVE_H
 
