@@ -11,6 +11,7 @@
 
 #include <kd3/kd3.h>
 
+#include "addrs.h"
 #include "chat.h"
 #include "crypto.h"
 #include "err.h"
@@ -20,6 +21,7 @@
 #include "net.h"
 #include "options.h"
 #include "proc.h"
+#include "resolve.h"
 #include "sio.h"
 #include "trace.h"
 #include "transcript.h"
@@ -117,21 +119,46 @@ static int session_setup(const ini_settings *s)
 	return ret;
 }
 
+/* One address of the responder's name; the remaining time is shared out between the
+ * addresses still to try, so that one that never answers cannot use all of it. */
+static int connect_one(const kd3_addr *addr, uint64_t deadline_ms, size_t left, int *fd,
+                       int *sys_err)
+{
+	uint64_t now = kd3_now_ms();
+	uint64_t budget = deadline_ms > now ? (deadline_ms - now) / left : 0;
+	char where[80];
+	kd3_addr_format(addr, where, sizeof(where));
+	int ret = kd3_tcp_connect(addr, budget ? (int)budget : 1, fd, sys_err);
+	if (ret == KD3_OK)
+		kd3_trace_note("connected to %s", where);
+	else
+		kd3_log_debug("connect to %s: %s", where,
+		              ret == KD3_E_TIMEOUT ? "no answer" : strerror(*sys_err));
+	return ret;
+}
+
+/* --connect: every address its name gives, in order, until one takes the connection. */
 static int connect_responder(const ini_settings *s, int *fd)
 {
-	kd3_addr addr;
-	char where[80];
-	int sys_err = 0;
-	int ret = kd3_addr_parse(s->connect, KD3_RESPONDER_PORT_DEFAULT, &addr);
+	kd3_addr addrs[KD3_RESOLVE_ADDR_MAX];
+	size_t n = 0;
+	char err[400], where[200];
+	int sys_err = 0, ret = KD3_E_IO;
+	int timeout_ms = (int)s->timeout_s * 1000;
+	uint64_t deadline = kd3_now_ms() + (uint64_t)timeout_ms;
 
-	if (ret != KD3_OK) {
-		fail("--connect: '%.64s' is not an IP literal address (127.0.0.1:7089, "
-		     "[::1]:7089)",
-		     s->connect);
-		return KD3_E_USAGE;
+	int rr = kd3_addrs_resolve("--connect", s->connect, KD3_RESPONDER_PORT_DEFAULT, 0,
+	                           timeout_ms, addrs, KD3_RESOLVE_ADDR_MAX, &n, err, sizeof(err));
+	if (rr != KD3_OK) { /* a bad text is usage (2); a name without an address, gone (5) */
+		fail("%s", err);
+		if (rr == KD3_E_CONFIG || rr == KD3_E_ARG)
+			return KD3_E_USAGE;
+		sio.sock_errno = EHOSTUNREACH;
+		return rr == KD3_E_TIMEOUT ? KD3_E_TIMEOUT : KD3_E_IO;
 	}
-	kd3_addr_format(&addr, where, sizeof(where));
-	ret = kd3_tcp_connect(&addr, (int)s->timeout_s * 1000, fd, &sys_err);
+	for (size_t i = 0; i < n && ret != KD3_OK; i++)
+		ret = connect_one(&addrs[i], deadline, n - i, fd, &sys_err);
+	kd3_addrs_format(addrs, n, where, sizeof(where));
 	if (ret == KD3_E_TIMEOUT)
 		fail("cannot connect to the responder at %s: no answer within %llu s", where,
 		     (unsigned long long)s->timeout_s);
@@ -139,8 +166,6 @@ static int connect_responder(const ini_settings *s, int *fd)
 		fail("cannot connect to the responder at %s: %s", where, strerror(sys_err));
 	if (ret == KD3_E_IO)
 		sio.sock_errno = sys_err ? sys_err : ECONNREFUSED; /* exit code: unreachable */
-	if (ret == KD3_OK)
-		kd3_trace_note("connected to %s", where);
 	return ret;
 }
 
