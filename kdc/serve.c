@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "addrs.h"
 #include "admin.h"
 #include "crypto.h"
 #include "db.h"
@@ -21,6 +22,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "notify.h"
+#include "resolve.h"
 #include "ratelimit.h"
 #include "reload.h"
 #include "trace.h"
@@ -28,13 +30,15 @@
 #include "worker.h"
 
 #define SERVE_ERR_MAX  768
+#define KDC_LISTEN_MAX 8    /* addresses of one --listen name that are bound */
 #define DRAIN_GRACE_MS 2000 /* past drain-timeout-ms, the main thread stops workers */
 #define SIGNAL_POLL_MS 20
 
 struct serve {
 	kdc_serve_cfg cfg;
-	kd3_kdc_config kcfg; /* the realm secret: wiped at the end */
-	kd3_addr addr;
+	kd3_kdc_config kcfg;            /* the realm secret: wiped at the end */
+	kd3_addr addrs[KDC_LISTEN_MAX]; /* every address of --listen; workers per address */
+	size_t naddrs;
 	kdc_rcu rcu;
 	int rcu_ready;
 	kdc_lockout lockout;
@@ -55,10 +59,11 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
 	kdc_live_cfg probe; /* the snapshot builds them again; here only to refuse early */
-	if (kd3_addr_parse(o->listen, KD3_KDC_PORT_DEFAULT, &s->addr) != KD3_OK) {
-		kd3_log_error(
-		    "listen: '%.64s' is not an IP literal with a port (e.g. 127.0.0.1:%d)",
-		    o->listen, KD3_KDC_PORT_DEFAULT);
+	/* A name binds every address it gives (127.0.0.1 and ::1 for localhost). */
+	if (kd3_addrs_resolve("listen", o->listen, KD3_KDC_PORT_DEFAULT, KD3_ADDRS_PASSIVE,
+	                      KD3_RESOLVE_TIMEOUT_MS, s->addrs, KDC_LISTEN_MAX, &s->naddrs, err,
+	                      sizeof(err)) != KD3_OK) {
+		kd3_log_error("%s", err);
 		return KD3_E_USAGE;
 	}
 	if (kdc_live_cfg_build(&probe, o, err, sizeof(err)) != KD3_OK) {
@@ -91,7 +96,12 @@ static int serve_settings(struct serve *s, const kdc_opts *o)
 	s->cfg.rcu = &s->rcu;
 	s->cfg.lockout = &s->lockout;
 	s->cfg.ratelimit = &s->ratelimit;
-	s->nworkers = (size_t)o->workers;
+	s->nworkers = (size_t)o->workers * s->naddrs;
+	if (s->nworkers > KDC_WORKERS_MAX) {
+		kd3_log_error("listen: %zu addresses with %u workers each is more than %d workers",
+		              s->naddrs, (unsigned)o->workers, KDC_WORKERS_MAX);
+		return KD3_E_USAGE;
+	}
 	if (kdc_lockout_init(&s->lockout, KDC_LOCKOUT_SLOTS) != KD3_OK ||
 	    kdc_ratelimit_init(&s->ratelimit, KDC_RATE_SLOTS, kd3_now_ms()) != KD3_OK) {
 		kd3_log_error("out of memory for the lockout and rate-limit tables");
@@ -155,7 +165,9 @@ static void raise_fd_limit(const struct serve *s)
 static int serve_workers_init(struct serve *s, const kdc_opts *o)
 {
 	char err[SERVE_ERR_MAX];
-	int ret = kdc_socket_probe(&s->addr, err, sizeof(err));
+	int ret = KD3_OK;
+	for (size_t i = 0; i < s->naddrs && ret == KD3_OK; i++)
+		ret = kdc_socket_probe(&s->addrs[i], err, sizeof(err));
 	if (ret != KD3_OK) {
 		kd3_log_error("%s", err);
 		return ret;
@@ -169,9 +181,10 @@ static int serve_workers_init(struct serve *s, const kdc_opts *o)
 		kd3_log_error("out of memory for %zu workers", s->nworkers);
 		return KD3_E_NOMEM;
 	}
+	size_t per_addr = s->nworkers / s->naddrs;
 	for (size_t i = 0; i < s->nworkers; i++) {
-		ret = kdc_worker_init(&s->workers[i], (unsigned)i, &s->cfg, &s->addr, &s->kcfg, err,
-		                      sizeof(err));
+		ret = kdc_worker_init(&s->workers[i], (unsigned)i, &s->cfg, &s->addrs[i / per_addr],
+		                      &s->kcfg, err, sizeof(err));
 		if (ret != KD3_OK) {
 			kd3_log_error("%s", err);
 			s->nworkers = i; /* only those set up are freed */
@@ -222,7 +235,7 @@ static int serve_metrics_start(struct serve *s)
 
 static int serve_start(struct serve *s)
 {
-	char addr[64], status[160];
+	char addr[KDC_LISTEN_MAX * 50], status[sizeof(addr) + 100], each[48] = "";
 	/* Read before the reload thread may replace (and free) the snapshot. */
 	size_t n = kdc_rcu_current(&s->rcu)->table.n;
 	for (size_t i = 0; i < s->nworkers; i++) {
@@ -237,8 +250,11 @@ static int serve_start(struct serve *s)
 	}
 	if (serve_metrics_start(s) != KD3_OK)
 		return KD3_E_IO;
-	kd3_addr_format(&s->addr, addr, sizeof(addr));
-	kd3_log_info("serving on %s (udp+tcp), %zu workers, %zu principals", addr, s->nworkers, n);
+	kd3_addrs_format(s->addrs, s->naddrs, addr, sizeof(addr));
+	if (s->naddrs > 1)
+		snprintf(each, sizeof(each), " (%zu on each address)", s->nworkers / s->naddrs);
+	kd3_log_info("serving on %s (udp+tcp), %zu workers%s, %zu principals", addr, s->nworkers,
+	             each, n);
 	snprintf(status, sizeof(status),
 	         "READY=1\nSTATUS=serving on %s, %zu workers, %zu principals", addr, s->nworkers,
 	         n);
