@@ -19,7 +19,7 @@
 static void accept_pause(resp_server *srv, uint64_t now)
 {
 	kd3_log_error("accept: %s; pausing new connections", strerror(errno));
-	resp_watch_set(srv->ctx.epfd, &srv->listen, 0);
+	resp_accept_watch_all(srv, 0);
 	srv->accept_resume = now + RESP_ACCEPT_PAUSE_MS;
 }
 
@@ -47,13 +47,19 @@ static void accept_one(resp_server *srv, int fd, const kd3_addr *from, uint64_t 
 	kd3_gauge_set(&srv->metrics.open, srv->nsessions); /* what max-sessions counts */
 }
 
-void resp_accept(resp_server *srv, uint64_t now)
+void resp_accept_watch_all(resp_server *srv, int on)
+{
+	for (size_t i = 0; i < srv->nlisten; i++)
+		resp_watch_set(srv->ctx.epfd, &srv->listen[i], on ? EPOLLIN : 0);
+}
+
+void resp_accept(resp_server *srv, resp_watch *listening, uint64_t now)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		kd3_addr from;
 		memset(&from, 0, sizeof(from));
 		from.len = sizeof(from.ss);
-		int fd = accept4(srv->listen.fd, (struct sockaddr *)&from.ss, &from.len,
+		int fd = accept4(listening->fd, (struct sockaddr *)&from.ss, &from.len,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			accept_one(srv, fd, &from, now);

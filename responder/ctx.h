@@ -17,6 +17,7 @@
 
 struct resp_outlet;
 struct resp_metrics;
+struct resp_kdcs;
 
 /* What each session's kd3_session is set up with (include/kd3/kd3.h). */
 typedef struct resp_settings {
@@ -30,9 +31,8 @@ typedef struct resp_settings {
 typedef struct resp_ctx {
 	int epfd;
 	const resp_settings *set;
-	const char *self; /* our principal */
-	const kd3_addr *kdcs;
-	size_t nkdcs;
+	const char *self;           /* our principal */
+	struct resp_kdcs *kdcs;     /* the KDC list (kdcs.h): each session takes the current one */
 	const char *exec_cmd;       /* NULL: default mode (stdout/stdin) */
 	struct resp_outlet *outlet; /* default mode: stdout (outlet.h) */
 	uint32_t handshake_ms;

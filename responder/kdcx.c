@@ -150,8 +150,10 @@ static int kdcx_next_kdc(resp_kdcx *x, int epfd, uint64_t now, const char *why)
 	if (x->confirming)
 		return kdcx_unconfirmed(x, epfd, why);
 	resp_kdcx_peer(x, addr, sizeof(addr));
-	if (x->metrics && x->idx < RESP_KDC_MAX)
-		kd3_count(&x->metrics->kdc_failed[x->idx], 1);
+	size_t slot =
+	    x->metrics ? resp_metrics_kdc(x->metrics, &x->kdcs[x->idx]) : RESP_METRICS_KDCS;
+	if (slot < RESP_METRICS_KDCS)
+		kd3_count(&x->metrics->kdc_failed[slot], 1);
 	kd3_log_info("session %llu: KDC %s: %s%s", (unsigned long long)x->sid, addr, why,
 	             x->pos + 1 < x->norder ? "; trying the next KDC" : "");
 	health_failed(x, now);

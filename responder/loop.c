@@ -24,7 +24,8 @@ static void loop_stop(resp_server *srv, int signo, uint64_t now)
 	kd3_log_info("stopping (%s)", strsignal(signo));
 	srv->stopping = 1;
 	srv->stop_deadline = now + RESP_STOP_MS;
-	resp_watch_close(srv->ctx.epfd, &srv->listen);
+	for (size_t i = 0; i < srv->nlisten; i++)
+		resp_watch_close(srv->ctx.epfd, &srv->listen[i]);
 	resp_broadcast_close(srv);
 	for (resp_session *s = srv->sessions; s; s = resp_session_next(s))
 		resp_session_stop(s, now);
@@ -48,7 +49,7 @@ static void loop_dispatch(resp_server *srv, resp_watch *w, uint32_t events, uint
 		return; /* closed earlier in this batch */
 	switch (w->kind) {
 	case RESP_W_LISTEN:
-		resp_accept(srv, now);
+		resp_accept(srv, w, now);
 		break;
 	case RESP_W_SIGNAL:
 		loop_signals(srv, now);
@@ -61,6 +62,9 @@ static void loop_dispatch(resp_server *srv, resp_watch *w, uint32_t events, uint
 		break;
 	case RESP_W_REFUSED:
 		resp_refused_event(srv, w);
+		break;
+	case RESP_W_RESOLVED:
+		resp_kdcs_on_event(&srv->kdcs);
 		break;
 	default:
 		resp_session_on_event(w->owner, w, events, now);
@@ -99,6 +103,7 @@ void resp_outlet_resume(resp_server *srv, uint64_t now)
 static void loop_timers(resp_server *srv, uint64_t now)
 {
 	resp_refused_timers(srv, now);
+	resp_kdcs_timer(&srv->kdcs, now);
 	for (resp_session *s = srv->sessions; s; s = resp_session_next(s)) {
 		uint64_t d = resp_session_deadline(s);
 		if (d && now >= d)
@@ -109,7 +114,7 @@ static void loop_timers(resp_server *srv, uint64_t now)
 			resp_session_abort(s);
 	if (srv->accept_resume && now >= srv->accept_resume && !srv->stopping) {
 		srv->accept_resume = 0;
-		resp_watch_set(srv->ctx.epfd, &srv->listen, EPOLLIN);
+		resp_accept_watch_all(srv, 1);
 	}
 }
 
@@ -127,6 +132,9 @@ static int loop_wait_ms(const resp_server *srv, uint64_t now)
 		next = srv->stop_deadline;
 	if (srv->accept_resume && srv->accept_resume < next)
 		next = srv->accept_resume;
+	uint64_t kdcs = resp_kdcs_deadline(&srv->kdcs);
+	if (kdcs && kdcs < next)
+		next = kdcs;
 	uint64_t refused = resp_refused_deadline(srv);
 	if (refused && refused < next)
 		next = refused;

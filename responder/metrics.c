@@ -61,13 +61,26 @@ static void render_sessions(const resp_metrics *m, kd3_expo *e)
 	kd3_expo_histogram(e, "kd3_responder_handshake_duration_seconds", "", &h);
 }
 
+size_t resp_metrics_kdc(resp_metrics *m, const kd3_addr *a)
+{
+	size_t n = atomic_load_explicit(&m->nkdc_addr, memory_order_relaxed); /* our own */
+	for (size_t i = 0; i < n; i++)
+		if (m->kdc_addr[i].len == a->len && memcmp(&m->kdc_addr[i].ss, &a->ss, a->len) == 0)
+			return i;
+	if (n == RESP_METRICS_KDCS)
+		return RESP_METRICS_KDCS;
+	m->kdc_addr[n] = *a;
+	atomic_store_explicit(&m->nkdc_addr, n + 1, memory_order_release);
+	return n;
+}
+
 static void render_kdcs(const resp_metrics_view *v, kd3_expo *e)
 {
-	size_t n = v->nkdcs < RESP_KDC_MAX ? v->nkdcs : RESP_KDC_MAX;
-	char addr[64], shown[RESP_KDC_MAX][160], labels[200];
+	size_t n = atomic_load_explicit(&v->m->nkdc_addr, memory_order_acquire);
+	char addr[64], shown[RESP_METRICS_KDCS][160], labels[200];
 
 	for (size_t i = 0; i < n; i++) {
-		kd3_addr_format(&v->kdcs[i], addr, sizeof(addr));
+		kd3_addr_format(&v->m->kdc_addr[i], addr, sizeof(addr));
 		kd3_expo_escape(addr, shown[i], sizeof(shown[i]));
 	}
 	kd3_expo_family(e, "kd3_responder_kdc_answers", "counter",

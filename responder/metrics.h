@@ -13,6 +13,9 @@
 
 /* Session failures by their kd3_err (every code is below this). */
 #define RESP_CAUSES 128
+/* KDC addresses counted (the list may change: every address it ever held gets a slot,
+ * up to this many; a later one is not counted). */
+#define RESP_METRICS_KDCS 32
 
 typedef struct resp_metrics {
 	kd3_counter accepted, refused; /* refused: max-sessions, ERROR BUSY */
@@ -20,7 +23,12 @@ typedef struct resp_metrics {
 	kd3_counter established, closed;
 	kd3_counter failed[RESP_CAUSES];
 	kd3_histogram handshake; /* accept to FINISHED verified */
-	kd3_counter kdc_m3[RESP_KDC_MAX], kdc_error[RESP_KDC_MAX], kdc_failed[RESP_KDC_MAX];
+	kd3_counter kdc_m3[RESP_METRICS_KDCS], kdc_error[RESP_METRICS_KDCS],
+	    kdc_failed[RESP_METRICS_KDCS];
+	/* The address of each slot: written by the loop before nkdc_addr is raised past it
+	 * (release), so the metrics thread reads only slots that are whole (acquire). */
+	kd3_addr kdc_addr[RESP_METRICS_KDCS];
+	_Atomic size_t nkdc_addr;
 	kd3_counter records_in, records_out, bytes_in, bytes_out; /* messages, payload bytes */
 	kd3_counter key_updates_in, key_updates_out;
 } resp_metrics;
@@ -29,11 +37,13 @@ typedef struct resp_metrics {
  * leaves the open gauge once freed, after its last frames drained.) */
 void resp_metrics_end(resp_metrics *m, int err);
 
-/* What the renderer reads: the counters and the KDC list they are kept for. */
+/* The slot of KDC address a, made on first use (the loop only); RESP_METRICS_KDCS
+ * when the table is full. */
+size_t resp_metrics_kdc(resp_metrics *m, const kd3_addr *a);
+
+/* What the renderer reads. */
 typedef struct resp_metrics_view {
-	const resp_metrics *m;
-	const kd3_addr *kdcs;
-	size_t nkdcs;
+	resp_metrics *m;
 	int64_t started;
 } resp_metrics_view;
 

@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrs.h"
 #include "err.h"
+#include "kdcs.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "msg.h"
+#include "resolve.h"
 #include "wire.h"
 
 #define OPTS_MAX      20
@@ -215,20 +218,21 @@ static int opts_finish(resp_opts *o)
 		kd3_log_error("--suites: no suite allowed");
 		return KD3_E_USAGE;
 	}
-	if (kd3_addr_parse(o->listen, KD3_RESPONDER_PORT_DEFAULT, &o->listen_addr) != KD3_OK) {
-		kd3_log_error("--listen: '%.64s' is not an IP literal with an optional port",
-		              o->listen);
+	char why[400];
+	/* A name binds every address it gives; port 0 takes a free port. */
+	if (kd3_addrs_resolve("--listen", o->listen, KD3_RESPONDER_PORT_DEFAULT,
+	                      KD3_ADDRS_PASSIVE | KD3_ADDRS_PORT0, KD3_RESOLVE_TIMEOUT_MS,
+	                      o->listen_addrs, RESP_LISTEN_MAX, &o->nlisten, why,
+	                      sizeof(why)) != KD3_OK) {
+		kd3_log_error("%s", why);
 		return KD3_E_USAGE;
 	}
 	for (size_t i = 0; i < o->kdc.n; i++) {
-		if (kd3_addr_parse(o->kdc.item[i], KD3_KDC_PORT_DEFAULT, &o->kdc_addr[i]) !=
-		    KD3_OK) {
-			kd3_log_error("--kdc: '%.64s' is not an IP literal with an optional port",
-			              o->kdc.item[i]);
+		if (resp_kdc_entry_check(o->kdc.item[i], why, sizeof(why)) != KD3_OK) {
+			kd3_log_error("--kdc: %s", why);
 			return KD3_E_USAGE;
 		}
 	}
-	o->nkdc = o->kdc.n;
 	if (o->metrics[0] &&
 	    kd3_metrics_addr_parse(o->metrics, &o->metrics_addr, err, sizeof(err)) != KD3_OK) {
 		kd3_log_error("--%s", err);

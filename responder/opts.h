@@ -14,6 +14,8 @@
 #define RESP_MAX_SESSIONS_DEFAULT   1024
 #define RESP_HANDSHAKE_S_DEFAULT    10
 #define RESP_KDC_TIMEOUT_MS_DEFAULT 200
+#define RESP_LISTEN_MAX             8      /* addresses of one --listen name that are bound */
+#define RESP_KDC_DNS_PREFIX         "dns:" /* --kdc dns:DOMAIN: SRV discovery */
 
 typedef struct resp_opts {
 	/* responder.conf keys and their long options. */
@@ -40,10 +42,10 @@ typedef struct resp_opts {
 	char config[KD3_CONF_STR_MAX];
 
 	/* Parsed from the above by resp_opts_parse. */
-	kd3_addr listen_addr;
+	kd3_addr listen_addrs[RESP_LISTEN_MAX]; /* every address of --listen */
+	size_t nlisten;
 	kd3_addr metrics_addr; /* with metrics */
-	kd3_addr kdc_addr[KD3_CONF_LIST_MAX];
-	size_t nkdc;
+	/* --kdc entries are checked here and resolved by responder/kdcs.c. */
 } resp_opts;
 
 /* KD3_OK with *done = 0: run. KD3_OK with *done = 1: --help or --version printed.

@@ -1,6 +1,7 @@
 /* responder: the server. One process, one epoll loop, every descriptor non-blocking.
  *
  * server.c     opening and closing: epoll, the listening socket, signals, stdin
+ * kdcs.c       the KDC list: names and dns: resolved at start, refreshed off the loop
  * loop.c       the loop: events, deadlines, stopping
  * accept.c     new connections, within --max-sessions
  * reap.c       --exec children: SIGCHLD, waitpid, the ones whose session is gone
@@ -19,6 +20,7 @@
 #include <sys/types.h>
 
 #include "ctx.h"
+#include "kdcs.h"
 #include "linebuf.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -45,9 +47,11 @@ typedef struct resp_server {
 	resp_ctx ctx;
 	resp_metrics metrics;
 	resp_metrics_view metrics_view;
+	resp_kdcs kdcs;
 	kd3_metrics_http *metrics_http; /* --metrics */
 	const resp_opts *opts;
-	resp_watch listen;
+	resp_watch listen[RESP_LISTEN_MAX]; /* one per address of --listen */
+	size_t nlisten;
 	resp_watch sig;
 	resp_watch in; /* stdin, default mode only */
 	resp_stdfd in_fd;
@@ -77,7 +81,9 @@ int resp_server_run(resp_server *srv);
 void resp_server_close(resp_server *srv);
 
 /* accept.c */
-void resp_accept(resp_server *srv, uint64_t now);
+void resp_accept(resp_server *srv, resp_watch *listening, uint64_t now);
+/* Every listening socket: watched for connections (on 1) or not (on 0). */
+void resp_accept_watch_all(resp_server *srv, int on);
 /* reap.c */
 void resp_reap(resp_server *srv, uint64_t now);
 void resp_reap_keep(resp_server *srv, pid_t pid);

@@ -10,6 +10,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "kdcs.h"
 #include "report.h"
 #include "log.h"
 #include "trace.h"
@@ -60,7 +61,8 @@ resp_session *resp_session_new(resp_ctx *ctx, uint64_t id, int fd, const kd3_add
 	resp_watch_init(&s->sock, RESP_W_PEER, s);
 	s->sock.fd = fd;
 	resp_outq_init(&s->out);
-	resp_kdcx_init(&s->kdc, id, ctx->kdcs, ctx->nkdcs, ctx->kdc_timeout_ms, s);
+	s->kdc_list = resp_kdcs_take(ctx->kdcs); /* kept until the session is freed */
+	resp_kdcx_init(&s->kdc, id, s->kdc_list->addr, s->kdc_list->n, ctx->kdc_timeout_ms, s);
 	s->kdc.metrics = ctx->metrics;
 	if (ctx->exec_cmd && (s->child = malloc(sizeof(*s->child))) != NULL)
 		resp_child_init(s->child, s);
@@ -90,6 +92,7 @@ void resp_session_free(resp_session *s)
 	}
 	kd3_session_free(s->ks);
 	resp_outq_free(&s->out);
+	resp_kdc_list_drop(s->kdc_list);
 	kd3_wipe(s, sizeof(*s));
 	free(s);
 }

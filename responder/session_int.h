@@ -88,6 +88,7 @@ struct resp_session {
 	uint64_t end_deadline;   /* draining or lingering ends by then */
 
 	resp_kdcx kdc;
+	struct resp_kdc_list *kdc_list; /* the KDC list this session uses (held) */
 	int has_child;
 	resp_child *child; /* --exec only (16 KiB: its line buffer), NULL otherwise */
 };

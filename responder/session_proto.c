@@ -8,7 +8,9 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "kdcs.h"
 #include "log.h"
+#include "metrics.h"
 #include "outlet.h"
 #include "report.h"
 #include "trace.h"
@@ -328,9 +330,13 @@ static void proto_kdc_reply(resp_session *s, uint64_t now)
 	}
 	if (s->kdc.confirming || s->kdc.unconfirmed)
 		proto_log_confirmation(s, &s->kdc, kind == KD3_E_PEER_ERROR, kdc);
-	if (s->kdc.idx < RESP_KDC_MAX) /* the answer taken (a UDP ERROR only once confirmed) */
-		kd3_count(kind == KD3_OK ? &s->ctx->metrics->kdc_m3[s->kdc.idx]
-		                         : &s->ctx->metrics->kdc_error[s->kdc.idx],
+	/* The answer taken (a UDP ERROR only once confirmed). */
+	size_t slot = s->kdc.idx < s->kdc.nkdcs
+	                  ? resp_metrics_kdc(s->ctx->metrics, &s->kdc.kdcs[s->kdc.idx])
+	                  : RESP_METRICS_KDCS;
+	if (slot < RESP_METRICS_KDCS)
+		kd3_count(kind == KD3_OK ? &s->ctx->metrics->kdc_m3[slot]
+		                         : &s->ctx->metrics->kdc_error[slot],
 		          1);
 	uint64_t ms = now - s->kdc.started_ms;
 	resp_kdcx_stop(&s->kdc, s->ctx->epfd); /* one M3 per n_r: the exchange is over */
@@ -352,7 +358,8 @@ static void proto_no_kdc(resp_session *s, uint64_t now)
 {
 	char why[160];
 
-	(void)kd3_session_kdc_failed(s->ks); /* ERROR TIMEOUT to the initiator */
+	(void)kd3_session_kdc_failed(s->ks);     /* ERROR TIMEOUT to the initiator */
+	resp_kdcs_all_failed(s->ctx->kdcs, now); /* a KDC may have moved: ask DNS again */
 	if (resp_out_take(s) != KD3_OK)
 		return;
 	snprintf(why, sizeof(why), "%s (%zu KDC%s tried, %llu ms)", kd3_strerror(KD3_E_NO_KDC),

@@ -19,6 +19,7 @@ typedef enum resp_watch_kind {
 	RESP_W_KDC,       /* a session's socket to the KDC */
 	RESP_W_CHILD_IN,  /* --exec: our end of the child's stdin */
 	RESP_W_CHILD_OUT, /* --exec: our end of the child's stdout */
+	RESP_W_RESOLVED,  /* the KDC list's refresh thread is done (kdcs.h) */
 } resp_watch_kind;
 
 typedef struct resp_watch {
