@@ -29,7 +29,8 @@ static void options_table(ini_settings *s, kd3_option t[INI_NOPTS])
 {
 	const kd3_option table[INI_NOPTS] = {
 	    {"connect", KD3_OPT_STR, s->connect, 0, 0,
-	     "responder address, IP literal (default " INI_CONNECT_DEFAULT ")"},
+	     "responder address, host[:port]; a name's addresses in turn "
+	     "(default " INI_CONNECT_DEFAULT ")"},
 	    {"keyfile", KD3_OPT_STR, s->keyfile, 0, 0, "our key file, mode 0600 (required)"},
 	    {"name", KD3_OPT_STR, s->name, 0, 0,
 	     "our principal name (default: the principal in the key file)"},

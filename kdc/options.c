@@ -39,7 +39,8 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	    {"grace-period-seconds", KD3_OPT_UINT, &o->grace_period, 0, KDC_GRACE_MAX,
 	     "after a rotation, older kvnos stay live this long (604800: 7 days)"},
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,
-	     "IP literal and port to serve on, UDP and TCP (127.0.0.1:7088)"},
+	     "where to serve, UDP and TCP: host[:port]; a name binds each address "
+	     "(127.0.0.1:7088)"},
 	    {"workers", KD3_OPT_UINT, &o->workers, 1, KDC_WORKERS_MAX,
 	     "worker threads, each with its own sockets (online cores)"},
 	    {"lifetime", KD3_OPT_UINT, &o->lifetime, 1, 604800,

@@ -26,9 +26,11 @@ static size_t opts_table(resp_opts *o, kd3_option *t)
 {
 	const kd3_option table[] = {
 	    {"listen", KD3_OPT_STR, o->listen, 0, 0,
-	     "where initiators connect, IP literal[:port] (" RESP_LISTEN_DEFAULT ")"},
+	     "where initiators connect, host[:port]; a name binds each address "
+	     "(" RESP_LISTEN_DEFAULT ")"},
 	    {"kdc", KD3_OPT_LIST, &o->kdc, 0, 0,
-	     "KDC address(es), tried in order (" RESP_KDC_DEFAULT ")"},
+	     "KDCs tried in order: host[:port], or dns:DOMAIN for SRV records (" RESP_KDC_DEFAULT
+	     ")"},
 	    {"keyfile", KD3_OPT_STR, o->keyfile, 0, 0, "our key file, mode 0600 (required)"},
 	    {"name", KD3_OPT_STR, o->name, 0, 0, "our principal name (the key file's)"},
 	    {"suites", KD3_OPT_SUITES, &o->suites, 0, 0,

@@ -1,5 +1,5 @@
-/* kd3 small socket helpers. Addresses are IP literals only ("127.0.0.1:7088",
- * "[::1]:7088"): nothing here resolves a host name. */
+/* kd3 small socket helpers over IP literal addresses ("127.0.0.1:7088", "[::1]:7088");
+ * host names are resolved in resolve.h (and addrs.h), never here. */
 #ifndef KD3_NET_H
 #define KD3_NET_H
 
