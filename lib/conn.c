@@ -12,8 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addrs.h"
 #include "err.h"
 #include "msg.h"
+#include "resolve.h"
 
 const char *kd3_lib_syserr(int e, char buf[KD3_LIB_SYSERR_MAX])
 {
@@ -188,13 +190,26 @@ static int initiator_session(kd3_session **s, const kd3_key *key, const char *re
 	return ret;
 }
 
+/* Each address in turn until one takes the connection; the time left is shared out
+ * between those still to try, so one that never answers cannot use all of it. */
+static int connect_any(const kd3_addr *addrs, size_t n, uint64_t deadline, int *fd, int *sys_err)
+{
+	int ret = KD3_E_IO;
+	for (size_t i = 0; i < n && ret != KD3_OK; i++) {
+		uint64_t now = kd3_now_ms();
+		uint64_t budget = deadline > now ? (deadline - now) / (n - i) : 0;
+		ret = kd3_tcp_connect(&addrs[i], budget ? (int)budget : 1, fd, sys_err);
+	}
+	return ret;
+}
+
 int kd3_connect(kd3_conn **c, const kd3_key *key, const char *responder, const char *address,
                 const kd3_options *opts, char *err, size_t err_len)
 {
 	kd3_options o = kd3_lib_options(opts);
 	char sys[KD3_LIB_SYSERR_MAX];
 	kd3_session *s = NULL;
-	kd3_addr a;
+	kd3_addr addrs[KD3_RESOLVE_ADDR_MAX];
 	int fd = -1;
 
 	kd3_lib_text(err, err_len, "%s", "");
@@ -203,19 +218,19 @@ int kd3_connect(kd3_conn **c, const kd3_key *key, const char *responder, const c
 	*c = NULL;
 	if (!key || !responder || !address)
 		return KD3_E_ARG;
-	if (kd3_addr_parse(address, KD3_RESPONDER_PORT_DEFAULT, &a) != KD3_OK) {
-		kd3_lib_text(err, err_len, "'%.64s' is not an IP address with an optional port",
-		             address);
-		return KD3_E_ARG;
-	}
-	int ret = initiator_session(&s, key, responder, &o);
+	uint64_t deadline = kd3_now_ms() + (uint64_t)o.timeout_ms;
+	size_t naddrs = 0;
+	int ret = kd3_addrs_resolve("address", address, KD3_RESPONDER_PORT_DEFAULT, 0, o.timeout_ms,
+	                            addrs, KD3_RESOLVE_ADDR_MAX, &naddrs, err, err_len);
+	if (ret != KD3_OK)
+		return ret == KD3_E_CONFIG ? KD3_E_ARG : ret;
+	ret = initiator_session(&s, key, responder, &o);
 	if (ret != KD3_OK) {
 		kd3_lib_text(err, err_len, "cannot set up the session: %s", kd3_strerror(ret));
 		return ret;
 	}
-	uint64_t deadline = kd3_now_ms() + (uint64_t)o.timeout_ms;
 	int sys_err = 0;
-	if ((ret = kd3_tcp_connect(&a, o.timeout_ms, &fd, &sys_err)) != KD3_OK) {
+	if ((ret = connect_any(addrs, naddrs, deadline, &fd, &sys_err)) != KD3_OK) {
 		kd3_lib_text(err, err_len, "cannot connect to %s: %s", address,
 		             ret == KD3_E_TIMEOUT ? "no answer in time"
 		                                  : kd3_lib_syserr(sys_err, sys));

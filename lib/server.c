@@ -10,10 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addrs.h"
 #include "conn.h"
 #include "err.h"
 #include "items.h"
 #include "msg.h"
+#include "resolve.h"
 
 #define KDCS_MAX 8
 /* Retransmission: each KDC gets a first wait of 500 ms, doubled each round. */
@@ -31,47 +33,56 @@ struct kd3_server {
 	size_t nkdcs;
 };
 
+/* One entry of the KDC list: an address, or a name whose every address joins it. */
 static int kdc_item(void *ctx, const char *s, size_t n, char *why, size_t len)
 {
 	kd3_server *srv = ctx;
-	char item[128];
+	char item[KD3_HOST_MAX + 16];
+	kd3_addr got[KDCS_MAX];
+	size_t ngot = 0;
 
-	if (n >= sizeof(item) || srv->nkdcs == KDCS_MAX) {
-		kd3_lib_text(why, len, "the KDC list holds an over-long or ninth entry");
+	if (n >= sizeof(item)) {
+		kd3_lib_text(why, len, "the KDC list holds an over-long entry");
 		return KD3_E_ARG;
 	}
 	memcpy(item, s, n);
 	item[n] = '\0';
-	if (kd3_addr_parse(item, KD3_KDC_PORT_DEFAULT, &srv->kdcs[srv->nkdcs]) != KD3_OK) {
-		kd3_lib_text(why, len, "KDC '%.64s' is not an IP address with an optional port",
-		             item);
-		return KD3_E_ARG;
+	int ret = kd3_addrs_resolve("KDC", item, KD3_KDC_PORT_DEFAULT, 0, srv->opts.timeout_ms, got,
+	                            KDCS_MAX, &ngot, why, len);
+	if (ret != KD3_OK)
+		return ret == KD3_E_CONFIG ? KD3_E_ARG : ret;
+	for (size_t i = 0; i < ngot; i++) {
+		if (srv->nkdcs == KDCS_MAX) {
+			kd3_lib_text(why, len, "the KDC list gives more than %d addresses",
+			             KDCS_MAX);
+			return KD3_E_ARG;
+		}
+		srv->kdcs[srv->nkdcs++] = got[i];
 	}
-	srv->nkdcs++;
 	return KD3_OK;
 }
 
-/* "192.0.2.1:7088, 192.0.2.2" (spaces around an entry allowed), up to eight KDCs. */
+/* "192.0.2.1:7088, kdc2.example.org" (spaces around an entry allowed), up to eight
+ * addresses in all. A name that does not resolve keeps its own code (KD3_E_NOT_FOUND,
+ * KD3_E_TIMEOUT); a malformed list is KD3_E_ARG. */
 static int parse_kdcs(kd3_server *srv, const char *list, char *err, size_t err_len)
 {
 	int ret = kd3_split_items(list, kdc_item, srv, err, err_len);
-	return ret == KD3_OK ? KD3_OK : KD3_E_ARG; /* an empty entry: KD3_E_CONFIG */
+	if (ret == KD3_OK || ret == KD3_E_NOT_FOUND || ret == KD3_E_TIMEOUT || ret == KD3_E_IO)
+		return ret;
+	return KD3_E_ARG; /* an empty entry: KD3_E_CONFIG */
 }
 
-/* As kd3_addr_parse, and port 0 ("127.0.0.1:0", "[::1]:0") for a free port. */
-static int parse_listen(const char *address, kd3_addr *a)
+/* An address or a name, bound to the name's first address; port 0 for a free port
+ * ("127.0.0.1:0", "[::1]:0", "localhost:0"). */
+static int parse_listen(kd3_server *srv, const char *address, kd3_addr *a, char *err,
+                        size_t err_len)
 {
-	char host[64];
-	size_t n = strlen(address);
-
-	if (n > 2 && n < sizeof(host) && strcmp(address + n - 2, ":0") == 0) {
-		memcpy(host, address, n - 2);
-		host[n - 2] = '\0';
-		/* Not a bare IPv6 literal ending in ":0" (that is an address, not a port). */
-		if (host[n - 3] == ']' || !strchr(host, ':'))
-			return kd3_addr_parse(host, 0, a);
-	}
-	return kd3_addr_parse(address, KD3_RESPONDER_PORT_DEFAULT, a);
+	size_t n = 0;
+	int ret = kd3_addrs_resolve("listen", address, KD3_RESPONDER_PORT_DEFAULT,
+	                            KD3_ADDRS_PASSIVE | KD3_ADDRS_PORT0, srv->opts.timeout_ms, a, 1,
+	                            &n, err, err_len);
+	return ret == KD3_E_CONFIG ? KD3_E_ARG : ret;
 }
 
 static int listen_on(kd3_server *srv, const char *address, char *err, size_t err_len)
@@ -79,11 +90,9 @@ static int listen_on(kd3_server *srv, const char *address, char *err, size_t err
 	kd3_addr a;
 	int one = 1;
 
-	if (parse_listen(address, &a) != KD3_OK) {
-		kd3_lib_text(err, err_len, "'%.64s' is not an IP address with an optional port",
-		             address);
-		return KD3_E_ARG;
-	}
+	int ret = parse_listen(srv, address, &a, err, err_len);
+	if (ret != KD3_OK)
+		return ret;
 	srv->fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(srv->fd, (const struct sockaddr *)&a.ss, a.len) != 0 || listen(srv->fd, 64) != 0) {

@@ -273,14 +273,17 @@ typedef struct kd3_options {
 	uint64_t rekey_records; /* as kd3_session_set_rekey: 2^20 records */
 } kd3_options;
 
-/* Connects to the responder principal at address ("192.0.2.7:7089", "[2001:db8::7]:7089";
- * port 7089 when left out) and runs the exchange. opts may be NULL. err (may be NULL)
- * gets one line on a failure. */
+/* Connects to the responder principal at address ("192.0.2.7:7089", "[2001:db8::7]:7089",
+ * "responder.example.org:7089"; port 7089 when left out; each address of a name tried
+ * in turn) and runs the exchange, all within the options' timeout. opts may be NULL.
+ * err (may be NULL) gets one line on a failure; a name that does not resolve gives
+ * KD3_E_NOT_FOUND or KD3_E_TIMEOUT. */
 KD3_API int kd3_connect(kd3_conn **c, const kd3_key *key, const char *responder,
                         const char *address, const kd3_options *opts, char *err, size_t err_len);
 
-/* Listens on address ("127.0.0.1:7089", "[::]:0" for a free port) and asks the KDCs in
- * kdcs ("192.0.2.1:7088,192.0.2.2:7088", tried in order) for each session's key. */
+/* Listens on address ("127.0.0.1:7089", "[::]:0" for a free port; a name: its first
+ * address) and asks the KDCs in kdcs ("192.0.2.1:7088,kdc2.example.org", tried in
+ * order; a name stands for all its addresses, up to 8 in all) for each session's key. */
 KD3_API int kd3_server_new(kd3_server **srv, const kd3_key *key, const char *address,
                            const char *kdcs, const kd3_options *opts, char *err, size_t err_len);
 /* The port it listens on. */

@@ -11,6 +11,8 @@
  *   - sessions on several threads at once do not disturb each other (no global state).
  *
  * usage: test_api PROTOCOL.md */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1026,15 +1030,79 @@ static void test_server_kdc_list(void **state)
 	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", "", NULL, err, sizeof(err)),
 	                 KD3_E_ARG);
 	assert_int_equal(
-	    kd3_server_new(&srv, k, "127.0.0.1:0", "kdc.example:88", NULL, err, sizeof(err)),
+	    kd3_server_new(&srv, k, "127.0.0.1:0", "kdc example:88", NULL, err, sizeof(err)),
 	    KD3_E_ARG);
-	assert_non_null(strstr(err, "kdc.example:88"));
+	assert_non_null(strstr(err, "kdc example:88"));
 	const char *nine = "127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,127.0.0.1,"
 	                   "127.0.0.1,127.0.0.1,127.0.0.1";
 	assert_int_equal(kd3_server_new(&srv, k, "127.0.0.1:0", nine, NULL, err, sizeof(err)),
 	                 KD3_E_ARG);
-	assert_non_null(strstr(err, "ninth"));
+	assert_non_null(strstr(err, "more than 8"));
 	kd3_key_free(k);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Names: from a hosts file of the test's own, and a DNS server that never answers, so
+ * nothing reaches the machine's resolver. */
+static void test_names(void **state)
+{
+	static const uint8_t secret[32] = {9};
+	char dir[] = "/tmp/kd3-api-names-XXXXXX", hosts[64], dns[32], err[256];
+	kd3_key *k = NULL;
+	kd3_server *srv = NULL;
+	kd3_conn *c = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
+	FILE *f = fopen(hosts, "w");
+	assert_non_null(f);
+	fputs("127.0.0.3 kd3-api-kdc.test\n127.0.0.4 kd3-api-kdc.test\n", f);
+	fclose(f);
+	int silent = socket(AF_INET, SOCK_DGRAM, 0); /* bound, never read: no answer */
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+	snprintf(dns, sizeof(dns), "127.0.0.1:%u", ntohs(sa.sin_port));
+	setenv("CARES_HOSTS", hosts, 1);
+	setenv("KD3_DNS_SERVER", dns, 1);
+
+	assert_int_equal(kd3_key_new(&k, "bob", 1, secret), KD3_OK);
+	/* Both addresses of the name join the list; localhost listens on 127.0.0.1. */
+	assert_int_equal(
+	    kd3_server_new(&srv, k, "localhost:0", "kd3-api-kdc.test:7088", NULL, err, sizeof(err)),
+	    KD3_OK);
+	assert_true(kd3_server_port(srv) > 0);
+	kd3_server_free(srv);
+	/* A name nobody knows: the silent server makes it a timeout, within the bound. */
+	kd3_options o = {.timeout_ms = 600};
+	uint64_t t0 = now_ms();
+	assert_int_equal(
+	    kd3_server_new(&srv, k, "127.0.0.1:0", "nosuch.test", &o, err, sizeof(err)),
+	    KD3_E_TIMEOUT);
+	assert_true(now_ms() - t0 < 1600);
+	assert_non_null(strstr(err, "nosuch.test"));
+	assert_int_equal(kd3_connect(&c, k, "alice", "nosuch.test:7089", &o, err, sizeof(err)),
+	                 KD3_E_TIMEOUT);
+	assert_null(c);
+	assert_non_null(strstr(err, "nosuch.test"));
+	/* A name whose addresses take no connection: each refused, one line. */
+	assert_int_equal(kd3_connect(&c, k, "alice", "kd3-api-kdc.test:1", &o, err, sizeof(err)),
+	                 KD3_E_IO);
+	assert_non_null(strstr(err, "kd3-api-kdc.test:1"));
+	kd3_key_free(k);
+	unsetenv("CARES_HOSTS");
+	unsetenv("KD3_DNS_SERVER");
+	close(silent);
+	unlink(hosts);
+	rmdir(dir);
 }
 
 /* ---- threads ---------------------------------------------------------------------- */
@@ -1141,6 +1209,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_rng_failure),
 	    cmocka_unit_test(test_observer),
 	    cmocka_unit_test(test_server_kdc_list),
+	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_kdc_strays),
 	    cmocka_unit_test(test_close_after_message),
 	    cmocka_unit_test(test_responder_settings),
