@@ -62,7 +62,7 @@ size_t kdc_options_table(kdc_opts *o, kd3_option *out, size_t cap)
 	    {"trace", KD3_OPT_BOOL, &o->trace, 0, 0,
 	     "print every frame in and out (no; also KD3_TRACE=1)"},
 	    {"metrics", KD3_OPT_STR, o->metrics, 0, 0,
-	     "serve OpenMetrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT (none)"},
+	     "serve OpenMetrics at http://ADDR/metrics: PORT (on 127.0.0.1) or HOST:PORT (none)"},
 	    {"transcript", KD3_OPT_STR, o->transcript, 0, 0,
 	     "write a JSON record of every request to FILE (docs/TRANSCRIPT.md)"},
 	    {"reveal-keys", KD3_OPT_BOOL, &o->reveal_keys, 0, 0,

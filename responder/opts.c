@@ -56,7 +56,7 @@ static size_t opts_table(resp_opts *o, kd3_option *t)
 	    {"json", KD3_OPT_BOOL, &o->json, 0, 0,
 	     "stdout: one JSON object per line per event, with its session"},
 	    {"metrics", KD3_OPT_STR, o->metrics, 0, 0,
-	     "serve OpenMetrics at http://ADDR/metrics: PORT (on 127.0.0.1) or IP:PORT (none)"},
+	     "serve OpenMetrics at http://ADDR/metrics: PORT (on 127.0.0.1) or HOST:PORT (none)"},
 	    {"transcript", KD3_OPT_STR, o->transcript, 0, 0,
 	     "write a JSON record of every frame to FILE (docs/TRANSCRIPT.md)"},
 	    {"reveal-keys", KD3_OPT_BOOL, &o->reveal_keys, 0, 0,

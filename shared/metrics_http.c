@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "resolve.h"
 
 struct kd3_metrics_http {
 	struct MHD_Daemon *daemon;
@@ -44,21 +45,28 @@ static int all_digits(const char *s)
 	return 1;
 }
 
+/* A port alone, or host:port (an IP literal or a name: its first address). The port is
+ * checked before any name is looked up, so "nope" is refused without asking DNS. */
 int kd3_metrics_addr_parse(const char *text, kd3_addr *a, char *err, size_t len)
 {
-	char with_host[96];
+	char with_host[96], why[320];
 	const char *what = text;
+	kd3_hostport hp;
+	size_t n = 0;
 
 	if (all_digits(text)) { /* a port alone: loopback */
 		snprintf(with_host, sizeof(with_host), "127.0.0.1:%.16s", text);
 		what = with_host;
 	}
-	if (strlen(text) > 64 || kd3_addr_parse(what, 0, a) != KD3_OK ||
-	    ((struct sockaddr_in *)&a->ss)->sin_port == 0) {
-		snprintf(err, len,
-		         "metrics: '%.64s' is not a port or an IP literal with a port (e.g. "
-		         "127.0.0.1:9188)",
-		         text);
+	int ret = kd3_hostport_parse(what, 0, 1, &hp, why, sizeof(why));
+	if (ret == KD3_OK && hp.port == 0) {
+		snprintf(why, sizeof(why), "'%.64s' has no port", text);
+		ret = KD3_E_CONFIG;
+	}
+	if (ret == KD3_OK)
+		ret = kd3_resolve(&hp, 1, KD3_RESOLVE_TIMEOUT_MS, a, 1, &n, why, sizeof(why));
+	if (ret != KD3_OK) {
+		snprintf(err, len, "metrics: %s (a port, or host:port, e.g. 127.0.0.1:9188)", why);
 		return KD3_E_USAGE;
 	}
 	if (!is_loopback(a))

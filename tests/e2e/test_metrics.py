@@ -277,6 +277,16 @@ class KdcMetrics(unittest.TestCase):
             self.assertEqual(r.rc, 2, (bad, r))
             self.assertIn("metrics:", r.stderr)
 
+    def test_a_name_is_taken(self):
+        # localhost is answered by kd3 itself: no hosts file, no DNS.
+        port = k.free_port()
+        kdc = self.realm.start_kdc("--metrics", f"localhost:{port}", "--log-requests=no")
+        kdc.wait_for(r"metrics at http://127\.0\.0\.1:%d/metrics" % port)
+        status, _, body = fetch(port)
+        self.assertEqual(status, 200)
+        self.assertIn("kd3_kdc_workers", body)
+        kdc.stop()
+
 
 class ResponderMetrics(unittest.TestCase):
     def test_counts_equal_the_sessions(self):
