@@ -172,6 +172,8 @@ static void conn_watch(kdc_worker *w, kdc_conn *c)
  * before the connection is watched, which saves a trip through epoll_wait. */
 void kdc_tcp_accept(kdc_worker *w)
 {
+	if (w->tcp_fd < 0) /* a drain closed it earlier in this batch of events */
+		return;
 	for (;;) {
 		kd3_addr peer;
 		memset(&peer, 0, sizeof(peer));

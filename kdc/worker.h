@@ -88,6 +88,9 @@ typedef struct kdc_worker {
 	kdc_metrics metrics; /* first: its own cache lines (the struct is allocated aligned) */
 	unsigned id;
 	const kdc_serve_cfg *cfg;
+	/* Connections leave the epoll set by close() alone (kdc/tcp.c): that holds only while
+	 * no descriptor of the KDC is ever duplicated (dup, fork, SCM_RIGHTS). Adding one
+	 * means adding EPOLL_CTL_DEL back to conn_close. */
 	int epfd, udp_fd, tcp_fd, stop_fd;
 	int spare_fd;              /* this worker's, given up to accept-and-close when out of
 	                            * descriptors; -1 when another thread took the slot */

@@ -23,7 +23,9 @@ typedef struct kdc_health {
 	uint64_t retry_ms; /* in backoff until then */
 } kdc_health;
 
-static kdc_health health[RESP_KDC_MAX];
+/* Twice a list's worth: the list may change (names, SRV) while old records still count. */
+#define HEALTH_MAX (2 * RESP_KDC_MAX)
+static kdc_health health[HEALTH_MAX];
 static size_t nhealth;
 
 static int addr_equal(const kd3_addr *a, const kd3_addr *b)
@@ -31,17 +33,31 @@ static int addr_equal(const kd3_addr *a, const kd3_addr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-/* The record of a, made on first use; NULL when the table is full (no memory of it). */
+/* The slot a new record takes when the table is full: one that says nothing (no
+ * failure), else the one whose backoff ends first. The table never stops learning, so
+ * addresses that DNS rotates through cannot leave a new KDC without a record. */
+static kdc_health *health_evict(void)
+{
+	kdc_health *pick = &health[0];
+	for (size_t i = 0; i < nhealth; i++) {
+		if (health[i].failures == 0)
+			return &health[i];
+		if (health[i].retry_ms < pick->retry_ms)
+			pick = &health[i];
+	}
+	return pick;
+}
+
+/* The record of a, made on first use. */
 static kdc_health *health_of(const kd3_addr *a)
 {
 	for (size_t i = 0; i < nhealth; i++)
 		if (addr_equal(&health[i].addr, a))
 			return &health[i];
-	if (nhealth >= RESP_KDC_MAX)
-		return NULL;
-	memset(&health[nhealth], 0, sizeof(health[nhealth]));
-	health[nhealth].addr = *a;
-	return &health[nhealth++];
+	kdc_health *h = nhealth < HEALTH_MAX ? &health[nhealth++] : health_evict();
+	memset(h, 0, sizeof(*h));
+	h->addr = *a;
+	return h;
 }
 
 static int in_backoff(const kd3_addr *a, uint64_t now)

@@ -67,8 +67,10 @@ size_t resp_metrics_kdc(resp_metrics *m, const kd3_addr *a)
 	for (size_t i = 0; i < n; i++)
 		if (m->kdc_addr[i].len == a->len && memcmp(&m->kdc_addr[i].ss, &a->ss, a->len) == 0)
 			return i;
-	if (n == RESP_METRICS_KDCS)
-		return RESP_METRICS_KDCS;
+	if (n == RESP_METRICS_KDCS - 1) {
+		atomic_store_explicit(&m->kdc_other, 1, memory_order_relaxed);
+		return RESP_METRICS_KDCS - 1;
+	}
 	m->kdc_addr[n] = *a;
 	atomic_store_explicit(&m->nkdc_addr, n + 1, memory_order_release);
 	return n;
@@ -83,6 +85,8 @@ static void render_kdcs(const resp_metrics_view *v, kd3_expo *e)
 		kd3_addr_format(&v->m->kdc_addr[i], addr, sizeof(addr));
 		kd3_expo_escape(addr, shown[i], sizeof(shown[i]));
 	}
+	if (atomic_load_explicit(&v->m->kdc_other, memory_order_relaxed))
+		snprintf(shown[n++], sizeof(shown[0]), "other"); /* n was at most the last slot */
 	kd3_expo_family(e, "kd3_responder_kdc_answers", "counter",
 	                "Answers from each KDC, by kind (M3 or ERROR).");
 	for (size_t i = 0; i < n; i++) {

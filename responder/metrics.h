@@ -14,7 +14,7 @@
 /* Session failures by their kd3_err (every code is below this). */
 #define RESP_CAUSES 128
 /* KDC addresses counted (the list may change: every address it ever held gets a slot,
- * up to this many; a later one is not counted). */
+ * up to this many less one; later ones are counted together as kdc="other"). */
 #define RESP_METRICS_KDCS 32
 
 typedef struct resp_metrics {
@@ -29,6 +29,7 @@ typedef struct resp_metrics {
 	 * (release), so the metrics thread reads only slots that are whole (acquire). */
 	kd3_addr kdc_addr[RESP_METRICS_KDCS];
 	_Atomic size_t nkdc_addr;
+	_Atomic int kdc_other; /* the last slot is in use, for addresses past the table */
 	kd3_counter records_in, records_out, bytes_in, bytes_out; /* messages, payload bytes */
 	kd3_counter key_updates_in, key_updates_out;
 } resp_metrics;
@@ -37,8 +38,8 @@ typedef struct resp_metrics {
  * leaves the open gauge once freed, after its last frames drained.) */
 void resp_metrics_end(resp_metrics *m, int err);
 
-/* The slot of KDC address a, made on first use (the loop only); RESP_METRICS_KDCS
- * when the table is full. */
+/* The slot of KDC address a, made on first use (the loop only); the last one, "other",
+ * when the table is full. Always below RESP_METRICS_KDCS. */
 size_t resp_metrics_kdc(resp_metrics *m, const kd3_addr *a);
 
 /* What the renderer reads. */

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -353,6 +355,28 @@ static size_t fill_localhost(uint16_t port, kd3_addr *out, size_t max)
 	return n;
 }
 
+/* c-ares 1.18 reads the hosts file inside ares_getaddrinfo, outside any deadline: a FIFO
+ * there would block the call forever and /dev/zero grow it without end. So the file
+ * (CARES_HOSTS, or /etc/hosts) must be a regular file of a sane size, or /dev/null (no
+ * hosts); a missing one is fine (c-ares goes on to DNS). */
+#define HOSTS_FILE_MAX (4u << 20)
+static int hosts_file_check(char *err, size_t err_len)
+{
+	const char *path = getenv("CARES_HOSTS");
+	struct stat st;
+	if (!path || !*path)
+		path = "/etc/hosts";
+	if (stat(path, &st) != 0)
+		return KD3_OK;
+	int devnull = S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+	if (!devnull && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > HOSTS_FILE_MAX)) {
+		snprintf(err, err_len, "%s: the hosts file is not a regular file of at most %u MiB",
+		         path, HOSTS_FILE_MAX >> 20);
+		return KD3_E_CONFIG;
+	}
+	return KD3_OK;
+}
+
 int kd3_resolve(const kd3_hostport *hp, int passive, int timeout_ms, kd3_addr *out, size_t max,
                 size_t *n, char *err, size_t err_len)
 {
@@ -378,7 +402,9 @@ int kd3_resolve(const kd3_hostport *hp, int passive, int timeout_ms, kd3_addr *o
 		return KD3_OK;
 	}
 	uint64_t deadline = kd3_now_ms() + (uint64_t)timeout_ms;
-	int ret = open_channel(timeout_ms, &ch, err, err_len);
+	int ret = hosts_file_check(err, err_len);
+	if (ret == KD3_OK)
+		ret = open_channel(timeout_ms, &ch, err, err_len);
 	if (ret != KD3_OK)
 		return ret;
 	/* NOSORT: the resolver's order (the hosts file's order; DNS's within a family),
