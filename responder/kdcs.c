@@ -75,16 +75,17 @@ static uint32_t srv_random(void *ctx)
 }
 
 /* The targets of one SRV name, in RFC 2782 order, into l. Returns how many addresses
- * were added; a lookup that fails is logged (named) and adds none. */
-static size_t srv_add(resp_kdc_list *l, const char *name, uint32_t *ttl)
+ * were added; when none, why[] says why (the lookup's error naming the name, or that no
+ * target resolved: each of those was logged, named). */
+static size_t srv_add(resp_kdc_list *l, const char *name, uint32_t *ttl, char *why, size_t why_len)
 {
 	kd3_srv_target t[KD3_SRV_MAX];
 	size_t n = 0, before = l->n;
 	uint32_t ttl_s = 0;
 	char err[400];
-	if (kd3_srv_lookup(name, RESP_KDCS_RESOLVE_MS, t, KD3_SRV_MAX, &n, &ttl_s, err,
-	                   sizeof(err)) != KD3_OK) {
-		kd3_log_debug("KDC SRV %s", err);
+	if (kd3_srv_lookup(name, RESP_KDCS_RESOLVE_MS, t, KD3_SRV_MAX, &n, &ttl_s, why, why_len) !=
+	    KD3_OK) {
+		kd3_log_debug("KDC SRV %s", why);
 		return 0;
 	}
 	if (*ttl == 0 || ttl_s < *ttl)
@@ -104,6 +105,8 @@ static size_t srv_add(resp_kdc_list *l, const char *name, uint32_t *ttl)
 		else
 			kd3_log_error("KDC %s (SRV target of %s): %s", t[i].host, name, err);
 	}
+	if (l->n == before)
+		snprintf(why, why_len, "'%s': no target resolved", name);
 	return l->n - before;
 }
 
@@ -112,14 +115,14 @@ static size_t srv_add(resp_kdc_list *l, const char *name, uint32_t *ttl)
 static int domain_add(resp_kdc_list *l, const char *item, const char *domain)
 {
 	char name[KD3_HOST_MAX + 16];
+	char why_udp[400] = "", why_tcp[400] = "";
 	size_t added = 0;
 	snprintf(name, sizeof(name), "_kd3._udp.%s", domain);
-	added += srv_add(l, name, &l->ttl_s);
+	added += srv_add(l, name, &l->ttl_s, why_udp, sizeof(why_udp));
 	snprintf(name, sizeof(name), "_kd3._tcp.%s", domain);
-	added += srv_add(l, name, &l->ttl_s);
-	if (added == 0) {
-		kd3_log_error("KDC %s: no usable SRV record (_kd3._udp.%s, _kd3._tcp.%s)", item,
-		              domain, domain);
+	added += srv_add(l, name, &l->ttl_s, why_tcp, sizeof(why_tcp));
+	if (added == 0) { /* each why names its SRV name: NXDOMAIN, ".", no answer... */
+		kd3_log_error("KDC %s: no usable SRV record (%s; %s)", item, why_udp, why_tcp);
 		return KD3_E_NOT_FOUND;
 	}
 	return KD3_OK;
