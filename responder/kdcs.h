@@ -2,14 +2,17 @@
  * optional port, a host name with one, or dns:DOMAIN for the realm's SRV records), and
  * the addresses that stands for now.
  *
- * The list is resolved once at start (bounded; a name that gives nothing stops the
- * responder with one line naming it). It is resolved again only in a thread of its own,
+ * The list is resolved once at start (a name that gives nothing stops the responder
+ * with one line naming it). It is resolved again only in a thread of its own,
  * never in the loop: when one exchange found every address failing (a KDC may have
  * moved), at most once per RESP_KDCS_RETRY_MS, and when the smallest TTL of the SRV
  * records it used runs out. Each list is immutable once published and counted: a
- * session keeps the list it started with until it ends. A refresh that resolves nothing
- * keeps the list it had. What a name or domain resolved to is logged once, and again
- * only when it changes. */
+ * session keeps the list it started with until it ends. An entry that does not resolve
+ * in a refresh keeps what it gave last time. Each entry has its share of the list's
+ * RESP_KDC_MAX places before any other fills the rest, so one name with many addresses
+ * cannot push the entries after it out. Every lookup is bounded (RESP_KDCS_RESOLVE_MS)
+ * and so is the whole list (RESP_KDCS_BUILD_MS); closing stops a running refresh at its
+ * next lookup. What the entries resolved to is logged once, and again when it changes. */
 #ifndef RESP_KDCS_H
 #define RESP_KDCS_H
 
@@ -22,9 +25,10 @@
 #include "net.h"
 #include "watch.h"
 
-#define RESP_KDCS_RETRY_MS    2000 /* between two refreshes after failures */
-#define RESP_KDCS_RESOLVE_MS  3000 /* the bound on one name or SRV lookup */
-#define RESP_KDCS_SRV_TARGETS 8    /* SRV targets used from each of _udp and _tcp */
+#define RESP_KDCS_RETRY_MS    2000  /* between two refreshes after failures */
+#define RESP_KDCS_RESOLVE_MS  3000  /* the bound on one name or SRV lookup */
+#define RESP_KDCS_BUILD_MS    10000 /* the bound on resolving the whole list */
+#define RESP_KDCS_SRV_TARGETS 8     /* SRV targets used from each of _udp and _tcp */
 
 typedef struct resp_kdc_list {
 	unsigned refs; /* the server's hold, and one per session using it */
@@ -33,18 +37,28 @@ typedef struct resp_kdc_list {
 	uint32_t ttl_s; /* the smallest SRV TTL it was built from; 0: no SRV entry */
 } resp_kdc_list;
 
+/* What one entry gave the last time it resolved. */
+typedef struct resp_kdc_entry {
+	int ok;
+	size_t n;
+	kd3_addr addr[RESP_KDC_MAX];
+	uint32_t ttl_s; /* dns: the smallest TTL of its SRV records; 0 otherwise */
+} resp_kdc_entry;
+
 typedef struct resp_kdcs {
 	const kd3_conf_list *items; /* the entries as written (the options outlive us) */
 	int dynamic;                /* some entry is a name or dns: */
 	int epfd;
 	struct resp_metrics *metrics;
 	resp_kdc_list *cur;
-	char shown[1024]; /* what the named entries resolved to, last logged */
-	resp_watch w;     /* RESP_W_RESOLVED: the refresh thread's pipe */
+	resp_kdc_entry *last;  /* per entry: what it gave last (the loop's) */
+	resp_kdc_entry *fresh; /* per entry: what the running refresh finds (the thread's) */
+	_Atomic int stop;      /* closing: the refresh gives up at its next lookup */
+	char shown[1024];      /* what the named entries resolved to, last logged */
+	resp_watch w;          /* RESP_W_RESOLVED: the refresh thread's pipe */
 	int pipe_wr;
 	pthread_t thread;
-	int busy;                /* a refresh thread is running */
-	resp_kdc_list *result;   /* its list (NULL: it found nothing); read after its byte */
+	int busy;                /* a refresh thread is running; fresh is its until joined */
 	uint64_t refresh_at_ms;  /* SRV TTL: refresh then; 0: never for that reason */
 	uint64_t retry_after_ms; /* no failure-driven refresh before this */
 } resp_kdcs;

@@ -160,6 +160,22 @@ class KdcSrv(unittest.TestCase):
         self.assertEqual(self.session(resp), a3)
         self.assertIn("query[SRV] _kd3._udp.realm.test", self.dns.log())
 
+    def test_dns_gone_keeps_the_list(self):
+        # The DNS server stops answering after start: the refresh at the TTL finds
+        # nothing, says so, and the KDCs found before keep serving.
+        kdc1 = self.kdc()
+        self.dns.start(*host_records("kdc1"),
+                       f"srv-host=_kd3._udp.realm.test,kdc1.realm.test,{kdc1.port},10,0",
+                       ttl=2)
+        resp = self.responder("dns:realm.test")
+        a1 = f"127.0.0.1:{kdc1.port}"
+        self.kdcs_line(resp, (a1,), "realm.test", SRV_TTL_MIN_S)
+        self.dns.stop()
+        resp.wait_for(re.escape("KDC list: 1 of 1 entry not resolved now; its previous "
+                                "addresses kept"),
+                      timeout=SRV_TTL_MIN_S + 2 * RESOLVE_MS / 1000 + 3)
+        self.assertEqual(self.session(resp), a1)
+
     def refused_at_start(self, domain, env):
         """responder --kdc dns:DOMAIN: exits 1 at start; its lines and the time taken."""
         t0 = time.monotonic()
@@ -172,7 +188,11 @@ class KdcSrv(unittest.TestCase):
 
     def test_no_usable_target(self):
         self.dns.start("srv-host=_kd3._udp.empty.test",  # no target: "."
-                       "srv-host=_kd3._udp.ghost.test,ghost.realm.test,7000,0,0")
+                       "srv-host=_kd3._udp.ghost.test,ghost.realm.test,7000,0,0",
+                       # RFC 2782: a target is a domain name; DNS may not point us at an
+                       # address of its choosing, nor at this host's own services
+                       "srv-host=_kd3._udp.literal.test,127.0.0.1,7000,0,0",
+                       "srv-host=_kd3._udp.literal.test,localhost,7001,0,0")
         env = dict(ENV, **self.dns.env())
         nx = "no such name (Domain name not found)"
         lines, elapsed = self.refused_at_start("empty.test", env)
@@ -188,6 +208,16 @@ class KdcSrv(unittest.TestCase):
             f"'ghost.realm.test': {nx}",
             "responder: error: KDC dns:ghost.test: no usable SRV record ("
             f"'_kd3._udp.ghost.test': no target resolved; '_kd3._tcp.ghost.test': {nx})"])
+        self.assertLess(elapsed, 2)
+        lines, elapsed = self.refused_at_start("literal.test", env)
+        self.assertEqual(sorted(lines[:2]), [
+            "responder: error: KDC 127.0.0.1 (SRV target of _kd3._udp.literal.test): "
+            "not a domain name; skipped",
+            "responder: error: KDC localhost (SRV target of _kd3._udp.literal.test): "
+            "not a domain name; skipped"])
+        self.assertEqual(lines[2:], [
+            "responder: error: KDC dns:literal.test: no usable SRV record ("
+            f"'_kd3._udp.literal.test': no target resolved; '_kd3._tcp.literal.test': {nx})"])
         self.assertLess(elapsed, 2)
 
     def test_no_answer_for_domain(self):

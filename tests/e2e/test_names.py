@@ -42,6 +42,26 @@ HOSTS = """\
 127.0.0.3 kd3-next.test
 127.0.0.2 kd3-next.test
 ::1 kd3-v6only.test
+127.0.1.1 kd3-many.test
+127.0.1.2 kd3-many.test
+127.0.1.3 kd3-many.test
+127.0.1.4 kd3-many.test
+127.0.1.5 kd3-many.test
+127.0.1.6 kd3-many.test
+127.0.1.7 kd3-many.test
+127.0.1.8 kd3-many.test
+127.0.1.9 kd3-many.test
+127.0.1.10 kd3-many.test
+127.0.1.11 kd3-many.test
+127.0.1.12 kd3-many.test
+127.0.1.13 kd3-many.test
+127.0.1.14 kd3-many.test
+127.0.1.15 kd3-many.test
+127.0.1.16 kd3-many.test
+127.0.1.17 kd3-many.test
+127.0.1.18 kd3-many.test
+127.0.1.19 kd3-many.test
+127.0.1.20 kd3-many.test
 """
 
 SILENT = None   # the UDP socket nobody reads: KD3_DNS_SERVER for every process here
@@ -249,6 +269,18 @@ class Names(Base):
         self.assertIn(f"connected to 127.0.0.2:{resp.port}", r.stderr)
         self.assertNotIn("connected to 127.0.0.3", r.stderr)
         self.assertLess(r.elapsed, 5, r)  # a refusal costs nothing like the timeout
+
+    def test_a_name_with_many_addresses_leaves_room_for_the_next_entry(self):
+        # kd3-many.test has 20 addresses, more than the 16 places of the list: the entry
+        # after it (the real KDC) still gets its place, and its share comes first.
+        kp = self.kdc.port
+        resp = self.start_responder("127.0.0.1:{port}", ("127.0.0.1",), f"kd3-many.test:{kp}",
+                                    "--kdc", f"127.0.0.1:{kp}")
+        line = resp.wait_for(r"KDCs: (.*) \(resolved from", timeout=5).group(1).split(", ")
+        self.assertEqual(len(line), 16, line)
+        self.assertEqual(line[:8], [f"127.0.1.{i}:{kp}" for i in range(1, 9)], line)
+        self.assertEqual(line[8], f"127.0.0.1:{kp}", line)
+        self.assertEqual(line[9:], [f"127.0.1.{i}:{kp}" for i in range(9, 16)], line)
 
     def test_wrong_family_only(self):
         # kd3-v6only.test is only ::1; the responder listens on 127.0.0.1 only.

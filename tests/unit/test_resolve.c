@@ -724,7 +724,9 @@ static void check_timeout(const char *servers, const char *name, int timeout_ms)
 	uint64_t elapsed = kd3_now_ms() - start;
 	if (ret != KD3_E_TIMEOUT)
 		fail_msg("'%s' via %s: %d (%s), want KD3_E_TIMEOUT", name, servers, ret, err);
-	if (elapsed >= (uint64_t)timeout_ms + 1000 || elapsed < (uint64_t)timeout_ms / 2)
+	/* The deadline is hard; the 2 s over it only absorb a loaded machine's scheduling
+	 * (CI runs the suite two at a time, a sanitizer build beside it). */
+	if (elapsed >= (uint64_t)timeout_ms + 2000 || elapsed < (uint64_t)timeout_ms / 2)
 		fail_msg("'%s': timed out after %llu ms, bound %d ms", name,
 		         (unsigned long long)elapsed, timeout_ms);
 	snprintf(want, sizeof(want), "'%s': no answer from DNS within %d ms", name, timeout_ms);
@@ -759,7 +761,7 @@ static void test_srv_timeout(void **state)
 	assert_int_equal(
 	    kd3_srv_lookup("_kd3._udp.realm.test", 800, t, KD3_SRV_MAX, &n, &ttl, err, sizeof(err)),
 	    KD3_E_TIMEOUT);
-	assert_true(kd3_now_ms() - start < 800 + 1000);
+	assert_true(kd3_now_ms() - start < 800 + 2000);
 	assert_int_equal(n, 0);
 	assert_string_equal(err, "'_kd3._udp.realm.test': no answer from DNS within 800 ms");
 }
