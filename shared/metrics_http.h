@@ -26,8 +26,8 @@ typedef void (*kd3_metrics_render_fn)(void *ctx, kd3_expo *e);
 typedef struct kd3_metrics_http kd3_metrics_http;
 
 /* "PORT" (127.0.0.1:PORT), "IP:PORT", "[IPv6]:PORT" or "NAME:PORT" (the name's first
- * address, e.g. localhost:9188); KD3_E_USAGE with err for a bad one. An address that is not a loopback one is taken with a warning line: the
- * endpoint has no authentication. */
+ * address, e.g. localhost:9188); KD3_E_USAGE with err for a bad one. An address that is not a
+ * loopback one is taken with a warning line: the endpoint has no authentication. */
 int kd3_metrics_addr_parse(const char *text, kd3_addr *a, char *err, size_t len);
 
 /* Listening on addr; fn(ctx, ...) renders each scrape on the server's thread. */
