@@ -1198,6 +1198,7 @@ def floor_table(w, b, R):
       "the budget is krb5kdc TGS's CPU per request divided by the target ratio. Where the "
       "floor is above the budget, no server on these sockets meets that row on this "
       "machine; \"kd3's own work\" is kd3 (no log for UDP, log for TCP) minus the floor.\n")
+    over, short = [], []
     w("| transport | outstanding | floor CPU us/request | kd3 CPU us/request | kd3's own work us "
       "| krb5kdc TGS us | budget us (target) | floor / budget |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -1210,7 +1211,25 @@ def floor_table(w, b, R):
         share = fl / budget if fl is not None and budget else None
         w(f"| {proto} | {o} | {fmt(fl, 1)} | {fmt(kd, 1)} | {fmt(own, 1)} | {fmt(tg, 1)} | "
           f"{fmt(budget, 1)} ({target}x) | {fmt(share * 100 if share else None)} % |")
+        if fl is None or budget is None or own is None:
+            continue
+        where = f"{proto}, {o} outstanding"
+        if fl >= budget:
+            over.append(f"{where} ({fmt(fl, 1)} us against {fmt(budget, 1)})")
+        elif kd > budget:
+            need = (kd - budget) / own * 100 if own > 0 else None
+            short.append(f"{where}: {fmt(budget - fl, 1)} us left for {fmt(own, 1)} us of work, "
+                         f"{fmt(need)} % of it too much")
     w("")
+    if over:
+        w("Where the floor alone is over the budget, the target cannot be met by any server "
+          "on these sockets on this machine: " + "; ".join(over) + ".")
+    if short:
+        w("Where the floor leaves room, kd3's own work (mostly the SHA-256 compressions "
+          "the key schedule fixes: see the profile notes) is more than the room: "
+          + "; ".join(short) + ".")
+    if over or short:
+        w("")
 
 
 def _pct(rows, name):
