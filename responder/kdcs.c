@@ -88,8 +88,9 @@ static uint32_t srv_random(void *ctx)
 {
 	uint32_t v = 0;
 	(void)ctx;
-	/* Only the order of equal-priority targets: any bits do, and a short read keeps 0. */
-	(void)getrandom(&v, sizeof(v), GRND_NONBLOCK);
+	/* Only the order of equal-priority targets: any bits do, and a short read gives 0. */
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+		v = 0;
 	return v;
 }
 
